@@ -1,0 +1,1 @@
+"""MLOps microservices: simulator, ML model, tracking and monitoring."""

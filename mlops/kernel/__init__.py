@@ -1,0 +1,1 @@
+"""The shared kernel: configuration, database, errors and HTTP plumbing used by every service."""

@@ -1,0 +1,82 @@
+"""The models the suite knows, by the names its API uses, and how to check their
+hyperparameters by asking scikit-learn itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops.kernel.errors import BadRequest
+
+MODEL_NAMES = ("RandomForest", "SVC", "LogisticRegression")
+RANDOM_STATE = 42
+UNKNOWN_MODEL_MESSAGE = "Please Specify 'RandomForest', 'SVC' or 'LogisticRegression'"
+
+# Types a stored pipeline may contain, named for skops so that nothing else is ever loaded.
+TRUSTED_TYPES = (
+    "sklearn.pipeline.Pipeline",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+    "sklearn.svm._classes.SVC",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "mlops.kernel.liblinear.LogisticRegression",
+    "numpy.dtype",
+)
+
+
+def _estimator_classes() -> dict[str, type]:
+    # Imported here so that services which never build a model do not pay for scikit-learn.
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.svm import SVC
+
+    from mlops.kernel.liblinear import LogisticRegression
+
+    return {
+        "RandomForest": RandomForestClassifier,
+        "SVC": SVC,
+        "LogisticRegression": LogisticRegression,
+    }
+
+
+def check_model_name(model_name: str) -> None:
+    """Raise the walkthrough's "Model not Found" 400 for a name the suite does not know."""
+    if model_name not in MODEL_NAMES:
+        raise BadRequest(UNKNOWN_MODEL_MESSAGE, error="Model not Found")
+
+
+def build_estimator(model_name: str, hyperparameters: dict[str, Any] | None = None):
+    """A fresh, unfitted estimator for model_name with hyperparameters checked by scikit-learn.
+
+    Unknown hyperparameters and invalid values are a 400 naming them. random_state defaults to 42
+    where the estimator has one, so results are reproducible.
+    """
+    check_model_name(model_name)
+    cls = _estimator_classes()[model_name]
+    estimator = cls()
+    valid = estimator.get_params(deep=False)
+    hyperparameters = dict(hyperparameters or {})
+    unknown = sorted(set(hyperparameters) - set(valid))
+    if unknown:
+        raise BadRequest(
+            f"Unknown hyperparameter(s) for {model_name}: {', '.join(unknown)}. "
+            f"Valid: {', '.join(sorted(valid))}",
+            error="Invalid hyperparameter",
+        )
+    if "random_state" in valid:
+        hyperparameters.setdefault("random_state", RANDOM_STATE)
+    estimator.set_params(**hyperparameters)
+    check_hyperparameters(estimator)
+    return estimator
+
+
+def check_hyperparameters(estimator) -> None:
+    """Let scikit-learn validate the estimator's parameter values; a bad one is a 400 naming it."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    try:
+        # scikit-learn's own constraint check, the one fit() runs first.
+        estimator._validate_params()
+    except InvalidParameterError as error:
+        raise BadRequest(str(error), error="Invalid hyperparameter") from None

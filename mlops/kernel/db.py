@@ -1,0 +1,170 @@
+"""The dataset database: engine factory and schema (SQLAlchemy Core), the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    exc,
+    text,
+)
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+# scikit-learn's wine features, in load_wine's order. The names are the API's; the columns
+# replace the "/" of od280/od315 with "__", as the original system did.
+FEATURES = (
+    "alcohol",
+    "malic_acid",
+    "ash",
+    "alcalinity_of_ash",
+    "magnesium",
+    "total_phenols",
+    "flavanoids",
+    "nonflavanoid_phenols",
+    "proanthocyanins",
+    "color_intensity",
+    "hue",
+    "od280/od315_of_diluted_wines",
+    "proline",
+)
+SET_NAMES = ("training", "testing", "production")
+
+
+def feature_column(feature: str) -> str:
+    """The SQL column name of a feature."""
+    return feature.replace("/", "__")
+
+
+FEATURE_COLUMNS = tuple(feature_column(f) for f in FEATURES)
+
+metadata = MetaData()
+
+# One row per loaded set; a reload deletes the row and inserts a new one, so the id is the
+# set's version and everything that refers to it (samples, targets, predictions) goes with it.
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(32), nullable=False, unique=True),
+    Column("n_samples", Integer, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+    # ids are never reused, even after the newest set is deleted (SQLite would reuse them)
+    sqlite_autoincrement=True,
+)
+
+samples = Table(
+    "samples",
+    metadata,
+    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("sample_index", Integer, primary_key=True),
+    *(Column(column, Float(precision=53), nullable=True) for column in FEATURE_COLUMNS),
+)
+
+targets = Table(
+    "targets",
+    metadata,
+    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("sample_index", Integer, primary_key=True),
+    Column("target", Integer, nullable=False),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("sample_index", Integer, primary_key=True),
+    Column("prediction", Integer, nullable=False),
+    Column("model_version", Integer, nullable=False),
+)
+
+# The ML service's deployed model: at most one row. `version` grows with every set_model and
+# every training, so workers know when their cached pipeline is stale.
+deployed_model = Table(
+    "deployed_model",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("model_name", String(64), nullable=False),
+    Column("hyperparameters", JSON, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("trained_at", DateTime(timezone=True), nullable=True),
+    Column("training_accuracy", Float(precision=53), nullable=True),
+    Column("pipeline", LargeBinary, nullable=True),
+)
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for postgresql:// URLs (SQLAlchemy would otherwise look for psycopg2)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, *, timeout: float = 10.0) -> Engine:
+    """Create an engine for url; SQLite gets WAL and foreign keys, PostgreSQL a bounded connect time."""
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": timeout})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=timeout,
+        connect_args={"connect_timeout": max(1, int(timeout))},
+    )
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+_schema_lock = threading.Lock()
+_engines_with_schema: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the tables that do not exist yet; safe when several processes do it at once."""
+    with _schema_lock:
+        if engine in _engines_with_schema:
+            return
+        try:
+            metadata.create_all(engine)
+        except (exc.IntegrityError, exc.ProgrammingError):
+            # Another worker created the same table between our check and our CREATE.
+            log.info("schema created concurrently by another process; checking again")
+            metadata.create_all(engine)
+        _engines_with_schema.add(engine)
+
+
+def ping(engine: Engine) -> None:
+    """Raise if the database does not answer a trivial query."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))

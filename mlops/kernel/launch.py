@@ -1,0 +1,47 @@
+"""How each service is started as a real process: gunicorn serving the service's app factory."""
+
+from __future__ import annotations
+
+import sys
+
+from mlops.kernel.config import Settings
+
+# short name -> gunicorn app spec (module:factory call); the order is the start order
+SERVICE_APPS = {
+    "simulator": "mlops.simulator.app:create_app()",
+    "ml": "mlops.ml_service.app:create_app()",
+    "tracking": "mlops.tracking.app:create_app()",
+    "monitoring": "mlops.monitoring.app:create_app()",
+}
+
+
+def gunicorn_command(service: str, settings: Settings, *, workers: int | None = None) -> list[str]:
+    """The command line that serves `service` under gunicorn on settings' host and port.
+
+    The settings themselves reach the app through the environment (Settings.from_env).
+    """
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{settings.host}:{settings.port_of(service)}",
+        "--workers",
+        str(workers or settings.workers),
+        "--threads",
+        "4",
+        # a report or a grid search may take a while; gunicorn must not kill the worker for it
+        "--timeout",
+        "600",
+        "--graceful-timeout",
+        "10",
+        "--access-logfile",
+        "-",
+        "--error-logfile",
+        "-",
+        "--log-level",
+        "info",
+        "--name",
+        f"mlops-{service}",
+        SERVICE_APPS[service],
+    ]

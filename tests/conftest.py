@@ -1,0 +1,104 @@
+"""Fixtures shared by every test: a dataset database on each backend, settings, apps."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from mlops.kernel.config import Settings
+from mlops.kernel.db import make_engine, normalize_url
+
+# The database the tests connect to in order to create (and drop) their own throw-away databases.
+POSTGRES_ADMIN_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[Callable[[], str]]:
+    """A factory of fresh, empty PostgreSQL databases, all dropped when the session ends.
+
+    Every test gets its own database, so tests (and developers running them side by side) never
+    see each other's rows. A PostgreSQL that does not answer fails the tests: it is the
+    production database and every DB test must run on it too.
+    """
+    admin = create_engine(normalize_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    created: list[str] = []
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+
+    def create() -> str:
+        name = f"mlops_t_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return f"{base}/{name}"
+
+    yield create
+    with admin.connect() as connection:
+        for name in created:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path, postgres_database) -> str:
+    """A fresh dataset database URL, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'dataset.db'}"
+    return postgres_database()
+
+
+@pytest.fixture
+def engine(db_url):
+    """An engine on a fresh dataset database (both backends), schema created."""
+    from mlops.kernel.db import ensure_schema
+
+    engine = make_engine(db_url)
+    ensure_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path, db_url) -> Settings:
+    """Settings for an app under test: its own data dir and dataset database."""
+    return Settings(data_dir=tmp_path, dataset_db_url=db_url)
+
+
+@pytest.fixture
+def start_service(tmp_path):
+    """Start services as real gunicorn processes; all are stopped at the end of the test.
+
+    Usage: ``start_service("ml", settings)``; the settings' port for that service is used, so
+    give each test free ports (tests.processes.free_port) to let tests run side by side.
+    """
+    from tests.processes import ServiceProcess
+
+    started: list[ServiceProcess] = []
+
+    def start(service: str, settings: Settings, *, workers: int = 1, timeout: float = 60.0) -> ServiceProcess:
+        process = ServiceProcess(service, settings, tmp_path / f"{service}.log", workers=workers)
+        started.append(process)
+        return process.start(timeout)
+
+    yield start
+    for process in reversed(started):
+        process.stop()
+
+
+@pytest.fixture
+def service_settings(tmp_path, db_url) -> Settings:
+    """Settings with free ports for every service, for tests that start real processes."""
+    from tests.processes import free_port
+
+    return Settings(
+        data_dir=tmp_path,
+        dataset_db_url=db_url,
+        simulator_port=free_port(),
+        ml_port=free_port(),
+        tracking_port=free_port(),
+        monitoring_port=free_port(),
+    )

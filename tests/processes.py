@@ -1,0 +1,86 @@
+"""Start services as real processes (gunicorn) for end-to-end tests, and stop or kill them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from mlops.kernel.config import ENVIRONMENT_VARIABLES, Settings
+from mlops.kernel.launch import gunicorn_command
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The environment variables that make Settings.from_env() return these settings."""
+    env = {}
+    for name, variable in ENVIRONMENT_VARIABLES.items():
+        value = getattr(settings, name)
+        if value in ("", None):
+            continue
+        env[variable] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """One service running under gunicorn, its output in a log file."""
+
+    service: str
+    settings: Settings
+    log_path: Path
+    workers: int = 1
+    process: subprocess.Popen | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port_of(self.service)}"
+
+    def start(self, timeout: float = 60.0) -> ServiceProcess:
+        env = {**os.environ, **settings_environment(self.settings)}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            gunicorn_command(self.service, self.settings, workers=self.workers),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.service} exited at start:\n{self.log_path.read_text()[-4000:]}")
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.service} did not answer /health in {timeout} s:\n{self.log_path.read_text()[-4000:]}")
+
+    def kill(self) -> None:
+        """kill -9 the whole process group (master and workers), as a crash would."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
