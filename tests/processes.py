@@ -56,6 +56,7 @@ class ServiceProcess:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -78,8 +79,9 @@ class ServiceProcess:
             self.process.wait(10)
 
     def stop(self) -> None:
+        """SIGTERM the gunicorn master, which stops its workers gracefully."""
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.terminate()
             try:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:

@@ -33,14 +33,17 @@ def gunicorn_command(service: str, settings: Settings, *, workers: int | None = 
         # a report or a grid search may take a while; gunicorn must not kill the worker for it
         "--timeout",
         "600",
+        # gthread workers wait for idle keep-alive connections until this runs out, so keep it short
         "--graceful-timeout",
-        "10",
+        "5",
         "--access-logfile",
         "-",
         "--error-logfile",
         "-",
         "--log-level",
         "info",
+        # gunicorn's control socket lives at one fixed path per user: four services would fight over it
+        "--no-control-socket",
         "--name",
         f"mlops-{service}",
         SERVICE_APPS[service],

@@ -181,6 +181,7 @@ def create_service_app(
     health_checks: dict[str, Callable[[ServiceState], None]] | None = None,
 ) -> Flask:
     """Build a service's Flask app: its blueprints plus health, OpenAPI, docs, errors, limits."""
+    _configure_logging()
     app = Flask(f"mlops.{service}")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
@@ -200,6 +201,13 @@ def create_service_app(
     _register_error_handlers(app)
     _register_request_hooks(app, settings)
     return app
+
+
+def _configure_logging() -> None:
+    """Log INFO lines to stderr unless the host program (gunicorn, pytest) configured logging."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _plumbing_blueprint() -> ApiBlueprint:
