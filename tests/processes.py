@@ -12,8 +12,9 @@ from pathlib import Path
 
 import requests
 
-from mlops.kernel.config import ENVIRONMENT_VARIABLES, Settings
-from mlops.kernel.launch import gunicorn_command
+from mlops.kernel.config import Settings
+# settings_environment lives in the kernel (the `mlops` command needs it too); re-exported here
+from mlops.kernel.launch import gunicorn_command, settings_environment  # noqa: F401
 
 
 def free_port() -> int:
@@ -21,17 +22,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """The environment variables that make Settings.from_env() return these settings."""
-    env = {}
-    for name, variable in ENVIRONMENT_VARIABLES.items():
-        value = getattr(settings, name)
-        if value in ("", None):
-            continue
-        env[variable] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from mlops.kernel.config import Settings
+from mlops.kernel.config import ENVIRONMENT_VARIABLES, Settings
 
 # short name -> gunicorn app spec (module:factory call); the order is the start order
 SERVICE_APPS = {
@@ -13,6 +13,17 @@ SERVICE_APPS = {
     "tracking": "mlops.tracking.app:create_app()",
     "monitoring": "mlops.monitoring.app:create_app()",
 }
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The environment variables that make Settings.from_env() return these settings."""
+    env = {}
+    for name, variable in ENVIRONMENT_VARIABLES.items():
+        value = getattr(settings, name)
+        if value in ("", None):
+            continue
+        env[variable] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 def gunicorn_command(service: str, settings: Settings, *, workers: int | None = None) -> list[str]:
