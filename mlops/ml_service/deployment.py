@@ -1,0 +1,230 @@
+"""The deployed model: its spec and trained pipeline persisted in the dataset DB's one-row
+`deployed_model` table, and the trained pipeline each process keeps loaded from it.
+
+Every worker and every restart reads the same row, so they all serve the same model. The row's
+`version` grows with each set_model and each training; a process reloads its pipeline only
+when the version it sees differs from the one it has loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mlops.kernel.catalogue import TRUSTED_TYPES
+from mlops.kernel.db import deployed_model
+from mlops.kernel.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+ROW_ID = 1  # the table holds at most this one row
+SET_MODEL_HINT = 'POST /root/ml/set_model {"model_name": ..., "hyperparameters": {...}}'
+TRAIN_HINT = 'POST /root/ml {"dataset": "training"}'
+
+_SPEC_COLUMNS = (
+    deployed_model.c.version,
+    deployed_model.c.model_name,
+    deployed_model.c.hyperparameters,
+    deployed_model.c.set_at,
+    deployed_model.c.trained_at,
+    deployed_model.c.training_accuracy,
+)
+
+
+@dataclass(frozen=True)
+class DeployedModel:
+    """The deployed model's spec and training record, without the pipeline itself."""
+
+    version: int
+    model_name: str
+    hyperparameters: dict[str, Any]
+    set_at: datetime
+    trained_at: datetime | None
+    training_accuracy: float | None
+
+    @property
+    def trained(self) -> bool:
+        return self.trained_at is not None
+
+
+def _as_model(row) -> DeployedModel:
+    return DeployedModel(
+        version=row.version,
+        model_name=row.model_name,
+        hyperparameters=dict(row.hyperparameters),
+        set_at=_utc(row.set_at),
+        trained_at=_utc(row.trained_at) if row.trained_at is not None else None,
+        training_accuracy=row.training_accuracy,
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back the naive UTC time we stored; PostgreSQL an aware one.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def read_deployed(connection: Connection) -> DeployedModel | None:
+    """The deployed model's spec (one small SELECT, no pipeline bytes), or None if none is set."""
+    row = connection.execute(select(*_SPEC_COLUMNS).where(deployed_model.c.id == ROW_ID)).first()
+    return _as_model(row) if row is not None else None
+
+
+def require_model(model: DeployedModel | None) -> DeployedModel:
+    """The deployed model, or a 409 saying to set one first."""
+    if model is None:
+        raise Conflict(f"No model is set yet: set one first with {SET_MODEL_HINT}", error="No model set")
+    return model
+
+
+def require_trained(model: DeployedModel | None) -> DeployedModel:
+    """The deployed model if it is trained, or a 409 saying what to run first."""
+    model = require_model(model)
+    if not model.trained:
+        raise Conflict(
+            f"The deployed {model.model_name} model (version {model.version}) is not trained yet: "
+            f"train it first with {TRAIN_HINT}",
+            error="Model not trained",
+        )
+    return model
+
+
+def save_model(engine: Engine, model_name: str, hyperparameters: dict[str, Any]) -> DeployedModel:
+    """Deploy a new, untrained model spec in one transaction, replacing the current model."""
+    spec = {
+        "model_name": model_name,
+        "hyperparameters": hyperparameters,
+        "set_at": datetime.now(UTC),
+        "trained_at": None,
+        "training_accuracy": None,
+        "pipeline": None,
+    }
+    try:
+        version = _write_spec(engine, spec)
+    except IntegrityError:
+        # Another process inserted the very first row at the same moment: ours is the next version.
+        version = _write_spec(engine, spec)
+    return DeployedModel(
+        version=version,
+        model_name=model_name,
+        hyperparameters=hyperparameters,
+        set_at=spec["set_at"],
+        trained_at=None,
+        training_accuracy=None,
+    )
+
+
+def _write_spec(engine: Engine, spec: dict[str, Any]) -> int:
+    with engine.begin() as connection:
+        version = connection.execute(
+            update(deployed_model)
+            .where(deployed_model.c.id == ROW_ID)
+            .values(version=deployed_model.c.version + 1, **spec)
+            .returning(deployed_model.c.version)
+        ).scalar()
+        if version is None:
+            version = 1
+            connection.execute(insert(deployed_model).values(id=ROW_ID, version=version, **spec))
+    return version
+
+
+def save_trained(connection: Connection, model: DeployedModel, pipeline_bytes: bytes, accuracy: float) -> DeployedModel:
+    """Store the pipeline trained for `model` as the next version, if `model` is still deployed.
+
+    Optimistic check: when set_model or another training changed the row while this one was
+    fitting, nothing is written and the caller is told to train again.
+    """
+    trained_at = datetime.now(UTC)
+    stored = connection.execute(
+        update(deployed_model)
+        .where(deployed_model.c.id == ROW_ID, deployed_model.c.version == model.version)
+        .values(
+            version=model.version + 1,
+            trained_at=trained_at,
+            training_accuracy=accuracy,
+            pipeline=pipeline_bytes,
+        )
+    )
+    if stored.rowcount != 1:
+        raise Conflict(
+            f"The deployed model changed while this one was training: train again with {TRAIN_HINT}",
+            error="Model changed while training",
+        )
+    return DeployedModel(
+        version=model.version + 1,
+        model_name=model.model_name,
+        hyperparameters=model.hyperparameters,
+        set_at=model.set_at,
+        trained_at=trained_at,
+        training_accuracy=accuracy,
+    )
+
+
+def dump_pipeline(pipeline: Any) -> bytes:
+    """Serialize a fitted pipeline with skops (no pickle)."""
+    import skops.io
+
+    return skops.io.dumps(pipeline)
+
+
+def load_pipeline(pipeline_bytes: bytes) -> Any:
+    """Load a pipeline stored by dump_pipeline, refusing any type outside the trusted catalogue."""
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(data=pipeline_bytes)
+    except Exception:  # skops raises whatever its zip/JSON readers raise on damaged bytes
+        log.exception("the stored pipeline cannot be read")
+        raise _unusable("The stored model cannot be read") from None
+    unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if unexpected:
+        log.error("refusing to load the stored pipeline: it contains untrusted types %s", unexpected)
+        raise _unusable(f"The stored model contains types this service does not trust ({', '.join(unexpected)})")
+    return skops.io.loads(pipeline_bytes, trusted=list(TRUSTED_TYPES))
+
+
+def _unusable(reason: str) -> Conflict:
+    return Conflict(f"{reason}: set a model with {SET_MODEL_HINT} and train it again", error="Stored model unusable")
+
+
+@dataclass
+class PipelineCache:
+    """The trained pipeline this process last loaded or trained, keyed on the deployed version.
+
+    The key also holds the training time, so a database recreated under a running service
+    (versions counting from 1 again) is never mistaken for the one the pipeline came from.
+    """
+
+    key: tuple[int, datetime | None] | None = None
+    pipeline: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def put(self, model: DeployedModel, pipeline: Any) -> None:
+        """Remember pipeline as the one trained for model."""
+        with self._lock:
+            self.key, self.pipeline = _cache_key(model), pipeline
+
+    def trained_pipeline(self, connection: Connection) -> tuple[DeployedModel, Any]:
+        """The deployed model and its trained pipeline, loaded from the DB only if the version moved."""
+        model = require_trained(read_deployed(connection))
+        with self._lock:
+            if self.key == _cache_key(model):
+                return model, self.pipeline
+            # Spec and bytes in one SELECT, so they belong together even if the version moved again.
+            row = connection.execute(
+                select(*_SPEC_COLUMNS, deployed_model.c.pipeline).where(deployed_model.c.id == ROW_ID)
+            ).first()
+            model = require_trained(_as_model(row) if row is not None else None)
+            pipeline = load_pipeline(row.pipeline)
+            self.key, self.pipeline = _cache_key(model), pipeline
+            log.info("loaded the %s pipeline, version %s", model.model_name, model.version)
+            return model, pipeline
+
+
+def _cache_key(model: DeployedModel) -> tuple[int, datetime | None]:
+    return model.version, model.trained_at
