@@ -1,0 +1,191 @@
+"""The ML model service's HTTP API (port 5001)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from flask import Flask, current_app
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, FiniteFloat, RootModel, Tag
+
+from mlops.kernel.config import Settings
+from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine
+from mlops.ml_service.deployment import DeployedModel, PipelineCache, read_deployed
+from mlops.ml_service.pipeline import columns_frame, evaluate, predict, records_frame, set_model, train
+
+MAX_PREDICT_ROWS = 100_000
+
+bp = ApiBlueprint("ml_service", __name__)
+
+# JSON integers beyond 64 bits only overflow inside scikit-learn's compiled code.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+HyperparameterScalar = bool | Int64 | float | str | None
+HyperparameterValue = HyperparameterScalar | list[HyperparameterScalar]
+
+
+class SetModel(BaseModel):
+    """The model to deploy and its hyperparameters (scikit-learn's names and values)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model_name: str = Field(description="RandomForest, SVC or LogisticRegression", examples=["RandomForest"])
+    hyperparameters: dict[str, HyperparameterValue] = Field(
+        default_factory=dict,
+        description="constructor arguments of the scikit-learn estimator; omitted ones keep their defaults",
+        examples=[{"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}],
+    )
+
+
+class UseModel(BaseModel):
+    """Train on the training set, or evaluate on the testing or production set."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    dataset: Literal["training", "testing", "production"]
+
+
+FeatureValue = FiniteFloat | None  # None (null) is imputed with the training set's mean
+Record = dict[str, FeatureValue]
+
+
+class DataframeSplit(BaseModel):
+    """Column names and rows of values, as pandas' to_dict(orient="split") writes them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    columns: list[str] = Field(max_length=1000)
+    data: list[list[FeatureValue]] = Field(min_length=1, max_length=MAX_PREDICT_ROWS)
+    index: list[Any] | None = Field(None, description="ignored; rows are answered in the order given")
+
+
+class SplitRows(BaseModel):
+    """MLflow's `dataframe_split` input."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    dataframe_split: DataframeSplit
+
+
+class RecordRows(BaseModel):
+    """MLflow's `dataframe_records` input."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    dataframe_records: list[Record] = Field(min_length=1, max_length=MAX_PREDICT_ROWS)
+
+
+ROWS_SHAPES = (
+    "a list of {feature: value} records, one such record, "
+    '{"dataframe_split": {"columns": [...], "data": [[...]]}} or {"dataframe_records": [...]}'
+)
+
+
+def _rows_shape(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "records"
+    if isinstance(value, dict):
+        if "dataframe_split" in value:
+            return "mlflow_split"
+        if "dataframe_records" in value:
+            return "mlflow_records"
+        return "record"
+    return None
+
+
+class PredictRows(RootModel):
+    """Rows of the 13 wine features to predict, in any of the shapes MLflow's scoring server takes."""
+
+    model_config = ConfigDict(strict=True)
+
+    root: Annotated[
+        Union[
+            Annotated[list[Record], Field(min_length=1, max_length=MAX_PREDICT_ROWS), Tag("records")],
+            Annotated[Record, Tag("record")],
+            Annotated[SplitRows, Tag("mlflow_split")],
+            Annotated[RecordRows, Tag("mlflow_records")],
+        ],
+        Discriminator(_rows_shape, custom_error_type="rows_shape", custom_error_message="Send " + ROWS_SHAPES),
+    ]
+
+
+def pipeline_cache() -> PipelineCache:
+    """This app's trained pipeline, as last loaded from the dataset DB."""
+    return current_app.extensions["ml_service"]
+
+
+def describe_model(model: DeployedModel | None) -> dict[str, Any] | None:
+    """The deployed model as GET /root/ml shows it."""
+    if model is None:
+        return None
+    return {
+        "model_name": model.model_name,
+        "hyperparameters": model.hyperparameters,
+        "version": model.version,
+        "set_at": model.set_at.isoformat(timespec="seconds"),
+        "trained_at": model.trained_at.isoformat(timespec="seconds") if model.trained_at else None,
+        "training_accuracy": model.training_accuracy,
+    }
+
+
+@bp.operation("/root/ml", "GET", responses={200: "The component, and the deployed model (null if none)"})
+def status():
+    """Name the component and say which model is deployed and when it was trained."""
+    with dataset_engine().connect() as connection:
+        model = read_deployed(connection)
+    return {"name": "ml_model", "message": "ML model", "model": describe_model(model)}
+
+
+@bp.operation(
+    "/root/ml/set_model",
+    "POST",
+    body=SetModel,
+    responses={200: "Model deployed (untrained)", 400: "Unknown model or invalid hyperparameter"},
+)
+def deploy(body: SetModel):
+    """Deploy a model with its hyperparameters, replacing the current one; it must be trained next."""
+    set_model(dataset_engine(), body.model_name, body.hyperparameters)
+    return {"message": "Model successfully uploaded"}
+
+
+@bp.operation(
+    "/root/ml",
+    "POST",
+    body=UseModel,
+    responses={200: "Score on the set", 409: "No model set, model not trained or set not loaded"},
+)
+def use(body: UseModel):
+    """Train the deployed model on the training set, or evaluate it on testing/production; store the predictions."""
+    if body.dataset == "training":
+        score = train(dataset_engine(), pipeline_cache())
+    else:
+        score = evaluate(dataset_engine(), pipeline_cache(), body.dataset)
+    return {"message": f"Score on {score.set_name} set: {score.accuracy * 100:.2f}%"}
+
+
+@bp.operation(
+    "/root/ml/predict",
+    "POST",
+    body=PredictRows,
+    responses={200: "Predicted classes (and probabilities)", 400: "Wrong features or values", 409: "No trained model"},
+)
+def predict_rows(body: PredictRows):
+    """Predict the class of one or many rows of features with the trained model."""
+    rows = body.root
+    if isinstance(rows, SplitRows):
+        frame = columns_frame(rows.dataframe_split.columns, rows.dataframe_split.data)
+    else:
+        records = rows.dataframe_records if isinstance(rows, RecordRows) else rows
+        frame = records_frame([records] if isinstance(records, dict) else records)
+    prediction = predict(dataset_engine(), pipeline_cache(), frame)
+    answer: dict[str, Any] = {"predictions": prediction.predicted}
+    if prediction.probabilities is not None:
+        answer["probabilities"] = prediction.probabilities
+    answer["classes"] = prediction.classes
+    answer["model"] = {"model_name": prediction.model.model_name, "version": prediction.model.version}
+    return answer
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the ML model service's app."""
+    app = create_service_app("ml", "ML model", settings or Settings.from_env(), [bp])
+    app.extensions["ml_service"] = PipelineCache()
+    return app

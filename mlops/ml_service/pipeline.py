@@ -1,0 +1,205 @@
+"""Training, evaluation and online prediction of the deployed model.
+
+The pipeline is a mean imputer and a standard scaler, both learned on the training set, in
+front of the deployed estimator; so production rows with missing values are imputed with the
+training set's statistics. scikit-learn is imported inside the functions that need it, to keep
+the service's start fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from mlops.kernel.catalogue import build_estimator
+from mlops.kernel.datasets import LoadedSet, dataset_row, read_set, replace_predictions
+from mlops.kernel.db import FEATURE_COLUMNS, FEATURES
+from mlops.kernel.errors import BadRequest, Conflict
+from mlops.ml_service.deployment import (
+    SET_MODEL_HINT,
+    TRAIN_HINT,
+    DeployedModel,
+    PipelineCache,
+    dump_pipeline,
+    read_deployed,
+    require_model,
+    save_model,
+    save_trained,
+)
+
+# The SQL spelling of a feature (od280__od315_of_diluted_wines) is accepted as well as the API's.
+FEATURE_ALIASES = {column: feature for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)}
+EXPECTED_FEATURES = (
+    f"expected exactly these {len(FEATURES)} features: {', '.join(FEATURES)} "
+    "(od280/od315_of_diluted_wines may also be written od280__od315_of_diluted_wines)"
+)
+
+
+@dataclass(frozen=True)
+class Score:
+    """The accuracy of the deployed model on one set, whose predictions are now stored."""
+
+    set_name: str
+    accuracy: float
+    model: DeployedModel
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted classes for some rows, with class probabilities where the model has them."""
+
+    model: DeployedModel
+    classes: list[Any]
+    predicted: list[Any]
+    probabilities: list[list[float]] | None
+
+
+def make_pipeline(model_name: str, hyperparameters: Mapping[str, Any]):
+    """An unfitted imputer -> scaler -> estimator pipeline (400 on an unknown model or hyperparameter)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="mean")),
+            ("scale", StandardScaler()),
+            ("model", build_estimator(model_name, dict(hyperparameters))),
+        ]
+    )
+
+
+def set_model(engine: Engine, model_name: str, hyperparameters: dict[str, Any]) -> DeployedModel:
+    """Check the model and its hyperparameters with scikit-learn, then deploy it untrained."""
+    make_pipeline(model_name, hyperparameters)
+    return save_model(engine, model_name, hyperparameters)
+
+
+def train(engine: Engine, cache: PipelineCache) -> Score:
+    """Fit the deployed model on the training set; store the pipeline and its training predictions."""
+    with engine.connect() as connection:
+        model = require_model(read_deployed(connection))
+        training = read_set(connection, "training")
+    pipeline = make_pipeline(model.model_name, model.hyperparameters)
+    try:
+        pipeline.fit(training.features, training.target)
+    except (ValueError, TypeError, OverflowError) as error:
+        # Hyperparameters that scikit-learn accepts one by one but not together, or not on this data.
+        raise Conflict(
+            f"The deployed {model.model_name} model cannot be trained with these hyperparameters: "
+            f"{error}. Set other ones with {SET_MODEL_HINT}",
+            error="Model cannot be trained",
+        ) from None
+    predicted = pipeline.predict(training.features)
+    accuracy = _accuracy(predicted, training.target)
+    pipeline_bytes = dump_pipeline(pipeline)
+    with _predictions_transaction(engine, training, retry=f"train again with {TRAIN_HINT}") as connection:
+        trained = save_trained(connection, model, pipeline_bytes, accuracy)
+        replace_predictions(connection, training.dataset_id, training.features.index, predicted, trained.version)
+    cache.put(trained, pipeline)
+    return Score("training", accuracy, trained)
+
+
+def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
+    """Predict a loaded set with the trained model, store the predictions and score them."""
+    with engine.connect() as connection:
+        model, pipeline = cache.trained_pipeline(connection)
+        loaded = read_set(connection, set_name)
+    predicted = pipeline.predict(loaded.features)
+    retry = f'evaluate again with POST /root/ml {{"dataset": "{set_name}"}}'
+    with _predictions_transaction(engine, loaded, retry=retry) as connection:
+        replace_predictions(connection, loaded.dataset_id, loaded.features.index, predicted, model.version)
+    return Score(set_name, _accuracy(predicted, loaded.target), model)
+
+
+def _accuracy(predicted: np.ndarray, target: pd.Series) -> float:
+    return float(np.mean(np.asarray(predicted) == target.to_numpy()))
+
+
+@contextmanager
+def _predictions_transaction(engine: Engine, loaded: LoadedSet, *, retry: str) -> Iterator[Connection]:
+    """One transaction that stores predictions for `loaded`; a reload of the set meanwhile is a 409."""
+    try:
+        with engine.begin() as connection:
+            yield connection
+            current = dataset_row(connection, loaded.name)
+            if current is None or current.id != loaded.dataset_id:
+                raise _set_reloaded(loaded, retry)
+    except IntegrityError:
+        # The reload deleted the set's row between our read and our write: the foreign key refused.
+        raise _set_reloaded(loaded, retry) from None
+
+
+def _set_reloaded(loaded: LoadedSet, retry: str) -> Conflict:
+    return Conflict(
+        f"The {loaded.name} set was reloaded while the model was working on it: {retry}", error="Set reloaded"
+    )
+
+
+def predict(engine: Engine, cache: PipelineCache, rows: pd.DataFrame) -> Prediction:
+    """Predict rows (columns = FEATURES, NaN where missing) with the trained model."""
+    with engine.connect() as connection:
+        model, pipeline = cache.trained_pipeline(connection)
+    try:
+        predicted = pipeline.predict(rows)
+        probabilities = None
+        if hasattr(pipeline, "predict_proba"):  # an SVC without probability=True has none
+            probabilities = pipeline.predict_proba(rows)
+            # Extreme inputs can overflow a model's scores; JSON has no NaN, so say "unknown".
+            probabilities = np.where(np.isfinite(probabilities), probabilities, None).tolist()
+    except ValueError as error:
+        # scikit-learn refuses values it cannot compute with, e.g. beyond float32 for trees.
+        raise BadRequest(f"These rows cannot be predicted: {error}", error="Invalid values") from None
+    return Prediction(
+        model=model,
+        classes=pipeline.classes_.tolist(),
+        predicted=predicted.tolist(),
+        probabilities=probabilities,
+    )
+
+
+def records_frame(records: Sequence[Mapping[str, float | None]]) -> pd.DataFrame:
+    """Rows given as {feature: value} records, as a frame of FEATURES (None -> NaN)."""
+    rows = [_feature_order(list(record), where=f"record {i}") for i, record in enumerate(records)]
+    values = [[record[name] for name in order] for record, order in zip(records, rows, strict=True)]
+    return pd.DataFrame(values, columns=list(FEATURES), dtype="float64")
+
+
+def columns_frame(columns: Sequence[str], data: Sequence[Sequence[float | None]]) -> pd.DataFrame:
+    """Rows given as MLflow's dataframe_split (column names + rows of values), as a frame of FEATURES."""
+    order = _feature_order(list(columns), where="columns")
+    for i, row in enumerate(data):
+        if len(row) != len(columns):
+            raise BadRequest(
+                f"row {i} has {len(row)} values but there are {len(columns)} columns; {EXPECTED_FEATURES}",
+                error="Invalid features",
+            )
+    position = {name: i for i, name in enumerate(columns)}
+    values = [[row[position[name]] for name in order] for row in data]
+    return pd.DataFrame(values, columns=list(FEATURES), dtype="float64")
+
+
+def _feature_order(names: list[str], *, where: str) -> list[str]:
+    """The given names in FEATURES' order, or a 400 naming what is missing, unknown or repeated."""
+    canonical = [FEATURE_ALIASES.get(name, name) for name in names]
+    problems = []
+    missing = [f for f in FEATURES if f not in canonical]
+    unknown = [name for name, c in zip(names, canonical, strict=True) if c not in FEATURES]
+    repeated = sorted({c for c in canonical if c in FEATURES and canonical.count(c) > 1})
+    if missing:
+        problems.append("missing " + ", ".join(missing))
+    if unknown:
+        problems.append("unknown " + ", ".join(unknown))
+    if repeated:
+        problems.append("given twice " + ", ".join(repeated))
+    if problems:
+        raise BadRequest(f"{where}: {'; '.join(problems)}; {EXPECTED_FEATURES}", error="Invalid features")
+    given = dict(zip(canonical, names, strict=True))
+    return [given[f] for f in FEATURES]
