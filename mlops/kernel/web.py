@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, current_app, g, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mlops.kernel.config import Settings
 from mlops.kernel.db import ensure_schema, make_engine, ping
@@ -92,6 +92,11 @@ def parse_json_body(model: type[M]) -> M:
             "Send the request body as JSON with the header Content-Type: application/json"
         )
     raw = request.get_data(cache=True)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    # Werkzeug stops reading a chunked body (one sent without Content-Length) at the cap and
+    # hands over what it read so far without a word: a body that fills the cap was cut off.
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        raise RequestEntityTooLarge()
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
@@ -332,6 +337,14 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
         return error.to_json(), error.status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def body_too_large(error: RequestEntityTooLarge):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return {
+            "error": "Request Entity Too Large",
+            "message": f"The request body is larger than the limit of {limit} bytes (MLOPS_MAX_BODY_BYTES)",
+        }, 413
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -1,0 +1,251 @@
+"""Shared pieces of the reliability suites: short/long form, which services exist, a throwaway
+PostgreSQL cluster, listening sockets of a process, JSON error checks, and the figures each suite
+records (printed at the end of the run; docs/reliability.md keeps them)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.processes import free_port
+
+# The default form of every suite is short enough for `make test`; the long form (the figures in
+# docs/reliability.md) runs with MLOPS_RELIABILITY_LONG=1.
+LONG = os.environ.get("MLOPS_RELIABILITY_LONG", "").lower() not in ("", "0", "false", "no")
+ALL_SERVICES = ("simulator", "ml", "tracking", "monitoring")
+FIGURES_KEY = pytest.StashKey[list]()
+
+
+def pick(short, long):
+    """The short-form value, or the long-form one under MLOPS_RELIABILITY_LONG=1."""
+    return long if LONG else short
+
+
+def service_landed(service: str) -> bool:
+    """Whether the service's package exists in this tree yet (several are built in parallel)."""
+    module = {"ml": "mlops.ml_service.app"}.get(service, f"mlops.{service}.app")
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def require_services(*services: str) -> None:
+    """Skip the test while one of these services has not landed in the tree."""
+    missing = [s for s in services if not service_landed(s)]
+    if missing:
+        pytest.skip(f"service(s) not in the tree yet: {', '.join(missing)}")
+
+
+def landed_services() -> list[str]:
+    return [s for s in ALL_SERVICES if service_landed(s)]
+
+
+def assert_json_error(response: requests.Response, *statuses: int) -> dict:
+    """Assert the answer is an error in the suite's one shape, {"error", "message"}, and return it."""
+    where = f"{response.request.method} {response.url} -> {response.status_code}: {response.text[:300]!r}"
+    if statuses:
+        assert response.status_code in statuses, where
+    else:
+        assert 400 <= response.status_code < 600, where
+    assert response.headers.get("Content-Type", "").startswith("application/json"), where
+    body = response.json()
+    assert isinstance(body, dict), where
+    assert {"error", "message"} <= set(body), where
+    assert isinstance(body["error"], str) and body["error"], where
+    assert isinstance(body["message"], str) and body["message"], where
+    return body
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+
+def pytest_configure(config):
+    config.stash[FIGURES_KEY] = []
+
+
+@pytest.fixture
+def record_figures(request):
+    """Record a suite's figures (requests sent, failures, recoveries, time to recover, ...)."""
+
+    def record(suite: str, **figures) -> None:
+        entry = {"suite": suite, "test": request.node.nodeid, "form": "long" if LONG else "short", **figures}
+        request.config.stash[FIGURES_KEY].append(entry)
+        path = os.environ.get("MLOPS_RELIABILITY_FIGURES")
+        if path:  # one JSON line per suite, for docs/reliability.md
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(entry) + "\n")
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    figures = config.stash.get(FIGURES_KEY, [])
+    if not figures:
+        return
+    terminalreporter.section("reliability figures")
+    for entry in figures:
+        rest = {k: v for k, v in entry.items() if k not in ("suite", "test")}
+        terminalreporter.write_line(f"{entry['suite']}: {json.dumps(rest)}")
+
+
+# --- listening sockets ---------------------------------------------------------------------------
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and all its descendants (gunicorn's master and its workers)."""
+    tree, frontier = [pid], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children_file = Path(f"/proc/{parent}/task/{parent}/children")
+        try:
+            children = [int(c) for c in children_file.read_text().split()]
+        except OSError:
+            continue
+        tree += children
+        frontier += children
+    return tree
+
+
+def listening_addresses(pid: int) -> set[tuple[str, int]]:
+    """The (address, port) pairs that pid or its children listen on, read from /proc."""
+    inodes = set()
+    for member in process_tree(pid):
+        fd_dir = Path(f"/proc/{member}/fd")
+        try:
+            links = [os.readlink(fd_dir / fd) for fd in os.listdir(fd_dir)]
+        except OSError:
+            continue
+        inodes |= {link[len("socket:[") : -1] for link in links if link.startswith("socket:[")}
+    found = set()
+    for table, decode in (("/proc/net/tcp", _ipv4), ("/proc/net/tcp6", _ipv6)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # 0A = LISTEN
+                address, port = local.split(":")
+                found.add((decode(address), int(port, 16)))
+    return found
+
+
+def _ipv4(hex_address: str) -> str:
+    return ".".join(str(b) for b in reversed(bytes.fromhex(hex_address)))
+
+
+def _ipv6(hex_address: str) -> str:
+    import ipaddress
+
+    raw = bytes.fromhex(hex_address)
+    # /proc prints each 32-bit word in host (little-endian) order
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    return str(ipaddress.IPv6Address(words))
+
+
+# --- a throwaway PostgreSQL cluster ---------------------------------------------------------------
+
+
+def postgres_bin_dir() -> Path | None:
+    """Where initdb and pg_ctl live (Debian keeps them out of PATH)."""
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return versions[-1].parent if versions else None
+
+
+@dataclass
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of our own in a temporary folder, on its own port.
+
+    PostgreSQL refuses to run as root; CI runs as root, so the cluster then belongs to the
+    `postgres` user and every command runs as that user.
+    """
+
+    bin_dir: Path
+    root: Path
+    port: int
+    run_as: str | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *command: str, timeout: float = 60) -> str:
+        argv = [str(self.bin_dir / command[0]), *command[1:]]
+        if self.run_as:
+            argv = ["runuser", "-u", self.run_as, "--", *argv]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=self.root)
+        self.log.append(f"$ {' '.join(command)}\n{done.stdout}{done.stderr}")
+        if done.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def init(self) -> None:
+        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                  "--locale=C", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.root / "server.log"), "-o", options,
+                  "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; `fast` ends open sessions (clients see their connection drop)."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60", "stop")
+
+    def create_database(self, name: str) -> str:
+        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+                  "-v", "ON_ERROR_STOP=1", "-c", f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def destroy(self) -> None:
+        pid_file = self.data_dir / "postmaster.pid"
+        if pid_file.exists():
+            try:
+                self.stop("immediate")
+            except (RuntimeError, subprocess.TimeoutExpired):
+                pid = int(pid_file.read_text().split()[0])
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """A running PostgreSQL cluster that this test may stop and start (never the shared server)."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    root = Path(tempfile.mkdtemp(prefix="mlops-pg-"))
+    run_as = None
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+        run_as = "postgres"
+    root.chmod(0o700)
+    cluster = ThrowawayPostgres(bin_dir, root, free_port(), run_as)
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
