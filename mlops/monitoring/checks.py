@@ -1,0 +1,109 @@
+"""Evidently behind one module: the monitoring report, the test suites, their summary and HTML.
+
+This is the only module that imports Evidently, and it does so inside the functions: the import
+takes seconds, and the service must start (and answer /health) without waiting for it. An
+Evidently upgrade touches this file only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from mlops.kernel.db import FEATURES
+from mlops.kernel.errors import Conflict
+
+if TYPE_CHECKING:
+    from evidently.legacy.report import Report
+    from evidently.legacy.test_suite import TestSuite
+
+TARGET = "target"
+PREDICTION = "prediction"
+# The request's names of the test presets, in the order they run.
+TEST_PRESETS = (
+    "data_drift",
+    "data_quality",
+    "data_stability",
+    "no_target_performance",
+    "multi_class_classification",
+)
+
+
+def column_mapping():
+    """Tell Evidently which column is what: the 13 wine features are numerical, the task classification."""
+    from evidently.legacy.pipeline.column_mapping import ColumnMapping
+
+    return ColumnMapping(
+        target=TARGET,
+        prediction=PREDICTION,
+        numerical_features=list(FEATURES),
+        task="classification",
+    )
+
+
+def run_report(reference: pd.DataFrame, current: pd.DataFrame) -> Report:
+    """Compute data drift, data quality, target drift and classification metrics of current against reference."""
+    from evidently.legacy.metric_preset import (
+        ClassificationPreset,
+        DataDriftPreset,
+        DataQualityPreset,
+        TargetDriftPreset,
+    )
+    from evidently.legacy.report import Report
+
+    report = Report(metrics=[DataDriftPreset(), DataQualityPreset(), TargetDriftPreset(), ClassificationPreset()])
+    _run(report, reference, current)
+    return report
+
+
+def run_test_suite(reference: pd.DataFrame, current: pd.DataFrame, presets: tuple[str, ...]) -> TestSuite:
+    """Run the named test presets (names from TEST_PRESETS) on current against reference."""
+    from evidently.legacy.test_preset import (
+        DataDriftTestPreset,
+        DataQualityTestPreset,
+        DataStabilityTestPreset,
+        MulticlassClassificationTestPreset,
+        NoTargetPerformanceTestPreset,
+    )
+    from evidently.legacy.test_suite import TestSuite
+
+    preset_classes = {
+        "data_drift": DataDriftTestPreset,
+        "data_quality": DataQualityTestPreset,
+        "data_stability": DataStabilityTestPreset,
+        "no_target_performance": NoTargetPerformanceTestPreset,
+        "multi_class_classification": MulticlassClassificationTestPreset,
+    }
+    suite = TestSuite(tests=[preset_classes[name]() for name in presets])
+    _run(suite, reference, current)
+    return suite
+
+
+def _run(check: Report | TestSuite, reference: pd.DataFrame, current: pd.DataFrame) -> None:
+    try:
+        check.run(reference_data=reference, current_data=current, column_mapping=column_mapping())
+    except ValueError as error:
+        # Evidently refuses data it cannot compute on (e.g. a column that is entirely missing);
+        # that is a property of the stored sets, which the user can change, not a fault of ours.
+        raise Conflict(
+            f"Evidently cannot compute on the stored sets: {error}. Reload the production set with more "
+            'rows (POST /root/simulator {"set_name": "production"}) and evaluate it again',
+            error="Data not usable for monitoring",
+        ) from None
+
+
+def as_json(check: Report | TestSuite) -> dict[str, Any]:
+    """Evidently's own JSON of a report or suite, with NaN and infinities (not JSON) as null."""
+    return json.loads(check.json(), parse_constant=lambda _constant: None)
+
+
+def summary_of(suite_json: dict[str, Any]) -> dict[str, Any]:
+    """The suite's summary as Evidently words it: all_passed, total/success/failed counts, by_status."""
+    return suite_json["summary"]
+
+
+def as_html(check: Report | TestSuite) -> str:
+    """A self-contained HTML page of a report or suite: Evidently's script, font and data inline."""
+    return check.get_html()

@@ -1,0 +1,122 @@
+"""What monitoring compares: the testing set (reference) and the production set (current), each
+with its targets and the ML service's predictions, as the frames Evidently reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, select
+
+from mlops.kernel.datasets import LoadedSet, read_set
+from mlops.kernel.db import datasets, predictions
+from mlops.monitoring.checks import PREDICTION, TARGET
+
+REFERENCE_SET = "testing"
+CURRENT_SET = "production"
+SAMPLE_SEED = 42
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """Which stored data a result was computed on: each set's version and its predictions' model version.
+
+    A reload gives a set a new id and drops its predictions; the ML service replaces a set's
+    predictions as a whole, all with one model version. So equal versions mean equal data.
+    """
+
+    reference_id: int | None
+    reference_model_version: int | None
+    current_id: int | None
+    current_model_version: int | None
+
+
+@dataclass(frozen=True)
+class SetUsed:
+    """One set as handed to Evidently: which version, how many rows stored and how many used."""
+
+    name: str
+    dataset_id: int
+    model_version: int | None
+    rows: int
+    rows_used: int
+
+    @property
+    def sampled(self) -> bool:
+        return self.rows_used < self.rows
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "set": self.name,
+            "dataset_id": self.dataset_id,
+            "model_version": self.model_version,
+            "rows": self.rows,
+            "rows_used": self.rows_used,
+        }
+
+
+@dataclass(frozen=True)
+class MonitoringData:
+    """The reference and current frames (features, target, prediction) and where they came from."""
+
+    version: DataVersion | None  # None: the sets changed while they were read
+    reference: pd.DataFrame
+    current: pd.DataFrame
+    reference_set: SetUsed
+    current_set: SetUsed
+
+
+def data_version(connection: Connection) -> DataVersion:
+    """Read the versions of the stored sets and predictions: a few indexed lookups, whatever the sizes."""
+    ids = dict(
+        connection.execute(
+            select(datasets.c.name, datasets.c.id).where(datasets.c.name.in_((REFERENCE_SET, CURRENT_SET)))
+        ).all()
+    )
+    reference_id, current_id = ids.get(REFERENCE_SET), ids.get(CURRENT_SET)
+    return DataVersion(
+        reference_id=reference_id,
+        reference_model_version=_model_version(connection, reference_id),
+        current_id=current_id,
+        current_model_version=_model_version(connection, current_id),
+    )
+
+
+def _model_version(connection: Connection, dataset_id: int | None) -> int | None:
+    if dataset_id is None:
+        return None
+    # One row tells the version of them all (see DataVersion).
+    query = select(predictions.c.model_version).where(predictions.c.dataset_id == dataset_id).limit(1)
+    return connection.execute(query).scalar()
+
+
+def read_monitoring_data(engine: Engine, max_rows: int) -> MonitoringData:
+    """Read both sets with predictions (409 saying what to run first if one is missing), sampling large ones.
+
+    The version is read before and after the sets: when the two differ, the sets changed while
+    being read and which version the frames hold is not known, so the version is None.
+    """
+    with engine.connect() as connection:
+        before = data_version(connection)
+        reference = read_set(connection, REFERENCE_SET, with_predictions=True)
+        current = read_set(connection, CURRENT_SET, with_predictions=True)
+        after = data_version(connection)
+    reference_frame, reference_used = evidently_frame(reference, before.reference_model_version, max_rows)
+    current_frame, current_used = evidently_frame(current, before.current_model_version, max_rows)
+    return MonitoringData(
+        version=before if before == after else None,
+        reference=reference_frame,
+        current=current_frame,
+        reference_set=reference_used,
+        current_set=current_used,
+    )
+
+
+def evidently_frame(loaded: LoadedSet, model_version: int | None, max_rows: int) -> tuple[pd.DataFrame, SetUsed]:
+    """One frame of features, target and prediction, sampled (seeded) down to max_rows if larger."""
+    frame = loaded.features.assign(**{TARGET: loaded.target, PREDICTION: loaded.prediction})
+    rows = len(frame)
+    if rows > max_rows:
+        # seeded, so the same stored set always gives the same sample (and the same report)
+        frame = frame.sample(n=max_rows, random_state=SAMPLE_SEED).sort_index()
+    return frame, SetUsed(loaded.name, loaded.dataset_id, model_version, rows, len(frame))

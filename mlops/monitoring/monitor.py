@@ -1,0 +1,97 @@
+"""Monitoring runs: read the data, run Evidently once per data version and check, keep the result."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import Engine
+
+from mlops.kernel.errors import Unavailable
+from mlops.monitoring import checks
+from mlops.monitoring.cache import ResultCache
+from mlops.monitoring.data import DataVersion, SetUsed, data_version, read_monitoring_data
+
+Kind = Literal["report", "tests"]
+Form = Literal["json", "html"]
+# How often to read again when the sets change while being read (a reload or an evaluation).
+READ_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class CheckKey:
+    """What a result depends on: the stored data's version, the kind of check and the test presets."""
+
+    version: DataVersion
+    kind: Kind
+    presets: tuple[str, ...] = ()
+
+
+@dataclass
+class CheckResult:
+    """One Evidently run and its renderings, each made once, when first asked for."""
+
+    key: CheckKey
+    reference_set: SetUsed
+    current_set: SetUsed
+    evidently: Any  # an Evidently Report or TestSuite
+    _renderings: dict[Form, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def rendered(self, form: Form) -> Any:
+        """Evidently's JSON (a dict) or HTML page (a str) of this run."""
+        with self._lock:
+            if form not in self._renderings:
+                render = checks.as_json if form == "json" else checks.as_html
+                self._renderings[form] = render(self.evidently)
+            return self._renderings[form]
+
+    def notes(self) -> list[str]:
+        """What a reader of the result should know about the data it was computed on."""
+        notes = [
+            f"The {used.name} set has {used.rows} rows; Evidently ran on a seeded random sample of "
+            f"{used.rows_used} of them (MONITORING_MAX_ROWS)"
+            for used in (self.reference_set, self.current_set)
+            if used.sampled
+        ]
+        if self.reference_set.model_version != self.current_set.model_version:
+            notes.append(
+                "The testing and production predictions come from different model versions "
+                f"({self.reference_set.model_version} and {self.current_set.model_version}): evaluate "
+                'both sets again with POST /root/ml {"dataset": ...} to compare one model'
+            )
+        return notes
+
+
+class _DataChanged(Exception):
+    """The sets changed between reading their version and reading them."""
+
+
+def run_check(
+    engine: Engine, cache: ResultCache[CheckResult], max_rows: int, kind: Kind, presets: tuple[str, ...] = ()
+) -> tuple[CheckResult, bool]:
+    """The result of a report or test suite on the stored data, and whether it came from the cache."""
+    for _attempt in range(READ_ATTEMPTS):
+        with engine.connect() as connection:
+            key = CheckKey(data_version(connection), kind, presets)
+        try:
+            return cache.get_or_compute(key, lambda key=key: _compute(engine, key, max_rows))
+        except _DataChanged:
+            continue
+    raise Unavailable(
+        "The testing or production set kept changing while it was read (being reloaded or "
+        "evaluated); retry when that is done",
+        error="Data changing",
+    )
+
+
+def _compute(engine: Engine, key: CheckKey, max_rows: int) -> CheckResult:
+    data = read_monitoring_data(engine, max_rows)
+    if data.version != key.version:
+        raise _DataChanged
+    if key.kind == "report":
+        evidently = checks.run_report(data.reference, data.current)
+    else:
+        evidently = checks.run_test_suite(data.reference, data.current, key.presets)
+    return CheckResult(key, data.reference_set, data.current_set, evidently)
