@@ -47,8 +47,7 @@ def gunicorn_command(service: str, settings: Settings, *, workers: int | None = 
         # gthread workers wait for idle keep-alive connections until this runs out, so keep it short
         "--graceful-timeout",
         "5",
-        "--access-logfile",
-        "-",
+        # no gunicorn access log: the app logs one line per request itself (mlops.<service>.access)
         "--error-logfile",
         "-",
         "--log-level",
