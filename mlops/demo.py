@@ -1,0 +1,259 @@
+"""`mlops demo`: the walkthrough end to end against running services, then a short summary.
+
+The requests and their bodies are the walkthrough's (docs: shared spec walkthrough.md), in its
+order: load training and testing, optimize, list experiments, pick the best run by
+model_accuracy, deploy it, train, evaluate testing, load and evaluate production, and ask
+monitoring for its test summary.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from mlops.kernel.config import Settings
+
+MODELS = ["LogisticRegression", "RandomForest", "SVC"]
+BEST_BY = "model_accuracy"
+
+
+def optimization_body(experiment_name: str) -> dict[str, Any]:
+    """The walkthrough's optimization request, logged under experiment_name."""
+    return {
+        "request_information": "optimization",
+        "experiment_name": experiment_name,
+        "experiment_description": "Grid Search Optimization - Cross Validation Performance",
+        "experiment_owner": "Ale",
+        "models": MODELS,
+        "hyperparameters": {
+            "LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]},
+            "RandomForest": {"n_estimators": [1, 3], "max_depth": [None, 3], "min_samples_split": [2, 5]},
+            "SVC": {"C": [0.1, 10], "kernel": ["linear", "rbf"], "gamma": ["scale", "auto"]},
+        },
+        "scoring": "accuracy",
+        "cv": 5,
+    }
+
+
+MONITORING_SUMMARY_BODY = {
+    "metric": "summary",
+    "tests": {
+        "data_drift": True,
+        "data_quality": True,
+        "data_stability": True,
+        "no_target_performance": True,
+        "multi_class_classification": True,
+    },
+}
+
+
+class DemoFailed(Exception):
+    """A step of the walkthrough could not be done; the message says which and why."""
+
+
+@dataclass
+class DemoResult:
+    """What the walkthrough found, for the summary."""
+
+    experiment_id: str = ""
+    experiment_name: str = ""
+    run_count: int | None = None
+    best_run_id: str = ""
+    best_model: str = ""
+    best_metric: float | None = None
+    deployed: str = ""
+    scores: dict[str, str] = field(default_factory=dict)
+    monitoring: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Services:
+    """The base URL of each service."""
+
+    simulator: str
+    ml: str
+    tracking: str
+    monitoring: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        from mlops.stack import client_url
+
+        return cls(**{name: client_url(settings, settings.port_of(name)) for name in ("simulator", "ml", "tracking", "monitoring")})
+
+
+def run_walkthrough(settings: Settings, *, experiment_name: str, out: IO[str] = sys.stdout, progress: IO[str] = sys.stderr) -> int:
+    """Run the walkthrough against the services the settings point at; print its summary."""
+    services = Services.from_settings(settings)
+    try:
+        result = walkthrough(services, experiment_name, progress, timeout=max(settings.request_timeout, 600))
+    except DemoFailed as error:
+        print(f"mlops demo: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mlops demo: interrupted", file=sys.stderr)
+        return 130
+    out.write(summary(result) + "\n")
+    return 0
+
+
+def walkthrough(services: Services, experiment_name: str, progress: IO[str], *, timeout: float) -> DemoResult:
+    """Send the walkthrough's requests in order and collect what the summary needs."""
+    result = DemoResult(experiment_name=experiment_name)
+    started = time.monotonic()
+
+    def call(service: str, method: str, path: str, body: Any = None) -> Any:
+        return send(service, method, getattr(services, service) + path, body, timeout=timeout)
+
+    with step("Checking that the four services answer", progress):
+        for name in ("simulator", "ml", "tracking", "monitoring"):
+            check_running(name, getattr(services, name))
+    with step("Loading the training and testing sets", progress):
+        for set_name in ("training", "testing"):
+            call("simulator", "POST", "/root/simulator", {"set_name": set_name})
+    with step(f"Optimizing {', '.join(MODELS)} (grid search, 5-fold CV, logged to MLflow)", progress):
+        data = call("tracking", "POST", "/root/tracking/model_management", optimization_body(experiment_name))["data"]
+        result.experiment_id = str(data["experiment_id"])
+    with step("Listing the experiments", progress):
+        experiments = call("tracking", "GET", "/root/tracking/experiments")["data"]
+        ours = next((e for e in experiments if str(e.get("experiment_id")) == result.experiment_id), {})
+        result.run_count = ours.get("run_count")
+    with step(f"Finding the best run by {BEST_BY}", progress):
+        best = call("tracking", "POST", "/root/tracking/experiments", {
+            "experiment_id": result.experiment_id, "request_information": "best_model", "filter": [BEST_BY],
+        })["data"]  # fmt: skip
+        result.best_run_id, result.best_model = best["run_id"], best["model"]
+        result.best_metric = best.get("metrics", {}).get(BEST_BY)
+    with step(f"Deploying the best model ({result.best_model}) to the ML service", progress):
+        answer = call("tracking", "POST", "/root/tracking/model_management",
+                      {"request_information": "setting", "run_id": result.best_run_id})  # fmt: skip
+        result.deployed = answer.get("message", "")
+    with step("Training the model on the training set", progress):
+        result.scores["training"] = score_of(call("ml", "POST", "/root/ml", {"dataset": "training"}))
+    with step("Evaluating on the testing set", progress):
+        result.scores["testing"] = score_of(call("ml", "POST", "/root/ml", {"dataset": "testing"}))
+    with step("Loading the (fouled) production set", progress):
+        call("simulator", "POST", "/root/simulator", {"set_name": "production"})
+    with step("Evaluating on the production set", progress):
+        result.scores["production"] = score_of(call("ml", "POST", "/root/ml", {"dataset": "production"}))
+    with step("Checking production against testing with Evidently (5 test suites)", progress):
+        result.monitoring = call("monitoring", "POST", "/root/monitoring", MONITORING_SUMMARY_BODY)["data"]
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def check_running(name: str, url: str) -> None:
+    """Fail with advice if the service does not answer /health."""
+    from mlops.stack import health
+
+    status, detail = health(url)
+    if status is None:
+        raise DemoFailed(
+            f"the {name} service does not answer at {url} ({detail}). "
+            "Start the services first with `mlops up` (or `make up`) in another terminal."
+        )
+    if status != 200:
+        raise DemoFailed(f"the {name} service at {url} is unhealthy ({status}): {detail}")
+
+
+def send(service: str, method: str, url: str, body: Any, *, timeout: float) -> Any:
+    """One request; an error answer or an unreachable service is a DemoFailed naming both."""
+    from mlops.kernel.clients import call_service
+    from mlops.kernel.errors import ApiError
+
+    try:
+        reply = call_service(f"{service} service", method, url, json=body, timeout=timeout)
+    except ApiError as error:
+        raise DemoFailed(f"{method} {url} failed: {error.message}") from None
+    if reply.status >= 400:
+        problem = reply.body if isinstance(reply.body, dict) else {}
+        raise DemoFailed(
+            f"{method} {url} answered {reply.status}: "
+            f"{problem.get('error', 'error')}: {problem.get('message', reply.body)}"
+        )
+    return reply.body
+
+
+def score_of(answer: dict[str, Any]) -> str:
+    """The score in "Score on testing set: 97.22%" ("97.22%"), or the whole message."""
+    message = str(answer.get("message", ""))
+    match = re.search(r"(-?\d+(?:\.\d+)?)\s*%", message)
+    return f"{match.group(1)} %" if match else message
+
+
+def summary(result: DemoResult) -> str:
+    """A few lines a person reads at a glance: best model, scores, tests, advice."""
+    monitoring = result.monitoring
+    total, passed = monitoring.get("total_tests"), monitoring.get("success_tests")
+    failed = monitoring.get("failed_tests")
+    all_passed = monitoring.get("all_passed")
+    metric = f", CV {BEST_BY} {result.best_metric:.3f}" if isinstance(result.best_metric, (int, float)) else ""
+    runs = f", {result.run_count} runs" if result.run_count is not None else ""
+    if all_passed:
+        advice = "not needed: every test passed on production data"
+    else:
+        advice = f"advised: {total - passed if total is not None and passed is not None else 'some'} of {total} tests did not pass on production data"
+    by_status = ", ".join(f"{count} {status.lower()}" for status, count in (monitoring.get("by_status") or {}).items())
+    rows = [
+        ("experiment", f"{result.experiment_name} (id {result.experiment_id}){runs}"),
+        ("best model", f"{result.best_model} (run {result.best_run_id}{metric})"),
+        ("deployed", result.deployed),
+        ("scores", ", ".join(f"{name} {score}" for name, score in result.scores.items())),
+        ("monitoring", f"{total} tests: {passed} passed, {failed} failed" + (f" ({by_status})" if by_status else "")),
+        ("re-training", advice),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"Walkthrough done in {result.seconds:.1f} s"] + [f"  {name:<{width}}  {value}" for name, value in rows]
+    return "\n".join(lines)
+
+
+@contextmanager
+def step(title: str, stream: IO[str]) -> Iterator[None]:
+    """Show a step: a spinner with the elapsed time on a terminal, one line per step otherwise."""
+    started = time.monotonic()
+    live = _isatty(stream)
+    done = threading.Event()
+
+    def spin() -> None:
+        frames = "|/-\\"
+        tick = 0
+        while not done.wait(0.1):
+            _write(stream, f"\r{frames[tick % 4]} {title}  {time.monotonic() - started:.1f} s\033[K")
+            tick += 1
+
+    spinner = threading.Thread(target=spin, daemon=True) if live else None
+    if spinner is not None:
+        spinner.start()
+    outcome = "FAILED"
+    try:
+        yield
+        outcome = "ok"
+    finally:
+        done.set()
+        if spinner is not None:
+            spinner.join()
+        elapsed = time.monotonic() - started
+        _write(stream, ("\r\033[K" if live else "") + f"{outcome:<6} {title}  ({elapsed:.1f} s)\n")
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _write(stream: IO[str], text: str) -> None:
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
