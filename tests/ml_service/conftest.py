@@ -1,0 +1,80 @@
+"""Fixtures for the ML service's tests: its app on each backend, with the simulator's sets loaded."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from mlops.kernel.db import deployed_model, predictions
+from mlops.ml_service.app import create_app
+from mlops.simulator.splits import load_split
+from mlops.simulator.store import replace_set
+
+WALKTHROUGH_FOREST = {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}
+
+
+@pytest.fixture
+def app(settings):
+    app = create_app(settings)
+    yield app
+    app.extensions["mlops"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    # Not `with app.test_client()`: that keeps a request context pushed, which breaks tests that
+    # talk to two apps in turn.
+    return app.test_client()
+
+
+@pytest.fixture
+def ml_engine(app):
+    """The engine of the app under test (on the test's backend)."""
+    return app.extensions["mlops"].engine
+
+
+def load_sets(engine, *names: str) -> None:
+    """Load sets as the simulator's POST /root/simulator does."""
+    for name in names or ("training", "testing", "production"):
+        split = load_split(name)
+        replace_set(engine, name, split.features, split.target)
+
+
+@pytest.fixture
+def loaded(ml_engine):
+    """The three sets loaded into the app's database."""
+    load_sets(ml_engine)
+    return ml_engine
+
+
+def set_model(client, model_name="RandomForest", hyperparameters=None):
+    """POST /root/ml/set_model and return the response."""
+    hyperparameters = WALKTHROUGH_FOREST if hyperparameters is None else hyperparameters
+    return client.post("/root/ml/set_model", json={"model_name": model_name, "hyperparameters": hyperparameters})
+
+
+def use(client, dataset):
+    """POST /root/ml {"dataset": dataset} and return the response."""
+    return client.post("/root/ml", json={"dataset": dataset})
+
+
+@pytest.fixture
+def trained(client, loaded):
+    """The walkthrough's RandomForest deployed and trained on the loaded training set."""
+    assert set_model(client).status_code == 200
+    assert use(client, "training").status_code == 200
+    return loaded
+
+
+def stored_state(engine) -> dict[str, list]:
+    """Everything the ML service writes: the deployed model row and all predictions."""
+    with engine.connect() as connection:
+        return {
+            "deployed_model": [tuple(r) for r in connection.execute(select(deployed_model).order_by(deployed_model.c.id))],
+            "predictions": [
+                tuple(r)
+                for r in connection.execute(
+                    select(predictions).order_by(predictions.c.dataset_id, predictions.c.sample_index)
+                )
+            ],
+        }
