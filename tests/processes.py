@@ -56,8 +56,8 @@ class ServiceProcess:
             try:
                 if requests.get(self.url + "/health", timeout=2).status_code == 200:
                     return self
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or its first /health is still warming up (e.g. MLflow's schema)
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.service} did not answer /health in {timeout} s:\n{self.log_path.read_text()[-4000:]}")
