@@ -1,0 +1,1 @@
+"""Tracking service: grid-search optimizations logged to MLflow, queries, deployment to the ML service."""

@@ -1,0 +1,274 @@
+"""The tracking service's HTTP API (port 5002): optimization runs logged to MLflow, queries about
+them, deletion, and deployment of a run's model to the ML service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union, get_args
+
+from flask import Flask, current_app
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
+
+from mlops.kernel.config import Settings
+from mlops.kernel.db import ping
+from mlops.kernel.errors import NotFound
+from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine
+from mlops.tracking import mlflow_log, queries
+from mlops.tracking.deploy import deploy_run
+from mlops.tracking.mlflow_log import MlflowBackend
+from mlops.tracking.optimize import MODEL_METRICS, OptimizationRequest, optimize
+from mlops.tracking.queries import STATISTIC_METRICS, MetricKind, ParameterKind
+
+bp = ApiBlueprint("tracking", __name__)
+
+# The walkthrough sends ids as strings ("1"); Postman users often type a number: both are fine.
+ExperimentId = Annotated[
+    Annotated[str, Field(min_length=1, max_length=32)] | Annotated[int, Field(ge=0)],
+    AfterValidator(str),
+    Field(examples=["1"]),
+]
+RunId = Annotated[str, Field(min_length=1, max_length=64, examples=["5f69f7ee0507453e9787991521adeb82"])]
+BestModelMetric = Literal["model_accuracy", "model_f1_score", "model_precision", "model_recall"]
+assert get_args(BestModelMetric) == MODEL_METRICS
+StatisticName = Literal[
+    "all",
+    "duration",
+    "accuracy",
+    "f1_score",
+    "precision",
+    "recall",
+    "system_execution_time",
+    "model_accuracy",
+    "model_f1_score",
+    "model_precision",
+    "model_recall",
+]
+assert set(STATISTIC_METRICS) | set(STATISTIC_METRICS.values()) | {"all"} == set(get_args(StatisticName))
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class GeneralQuery(BaseModel):
+    """The experiment's details and its runs counted by status."""
+
+    model_config = STRICT
+    experiment_id: ExperimentId
+    request_information: Literal["general"]
+
+
+class BestModelQuery(BaseModel):
+    """The run with the highest value of the filter's metrics (the first decides, the next break ties)."""
+
+    model_config = STRICT
+    experiment_id: ExperimentId
+    request_information: Literal["best_model"]
+    filter: list[BestModelMetric] = Field(min_length=1, max_length=len(MODEL_METRICS))
+
+
+class StatisticsQuery(BaseModel):
+    """mean, median, std_dev, variance, min, max, mode and iqr of the runs' metrics."""
+
+    model_config = STRICT
+    experiment_id: ExperimentId
+    request_information: Literal["statistics"]
+    filter: list[StatisticName] | None = Field(
+        None, min_length=1, max_length=len(get_args(StatisticName)), description='absent or ["all"]: every metric'
+    )
+
+
+class ExperimentQuery(RootModel):
+    """What to tell about one experiment: `general`, `best_model` or `statistics`."""
+
+    root: Annotated[Union[GeneralQuery, BestModelQuery, StatisticsQuery], Field(discriminator="request_information")]
+
+
+class ParametersQuery(BaseModel):
+    """A run's params of one kind: `data`, `grid_search` or `model`."""
+
+    model_config = STRICT
+    experiment_id: ExperimentId
+    run_id: RunId
+    request_information: Literal["parameters"]
+    type: ParameterKind
+
+
+class MetricsQuery(BaseModel):
+    """A run's metrics of one kind: `system` or `model`."""
+
+    model_config = STRICT
+    experiment_id: ExperimentId
+    run_id: RunId
+    request_information: Literal["metrics"]
+    type: MetricKind
+
+
+class RunQuery(RootModel):
+    """What to tell about one run: its `parameters` or its `metrics`."""
+
+    root: Annotated[Union[ParametersQuery, MetricsQuery], Field(discriminator="request_information")]
+
+
+class SettingRequest(BaseModel):
+    """Deploy a run's best model (type and hyperparameters) to the ML service."""
+
+    model_config = STRICT
+    request_information: Literal["setting"]
+    run_id: RunId
+
+
+class ModelManagement(RootModel):
+    """`optimization` (grid search + CV logged to MLflow) or `setting` (deploy a run's model)."""
+
+    root: Annotated[Union[OptimizationRequest, SettingRequest], Field(discriminator="request_information")]
+
+
+class ExperimentSelector(BaseModel):
+    model_config = STRICT
+    experiment_id: ExperimentId
+
+
+class RunSelector(BaseModel):
+    model_config = STRICT
+    experiment_id: ExperimentId
+    run_id: RunId
+
+
+def mlflow_backend() -> MlflowBackend:
+    """This app's MLflow backend store."""
+    return current_app.extensions["tracking"]
+
+
+def _runs_of(experiment_id: str) -> tuple[mlflow_log.ExperimentRecord, list[mlflow_log.RunRecord]]:
+    backend = mlflow_backend()
+    experiment = mlflow_log.get_experiment(backend, experiment_id)
+    return experiment, mlflow_log.list_runs(backend, [experiment.experiment_id])
+
+
+@bp.operation(
+    "/root/tracking/model_management",
+    "POST",
+    body=ModelManagement,
+    responses={
+        201: "Optimization logged: experiment id and one run id per model",
+        200: "Setting: the ML service's answer, relayed",
+        400: "Invalid request, grid, scoring or cv; or a model's grid search failed (its run is FAILED)",
+        404: "Run not found",
+        409: "The training set is not loaded, the experiment name is deleted, or the run has no model",
+        503: "The ML service or the MLflow store is unreachable",
+    },
+)
+def model_management(body: ModelManagement):
+    """Run a grid-search optimization logged to MLflow, or deploy a run's model to the ML service."""
+    request = body.root
+    if isinstance(request, OptimizationRequest):
+        result = optimize(mlflow_backend(), dataset_engine(), current_settings(), request)
+        data = {"experiment_id": result.experiment_id, "run_ids": result.run_ids}
+        return {"message": "Experiments retrieved successfully", "data": data}, 201
+    reply = deploy_run(mlflow_backend(), current_settings(), request.run_id)
+    return reply.body, reply.status
+
+
+@bp.operation("/root/tracking/experiments", "GET", responses={200: "The active experiments"})
+def list_experiments():
+    """List the active experiments with their number of runs."""
+    backend = mlflow_backend()
+    experiments = mlflow_log.list_experiments(backend)
+    runs = mlflow_log.list_runs(backend, [e.experiment_id for e in experiments])
+    return {"message": "Experiments retrieved successfully", "data": queries.experiments_overview(experiments, runs)}
+
+
+@bp.operation(
+    "/root/tracking/experiments",
+    "POST",
+    body=ExperimentQuery,
+    responses={200: "The information asked for", 404: "Experiment not found, or no run has the metrics"},
+)
+def query_experiment(body: ExperimentQuery):
+    """Tell about one experiment: general information, its best run, or statistics of its runs."""
+    query = body.root
+    experiment, runs = _runs_of(query.experiment_id)
+    if isinstance(query, GeneralQuery):
+        return {"message": "Information Retrieved", "data": queries.experiment_general(experiment, runs)}
+    if isinstance(query, BestModelQuery):
+        best = queries.best_run(experiment.experiment_id, runs, query.filter)
+        return {"message": "Best model and run retrieved successfully.", "data": best}
+    names = queries.statistic_names(query.filter)
+    return {"message": "Statistics Retrieved", "data": queries.experiment_statistics(experiment.experiment_id, runs, names)}
+
+
+@bp.operation(
+    "/root/tracking/experiments",
+    "DELETE",
+    query=ExperimentSelector,
+    responses={200: "Experiment deleted (MLflow's soft delete)", 404: "Experiment not found"},
+)
+def delete_experiment(query: ExperimentSelector):
+    """Delete an experiment and its runs (they move to MLflow's "deleted" lifecycle stage)."""
+    mlflow_log.delete_experiment(mlflow_backend(), query.experiment_id)
+    return {"message": "Experiment deleted successfully", "data": {"experiment_id": query.experiment_id}}
+
+
+@bp.operation(
+    "/root/tracking/runs",
+    "GET",
+    query=ExperimentSelector,
+    responses={200: "The experiment's runs, newest first", 404: "Experiment not found, or it has no runs"},
+)
+def list_runs(query: ExperimentSelector):
+    """List an experiment's runs with status, times, name and tags, newest first."""
+    experiment, runs = _runs_of(query.experiment_id)
+    if not runs:
+        raise NotFound(f"Experiment {experiment.experiment_id} has no runs", error="No runs found")
+    return {"message": "Experiment Runs Retrieved", "data": [queries.run_summary(run) for run in runs]}
+
+
+@bp.operation(
+    "/root/tracking/runs",
+    "POST",
+    body=RunQuery,
+    responses={200: "The run's params or metrics, prefixes stripped", 404: "Experiment or run not found"},
+)
+def query_run(body: RunQuery):
+    """Tell a run's params (data, grid_search, model) or metrics (system, model)."""
+    query = body.root
+    run = mlflow_log.get_run(mlflow_backend(), query.run_id, query.experiment_id)
+    if isinstance(query, ParametersQuery):
+        data = queries.run_parameters(run, query.type)
+    else:
+        data = queries.run_metrics(run, query.type)
+    return {"message": "Parameters Retrieved", "data": data}
+
+
+@bp.operation(
+    "/root/tracking/runs",
+    "DELETE",
+    query=RunSelector,
+    responses={200: "Run deleted (MLflow's soft delete)", 404: "Experiment or run not found"},
+)
+def delete_run(query: RunSelector):
+    """Delete one run of an experiment (it moves to MLflow's "deleted" lifecycle stage)."""
+    mlflow_log.delete_run(mlflow_backend(), query.experiment_id, query.run_id)
+    data = {"experiment_id": query.experiment_id, "run_id": query.run_id}
+    return {"message": "Run deleted successfully", "data": data}
+
+
+def create_app(settings: Settings | None = None, *, warm_up: bool | None = None) -> Flask:
+    """Build the tracking service's app.
+
+    warm_up imports MLflow and prepares its store in a background thread, so that the first
+    request does not pay for it; by default it happens when the settings come from the
+    environment (the service started under gunicorn), not for apps built with given settings.
+    """
+    if warm_up is None:
+        warm_up = settings is None
+    settings = settings or Settings.from_env()
+    backend = MlflowBackend.from_settings(settings)
+    app = create_service_app(
+        "tracking",
+        "Tracking",
+        settings,
+        [bp],
+        health_checks={"database": lambda state: ping(state.engine), "mlflow": lambda state: backend.ping()},
+    )
+    app.extensions["tracking"] = backend
+    if warm_up:
+        backend.open_in_background()
+    return app

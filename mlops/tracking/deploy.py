@@ -1,0 +1,78 @@
+"""Deploying a run's best model: its model type and hyperparameters, sent to the ML service."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from mlops.kernel.clients import ServiceReply, call_service
+from mlops.kernel.config import Settings
+from mlops.kernel.errors import Conflict, UpstreamError
+from mlops.tracking import mlflow_log
+from mlops.tracking.mlflow_log import MlflowBackend, RunRecord
+from mlops.tracking.optimize import MODEL_PREFIX
+
+ML_SERVICE = "ML service"
+SET_MODEL_PATH = "/root/ml/set_model"
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def parse_param_value(text: str) -> Any:
+    """A logged param's text back to the value it was: None, bool, int, float, else the text."""
+    if text == "None":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    # "nan" / "inf" are not JSON numbers; such a text stays text.
+    return number if math.isfinite(number) else text
+
+
+def model_of_run(run: RunRecord) -> dict[str, Any]:
+    """The {model_name, hyperparameters} body that deploys this run's best model."""
+    if run.status != "FINISHED" or "model_type" not in run.tags:
+        raise Conflict(
+            f"Run {run.run_id} is {run.status} and has no model to deploy: deploy a FINISHED optimization run "
+            "(GET /root/tracking/runs?experiment_id=... lists them)",
+            error="Run has no model",
+        )
+    hyperparameters = {
+        key[len(MODEL_PREFIX) :]: parse_param_value(value)
+        for key, value in sorted(run.params.items())
+        if key.startswith(MODEL_PREFIX)
+    }
+    return {"model_name": run.tags["model_type"], "hyperparameters": hyperparameters}
+
+
+def deploy_run(backend: MlflowBackend, settings: Settings, run_id: str) -> ServiceReply:
+    """Send the run's model to the ML service's set_model and return its answer.
+
+    The ML service's 2xx/4xx answers and a 503 (its database down) are relayed as they are;
+    any other 5xx is a fault of the ML service, a 502 here.
+    """
+    body = model_of_run(mlflow_log.get_run(backend, run_id))
+    reply = call_service(
+        ML_SERVICE,
+        "POST",
+        settings.ml_url + SET_MODEL_PATH,
+        json=body,
+        timeout=settings.request_timeout,
+        token=settings.api_token,
+    )
+    if not isinstance(reply.body, dict):
+        raise UpstreamError(
+            f"The {ML_SERVICE} answered {reply.status} with a JSON {type(reply.body).__name__}, not an object",
+            error=f"{ML_SERVICE} error",
+        )
+    if reply.status >= 500 and reply.status != 503:
+        raise UpstreamError(
+            f"The {ML_SERVICE} failed to set the model (HTTP {reply.status}): {reply.body.get('message', reply.body)}",
+            error=f"{ML_SERVICE} error",
+        )
+    return reply

@@ -1,0 +1,291 @@
+"""Grid search + cross-validation of several models on the training set, each logged as one MLflow run.
+
+For each model: GridSearchCV(estimator, grid, scoring, cv) picks the best hyperparameters, then
+cross_val_predict(best estimator, cv) gives the predictions that accuracy and the weighted
+F1 / precision / recall are computed from. Everything the request asks is checked before
+anything is logged, so a bad request leaves MLflow untouched.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+
+from mlops.kernel.catalogue import MODEL_NAMES, UNKNOWN_MODEL_MESSAGE, build_estimator
+from mlops.kernel.config import Settings
+from mlops.kernel.errors import BadRequest
+from mlops.tracking import mlflow_log
+from mlops.tracking.mlflow_log import MlflowBackend
+
+if TYPE_CHECKING:  # pandas (behind LoadedSet) is imported when a request needs it, not at start-up
+    from mlops.kernel.datasets import LoadedSet
+
+# What each run is called and tagged, and the prefixes its params and metrics are logged with
+# (the run endpoints strip them again).
+RUN_NAME = "{model} Grid_Search_Opt and CV_Performance"
+EXPERIMENT_TYPE = "GridSearch_CrossValidation"
+MODEL_PREFIX, DATA_PREFIX, GRID_PREFIX, SYSTEM_PREFIX = "model_", "data_", "grid_search_", "system_"
+MODEL_METRICS = ("model_accuracy", "model_f1_score", "model_precision", "model_recall")
+SYSTEM_METRICS = ("system_cpu_usage", "system_execution_time")
+# MLflow refuses longer param values; a grid's candidate list is logged as one.
+MAX_PARAM_TEXT = 6000
+
+ModelName = Literal["RandomForest", "SVC", "LogisticRegression"]
+assert set(get_args(ModelName)) == set(MODEL_NAMES)  # the catalogue is the source of truth
+# JSON integers beyond 64 bits only overflow inside scikit-learn's compiled code.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+GridValue = bool | Int64 | float | str | None
+
+
+class OptimizationRequest(BaseModel):
+    """Grid-search these models on the training set and log one run per model in an experiment."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    request_information: Literal["optimization"]
+    experiment_name: str = Field(min_length=1, max_length=256, examples=["wine_test_1"])
+    experiment_description: str | None = Field(None, max_length=5000, description="tagged `description`")
+    experiment_owner: str | None = Field(None, max_length=250, description="tagged `owner`")
+    models: list[ModelName] = Field(min_length=1, max_length=len(MODEL_NAMES))
+    hyperparameters: dict[str, dict[str, list[GridValue]]] = Field(
+        default_factory=dict,
+        description="per model: hyperparameter -> candidate values; a model without a grid is "
+        "cross-validated with its defaults",
+        examples=[{"LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]}}],
+    )
+    scoring: str = Field("accuracy", description="a scikit-learn scorer name (sklearn.metrics.get_scorer_names())")
+    cv: int = Field(5, ge=2, le=1000, description="cross-validation folds (stratified)")
+
+
+@dataclass(frozen=True)
+class ModelSearch:
+    """One model's grid, checked."""
+
+    model_name: str
+    grid: dict[str, list[Any]]
+
+    @property
+    def candidates(self) -> int:
+        return math.prod(len(values) for values in self.grid.values())
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What the grid search and cross-validation of one model found, and what it cost."""
+
+    best_estimator: Any
+    best_params: dict[str, Any]
+    metrics: dict[str, float]
+    execution_time: float
+    cpu_usage: float
+
+
+@dataclass(frozen=True)
+class Optimization:
+    experiment_id: str
+    run_ids: dict[str, str]
+
+
+class SearchFailed(BadRequest):
+    """A model's grid search produced nothing usable (every fit failed or could not be scored)."""
+
+    error = "Grid search failed"
+
+
+def plan_searches(request: OptimizationRequest, settings: Settings) -> list[ModelSearch]:
+    """Check the models, grids, scoring and size of the request (no data needed); 400 on a problem."""
+    from sklearn.metrics import get_scorer_names
+
+    if len(set(request.models)) != len(request.models):
+        raise BadRequest("`models` lists a model more than once", error="Invalid request")
+    for name in request.hyperparameters:
+        if name not in MODEL_NAMES:
+            raise BadRequest(f"hyperparameters.{name}: {UNKNOWN_MODEL_MESSAGE}", error="Model not Found")
+        if name not in request.models:
+            raise BadRequest(
+                f"hyperparameters are given for {name}, which is not in `models` {request.models}",
+                error="Invalid request",
+            )
+    if request.scoring not in get_scorer_names():
+        raise BadRequest(
+            f"Unknown scoring {request.scoring!r}; use one of scikit-learn's scorers, e.g. accuracy, "
+            "f1_weighted, precision_weighted, recall_weighted, balanced_accuracy, roc_auc_ovr",
+            error="Invalid scoring",
+        )
+    searches = [ModelSearch(name, request.hyperparameters.get(name, {})) for name in request.models]
+    for search in searches:
+        check_grid(search)
+    fits = sum(search.candidates * request.cv for search in searches)
+    if fits > settings.grid_max_fits:
+        detail = ", ".join(f"{s.model_name} {s.candidates} candidates" for s in searches)
+        raise BadRequest(
+            f"The grid needs {fits} fits ({detail}, x {request.cv} folds), more than the limit of "
+            f"{settings.grid_max_fits} (MLOPS_GRID_MAX_FITS): search fewer values or folds",
+            error="Grid too large",
+        )
+    return searches
+
+
+def check_grid(search: ModelSearch) -> None:
+    """Ask scikit-learn whether every hyperparameter and every candidate value is valid."""
+    for key, values in search.grid.items():
+        if not values:
+            raise BadRequest(f"hyperparameters.{search.model_name}.{key}: give at least one value", error="Invalid request")
+        if len(str(values)) > MAX_PARAM_TEXT:
+            raise BadRequest(
+                f"hyperparameters.{search.model_name}.{key}: too many values to log "
+                f"(over {MAX_PARAM_TEXT} characters as text)",
+                error="Grid too large",
+            )
+        for value in values:
+            build_estimator(search.model_name, {key: value})
+
+
+def check_against_data(request: OptimizationRequest, training: LoadedSet) -> None:
+    """Check that cv and scoring suit the training set; 400 naming the problem."""
+    from sklearn.dummy import DummyClassifier
+    from sklearn.metrics import get_scorer
+
+    counts = training.target.value_counts()
+    if request.cv > counts.min():
+        raise BadRequest(
+            f"cv={request.cv} is more folds than the smallest class of the training set has samples "
+            f"({counts.min()} of class {counts.idxmin()}): use at most {counts.min()}",
+            error="Invalid cv",
+        )
+    # A scorer made for another kind of problem (e.g. binary f1 on three classes) fails on any model.
+    try:
+        baseline = DummyClassifier(strategy="prior").fit(training.features, training.target)
+        get_scorer(request.scoring)(baseline, training.features, training.target)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise BadRequest(
+            f"scoring {request.scoring!r} cannot score this {counts.size}-class problem: {error}",
+            error="Invalid scoring",
+        ) from None
+
+
+def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: int) -> SearchResult:
+    """Grid-search one model, then cross-validate its best estimator; time and CPU measured.
+
+    The folds run on joblib's threading backend: the fits on this small data take milliseconds,
+    where a process pool would spend more on shipping data than on fitting. cpu_usage is the
+    CPU time of this process over the search, in percent of the machine's capacity over the same
+    wall time (100 = every core busy; it includes whatever else the process did meanwhile).
+    """
+    import numpy as np
+    from joblib import parallel_config
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+    from sklearn.model_selection import GridSearchCV, cross_val_predict
+
+    started, started_cpu = time.perf_counter(), time.process_time()
+    with parallel_config(backend="threading"):
+        grid_search = GridSearchCV(
+            build_estimator(search.model_name), search.grid, scoring=scoring, cv=cv, n_jobs=n_jobs, error_score=np.nan
+        )
+        try:
+            grid_search.fit(X, y)
+            if not np.isfinite(grid_search.cv_results_["mean_test_score"]).any():
+                raise SearchFailed(
+                    f"{search.model_name}: no candidate could be scored with {scoring!r} "
+                    "(the scorer failed on every fold)"
+                )
+            predicted = cross_val_predict(grid_search.best_estimator_, X, y, cv=cv, n_jobs=n_jobs)
+        except (ValueError, TypeError, ArithmeticError) as error:
+            raise SearchFailed(f"{search.model_name}: {_last_line(error)}") from error
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - started_cpu
+    return SearchResult(
+        best_estimator=grid_search.best_estimator_,
+        best_params=dict(grid_search.best_params_),
+        metrics={
+            "accuracy": float(accuracy_score(y, predicted)),
+            "f1_score": float(f1_score(y, predicted, average="weighted", zero_division=0)),
+            "precision": float(precision_score(y, predicted, average="weighted", zero_division=0)),
+            "recall": float(recall_score(y, predicted, average="weighted", zero_division=0)),
+        },
+        execution_time=elapsed,
+        cpu_usage=round(100 * cpu / (max(elapsed, 1e-9) * _cores()), 1),
+    )
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _last_line(error: Exception) -> str:
+    """The informative end of scikit-learn's multi-line "All the N fits failed" message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    first = lines[0]
+    return first if len(lines) == 1 else f"{first} Last error: {lines[-1]}"
+
+
+def run_params(search: ModelSearch, result: SearchResult, training: LoadedSet, scoring: str, cv: int) -> dict[str, str]:
+    """The params a run logs: the best hyperparameters, the data's shape and the grid searched."""
+    params = {f"{MODEL_PREFIX}{key}": str(value) for key, value in result.best_params.items()}
+    params |= {
+        f"{DATA_PREFIX}samples": str(len(training.target)),
+        f"{DATA_PREFIX}features": str(training.features.shape[1]),
+        f"{DATA_PREFIX}classes": str(training.target.nunique()),
+    }
+    params |= {f"{GRID_PREFIX}{key}": str(values) for key, values in search.grid.items()}
+    params |= {f"{GRID_PREFIX}scoring": scoring, f"{GRID_PREFIX}cv_folds": str(cv)}
+    return params
+
+
+def run_metrics(result: SearchResult) -> dict[str, float]:
+    """The metrics a run logs: cross-validated scores and what the search cost."""
+    return {f"{MODEL_PREFIX}{name}": value for name, value in result.metrics.items()} | {
+        f"{SYSTEM_PREFIX}cpu_usage": result.cpu_usage,
+        f"{SYSTEM_PREFIX}execution_time": result.execution_time,
+    }
+
+
+def optimize(backend: MlflowBackend, engine: Engine, settings: Settings, request: OptimizationRequest) -> Optimization:
+    """Check the request, then grid-search each model in turn, logging one MLflow run per model.
+
+    A model whose search fails ends its run FAILED and stops the request with a 400 that names
+    the runs (the ones before it stay FINISHED).
+    """
+    from mlops.kernel.datasets import read_set
+
+    searches = plan_searches(request, settings)
+    with engine.connect() as connection:
+        training = read_set(connection, "training")
+    check_against_data(request, training)
+    tags = {"description": request.experiment_description, "owner": request.experiment_owner}
+    experiment_id = mlflow_log.find_or_create_experiment(
+        backend, request.experiment_name, {key: value for key, value in tags.items() if value}
+    )
+    run_ids: dict[str, str] = {}
+    for search in searches:
+        run_tags = {"model_type": search.model_name, "experiment_type": EXPERIMENT_TYPE}
+        run_name = RUN_NAME.format(model=search.model_name)
+        run_id = None
+        try:
+            with mlflow_log.tracked_run(backend, experiment_id, run_name, run_tags) as run_id:
+                result = search_model(
+                    search, training.features, training.target, scoring=request.scoring, cv=request.cv, n_jobs=settings.n_jobs
+                )
+                mlflow_log.log_params_and_metrics(
+                    backend, run_id, run_params(search, result, training, request.scoring, request.cv), run_metrics(result)
+                )
+                mlflow_log.log_model(backend, experiment_id, run_id, result.best_estimator, search.model_name)
+        except SearchFailed as failure:
+            finished = ", ".join(f"{name} {rid}" for name, rid in run_ids.items()) or "none"
+            raise SearchFailed(
+                f"{failure.message.rstrip('.')}. Its run {run_id} in experiment {experiment_id} is marked FAILED; "
+                f"runs finished before it: {finished}"
+            ) from failure
+        run_ids[search.model_name] = run_id
+    return Optimization(experiment_id, run_ids)
