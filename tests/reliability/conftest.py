@@ -160,7 +160,7 @@ def postgres_bin_dir() -> Path | None:
     """Where initdb and pg_ctl live (Debian keeps them out of PATH)."""
     on_path = shutil.which("initdb")
     if on_path:
-        return Path(on_path).parent
+        return Path(on_path).resolve().parent  # /usr/local/bin may hold a link to initdb alone
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     return versions[-1].parent if versions else None
 
@@ -249,3 +249,173 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+# --- the services, started and brought to the walkthrough's state --------------------------------
+
+# The walkthrough's RandomForest, small enough to train in a blink.
+MODEL = {"model_name": "RandomForest", "hyperparameters": {"n_estimators": 20, "max_depth": 5, "random_state": 42}}
+# A small optimization: two models, a few fits each, so a test can afford to run it.
+SMALL_OPTIMIZATION = {
+    "request_information": "optimization",
+    "experiment_name": "reliability",
+    "experiment_description": "reliability suite",
+    "experiment_owner": "tests",
+    "models": ["LogisticRegression", "RandomForest"],
+    "hyperparameters": {
+        "LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]},
+        "RandomForest": {"n_estimators": [3, 5], "max_depth": [None, 3]},
+    },
+    "scoring": "accuracy",
+    "cv": 3,
+}
+WINE_ROW = {
+    "alcohol": 13.2, "malic_acid": 1.78, "ash": 2.14, "alcalinity_of_ash": 11.2, "magnesium": 100.0,
+    "total_phenols": 2.65, "flavanoids": 2.76, "nonflavanoid_phenols": 0.26, "proanthocyanins": 1.28,
+    "color_intensity": 4.38, "hue": 1.05, "od280/od315_of_diluted_wines": 3.4, "proline": 1050.0,
+}
+
+
+def call(method: str, url: str, *, expect: int | tuple[int, ...] = 200, timeout: float = 120, **kwargs) -> dict:
+    """Send one request and insist on the status; return the JSON body."""
+    response = requests.request(method, url, timeout=timeout, **kwargs)
+    expected = (expect,) if isinstance(expect, int) else expect
+    assert response.status_code in expected, f"{method} {url} -> {response.status_code}: {response.text[:500]}"
+    return response.json()
+
+
+def start_stack(start_service, settings, services=None, **start_options) -> dict:
+    """Start the given (default: every landed) services; return {service: ServiceProcess}."""
+    return {s: start_service(s, settings, **start_options) for s in services or landed_services()}
+
+
+def bring_to_walkthrough_state(stack: dict, *, optimize: bool = False) -> dict:
+    """Load the three sets, deploy + train a model, evaluate testing and production, warm monitoring;
+    with `optimize`, also run a small optimization in tracking. Return what was made."""
+    made: dict = {}
+    simulator = stack["simulator"].url
+    for set_name in ("training", "testing", "production"):
+        call("POST", simulator + "/root/simulator", json={"set_name": set_name})
+    if "ml" in stack:
+        ml = stack["ml"].url
+        call("POST", ml + "/root/ml/set_model", json=MODEL)
+        for dataset in ("training", "testing", "production"):
+            call("POST", ml + "/root/ml", json={"dataset": dataset})
+        made["model"] = call("GET", ml + "/root/ml")["model"]
+    if "monitoring" in stack and "ml" in stack:
+        made["summary"] = call("POST", stack["monitoring"].url + "/root/monitoring", json={"metric": "summary"})
+    if optimize and "tracking" in stack:
+        made["optimization"] = call(
+            "POST", stack["tracking"].url + "/root/tracking/model_management", json=SMALL_OPTIMIZATION, expect=201
+        )["data"]
+    return made
+
+
+# --- clients sending a mix of requests ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One kind of request the clients send."""
+
+    name: str
+    method: str
+    url: str
+    json: object = None
+    needs_db: bool = True
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one request got: a status and body, or the exception if none came."""
+
+    probe: Probe
+    started: float
+    ended: float
+    status: int | None
+    body: object
+    failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+
+class Clients:
+    """Threads sending requests until stopped: one per lane, each lane a list of probes sent
+    round-robin (a lane of its own keeps a write from racing with itself, where that is not the
+    point of the test)."""
+
+    def __init__(self, lanes: list[list[Probe]], *, timeout: float = 60, pause: float = 0.0):
+        import threading
+
+        self.lanes, self.timeout, self.pause = [lane for lane in lanes if lane], timeout, pause
+        self.answers: list[Answer] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(lane, i), daemon=True) for i, lane in enumerate(self.lanes)
+        ]
+
+    def __enter__(self) -> Clients:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def stop(self) -> list[Answer]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.timeout + 10)
+        return self.answers
+
+    def _run(self, lane: list[Probe], offset: int) -> None:
+        import time
+
+        session = requests.Session()
+        i = offset
+        while not self._stop.is_set():
+            probe = lane[i % len(lane)]
+            i += 1
+            started = time.monotonic()
+            try:
+                response = session.request(probe.method, probe.url, json=probe.json, timeout=self.timeout)
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = response.text[:500]
+                answer = Answer(probe, started, time.monotonic(), response.status_code, body)
+            except requests.RequestException as error:
+                answer = Answer(probe, started, time.monotonic(), None, None, f"{type(error).__name__}: {error}")
+                session = requests.Session()
+            with self._lock:
+                self.answers.append(answer)
+            if self.pause:
+                time.sleep(self.pause)
+
+    def since(self, moment: float) -> list[Answer]:
+        with self._lock:
+            return [a for a in self.answers if a.started >= moment]
+
+
+def is_json_error(answer: Answer, status: int) -> bool:
+    """Whether the answer is `status` with the {"error", "message"} body."""
+    body = answer.body
+    return (
+        answer.status == status
+        and isinstance(body, dict)
+        and isinstance(body.get("error"), str)
+        and isinstance(body.get("message"), str)
+        and bool(body["message"])
+    )
+
+
+def describe(answer: Answer) -> str:
+    return (f"{answer.probe.name}: {answer.status or answer.failure} after {answer.seconds:.2f}s: "
+            f"{str(answer.body)[:200]}")

@@ -1,0 +1,210 @@
+"""R3 database outage: a PostgreSQL cluster of the test's own (dataset DB and MLflow's store) is
+stopped for ~10 s while clients keep calling every service. While it is down the answers are
+503 JSON saying so, each within the request timeout; once it is back everything answers again by
+itself (no service restart, same processes) and nothing stored is lost or half-written."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from mlops.kernel.config import Settings
+from mlops.kernel.db import datasets, deployed_model, make_engine, predictions, samples, targets
+from tests.processes import free_port
+from tests.reliability.conftest import (
+    WINE_ROW,
+    Clients,
+    Probe,
+    bring_to_walkthrough_state,
+    call,
+    describe,
+    is_json_error,
+    pick,
+    process_tree,
+    start_stack,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
+
+DOWN_SECONDS = 10
+OUTAGES = pick(1, 3)
+CLIENTS = pick(4, 8)
+REQUEST_TIMEOUT = 10.0  # the services' MLOPS_REQUEST_TIMEOUT: no answer may take longer
+RECOVERY_LIMIT = 30.0  # everything must answer again within this after the database is back
+
+
+def probes_for(stack: dict) -> list[Probe]:
+    """Every kind of request the clients send, for the services that are running."""
+    probes = []
+    if "simulator" in stack:
+        url = stack["simulator"].url
+        probes += [
+            Probe("simulator status", "GET", url + "/root/simulator", needs_db=False),
+            Probe("simulator health", "GET", url + "/health"),
+            Probe("simulator load training", "POST", url + "/root/simulator", {"set_name": "training"}),
+        ]
+    if "ml" in stack:
+        url = stack["ml"].url
+        probes += [
+            Probe("ml status", "GET", url + "/root/ml"),
+            Probe("ml predict", "POST", url + "/root/ml/predict", [WINE_ROW]),
+            Probe("ml evaluate testing", "POST", url + "/root/ml", {"dataset": "testing"}),
+        ]
+    if "monitoring" in stack and "ml" in stack:
+        url = stack["monitoring"].url
+        probes += [Probe("monitoring summary", "POST", url + "/root/monitoring", {"metric": "summary"})]
+    if "tracking" in stack:
+        url = stack["tracking"].url
+        probes += [
+            Probe("tracking experiments", "GET", url + "/root/tracking/experiments"),
+            Probe("tracking health", "GET", url + "/health"),
+        ]
+    return probes
+
+
+def test_services_answer_503_while_postgres_is_down_and_recover_by_themselves(
+    throwaway_postgres, start_service, tmp_path, record_figures
+):
+    dataset_url = throwaway_postgres.create_database("dataset")
+    mlflow_url = throwaway_postgres.create_database("mlflow")
+    settings = Settings(
+        data_dir=tmp_path,
+        dataset_db_url=dataset_url,
+        mlflow_tracking_uri=mlflow_url,
+        simulator_port=free_port(),
+        ml_port=free_port(),
+        tracking_port=free_port(),
+        monitoring_port=free_port(),
+        request_timeout=REQUEST_TIMEOUT,
+    )
+    stack = start_stack(start_service, settings)
+    made = bring_to_walkthrough_state(stack, optimize=True)
+    before = stored_state(dataset_url)
+    runs_before = tracking_runs(stack)
+    processes_before = {name: sorted(process_tree(p.process.pid)) for name, p in stack.items()}
+    probes = probes_for(stack)
+
+    outages = []
+    # One client writes (reloads training, stores testing's predictions); the others read.
+    writes = [p for p in probes if p.method == "POST" and p.name.split()[1] in ("load", "evaluate")]
+    reads = [p for p in probes if p not in writes]
+    lanes = [writes] + [reads] * (CLIENTS - 1)
+    with Clients(lanes, timeout=REQUEST_TIMEOUT + 20, pause=0.02) as clients:
+        time.sleep(2)
+        for _ in range(OUTAGES):
+            outage = {"stopping": time.monotonic()}
+            throwaway_postgres.stop("fast")
+            outage["down"] = time.monotonic()
+            time.sleep(DOWN_SECONDS)
+            throwaway_postgres.start()
+            outage["up"] = time.monotonic()
+            outage["recovered"] = wait_until_every_probe_answers(clients, probes, outage["up"])
+            outages.append(outage)
+            time.sleep(2)
+        answers = clients.stop()
+
+    # Before the first outage everything answered.
+    first = outages[0]["stopping"]
+    early_failures = [describe(a) for a in answers if a.ended < first and not a.ok]
+    assert not early_failures, early_failures
+
+    # During each outage: an answer or a 503 JSON saying the database is unavailable — never a
+    # 500, a dropped connection or a hang past the request timeout.
+    wrong = [describe(a) for a in answers if not a.ok and not is_json_error(a, 503)]
+    assert not wrong, f"{len(wrong)} answers were neither 2xx nor 503 JSON: {wrong[:10]}"
+    slow = [describe(a) for a in answers if a.seconds > REQUEST_TIMEOUT]
+    assert not slow, f"answers slower than the request timeout: {slow[:10]}"
+    unclear = [describe(a) for a in answers if a.status == 503 and "unavailable" not in str(a.body).lower()]
+    assert not unclear, unclear[:5]
+    for outage in outages:
+        seen = {a.probe.name for a in answers if outage["down"] <= a.started < outage["up"] and a.status == 503}
+        not_seen = [p.name for p in probes if p.needs_db and p.name not in seen]
+        assert not not_seen, f"these requests did not notice the database was down: {not_seen}"
+
+    # After it is back, each kind of request answers again and keeps answering.
+    for outage in outages:
+        assert outage["recovered"] is not None, "not every request answered again within the limit"
+    last_recovery = max(o["recovered"] for o in outages)
+    late = [describe(a) for a in answers if a.started > last_recovery and not a.ok]
+    assert not late, f"failures after recovery: {late[:10]}"
+
+    # The same processes (no restart, no worker died), and nothing lost or half-written.
+    assert {name: sorted(process_tree(p.process.pid)) for name, p in stack.items()} == processes_before
+    after = stored_state(dataset_url)
+    for name in ("testing", "production"):  # the clients only reload training
+        assert after["sets"][name] == before["sets"][name], f"the {name} set changed"
+    assert after["model"] == before["model"]
+    for name, (n_samples, n_rows, n_targets, n_predictions) in after["sets"].items():
+        assert n_rows == n_targets == n_samples, f"{name} set half-written: {after['sets'][name]}"
+        assert n_predictions in (0, n_samples), f"{name} predictions half-written: {after['sets'][name]}"
+    assert after["sets"]["testing"][3] == 36, "the testing predictions were lost"
+    if "ml" in stack:
+        assert call("GET", stack["ml"].url + "/root/ml")["model"] == made["model"]
+    assert tracking_runs(stack) == runs_before
+
+    sent = len(answers)
+    record_figures(
+        "R3 database outage",
+        services=sorted(stack),
+        clients=CLIENTS,
+        outages=len(outages),
+        down_seconds=DOWN_SECONDS,
+        requests_sent=sent,
+        answered_2xx=sum(a.ok for a in answers),
+        answered_503=sum(a.status == 503 for a in answers),
+        failures=len(wrong),
+        recoveries=f"{len(outages)}/{len(outages)}",
+        time_to_recover_s=round(max(o["recovered"] - o["up"] for o in outages), 2),
+        slowest_answer_s=round(max(a.seconds for a in answers), 2),
+        slowest_answer_while_down_s=round(
+            max((a.seconds for o in outages for a in answers if o["stopping"] <= a.started < o["up"]), default=0), 2
+        ),
+    )
+
+
+def wait_until_every_probe_answers(clients: Clients, probes: list[Probe], since: float) -> float | None:
+    """The moment by which every kind of request sent after `since` has answered 2xx, or None."""
+    deadline = since + RECOVERY_LIMIT
+    while time.monotonic() < deadline:
+        first_ok: dict[str, float] = {}
+        for answer in clients.since(since):
+            if answer.ok:
+                first_ok.setdefault(answer.probe.name, answer.ended)
+        if all(p.name in first_ok for p in probes):
+            return max(first_ok.values())
+        time.sleep(0.2)
+    return None
+
+
+def stored_state(url: str) -> dict:
+    """Per set (n_samples, samples rows, targets rows, predictions rows), and the deployed model."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            sets = {}
+            for row in connection.execute(select(datasets.c.id, datasets.c.name, datasets.c.n_samples)):
+                counts = [
+                    connection.execute(select(func.count()).where(table.c.dataset_id == row.id)).scalar_one()
+                    for table in (samples, targets, predictions)
+                ]
+                sets[row.name] = (row.n_samples, *counts)
+            model = connection.execute(
+                select(deployed_model.c.version, deployed_model.c.model_name, deployed_model.c.trained_at)
+            ).all()
+        return {"sets": sets, "model": model}
+    finally:
+        engine.dispose()
+
+
+def tracking_runs(stack: dict) -> list | None:
+    """Every experiment's runs as tracking lists them (None without tracking)."""
+    if "tracking" not in stack:
+        return None
+    url = stack["tracking"].url
+    experiments = call("GET", url + "/root/tracking/experiments")["data"]
+    return [
+        call("GET", url + "/root/tracking/runs", params={"experiment_id": e["experiment_id"]}, expect=(200, 404))
+        for e in experiments
+    ]
