@@ -85,13 +85,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_flags(down, ["--data-dir"])
     down.set_defaults(run=run_down)
 
-    status = commands.add_parser("status", help="show whether each service answers /health (exit 1 unless all do)")
+    status = commands.add_parser(
+        "status",
+        help="show whether each service answers /health (exit 1 unless all do)",
+        description="Check /health of what `mlops up` started from the data dir (every service if nothing "
+        "was recorded there); exit 1 unless all answer 200.",
+    )
     status.add_argument("--only", nargs="+", choices=SERVICES, metavar="SERVICE", help="check only these")
     add_settings_flags(status, [*NETWORK_FLAGS, "--data-dir"])
     status.set_defaults(run=run_status)
 
-    serve = commands.add_parser("serve", help="run one service under gunicorn in the foreground (what the container runs)")
-    serve.add_argument("service", choices=SERVICES, help="the service to run")
+    serve = commands.add_parser(
+        "serve",
+        help="run one service (or MLflow's UI) in the foreground, as the container image does",
+        description="Replace this process by gunicorn serving one service, or by MLflow's server and UI on the "
+        "tracking service's store (mlflow-ui).",
+    )
+    serve.add_argument("service", choices=[*SERVICES, "mlflow-ui"], help="what to run")
+    serve.add_argument("--mlflow-ui-port", type=int, default=5000, metavar="PORT", help="port of MLflow's UI (default 5000)")
     add_settings_flags(serve, SETTINGS_FLAGS)
     serve.set_defaults(run=run_serve)
 
@@ -337,9 +348,10 @@ def run_status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     state = stack.running_state(stack.state_path(settings))
     recorded = {m.name: m for m in state.members} if state else {}
-    names = [s for s in SERVICES if args.only is None or s in args.only]
-    if args.only is None and stack.MLFLOW_UI in recorded:
-        names.append(stack.MLFLOW_UI)
+    if args.only is not None:
+        names = [s for s in SERVICES if s in args.only]
+    else:  # what `mlops up` started from this data dir, or else every service
+        names = list(recorded) or list(SERVICES)
     rows = [("service", "URL", "status", "pid")]
     healthy = True
     for name in names:
@@ -359,11 +371,14 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Replace this process by gunicorn serving one service (so signals reach gunicorn directly)."""
-    from mlops.stack import service_environment
+    """Replace this process by the server of one service, so that signals reach it directly."""
+    from mlops.stack import MLFLOW_UI, mlflow_ui_command, service_environment
 
     settings = settings_from(args)
-    command = gunicorn_command(args.service, settings)
+    if args.service == MLFLOW_UI:
+        command = mlflow_ui_command(settings, args.mlflow_ui_port)
+    else:
+        command = gunicorn_command(args.service, settings)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(command[0], command, service_environment(settings))
