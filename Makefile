@@ -15,22 +15,37 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: install up down test demo bench lint clean
+.PHONY: install up down status test tools demo bench lint clean
 install: $(VENV)/.installed
 
 ## up: start the four services on 127.0.0.1 (SQLite under ./var by default) until Ctrl-C
+##     extra flags: make up MLOPS_ARGS="--mlflow-ui --workers 2"
 up: $(VENV)/.installed
-	$(VENV)/bin/mlops up
+	$(VENV)/bin/mlops up $(MLOPS_ARGS)
 
+## down: stop what `mlops up --detach` (or a foreground `mlops up`) started from ./var
 down: $(VENV)/.installed
-	$(VENV)/bin/mlops down
+	$(VENV)/bin/mlops down $(MLOPS_ARGS)
+
+status: $(VENV)/.installed
+	$(VENV)/bin/mlops status $(MLOPS_ARGS)
 
 ## test: install the test extras and run every test (SQLite and PostgreSQL)
-test: $(VENV)/.installed-dev
+test: tools $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## tools: the system tools some tests use; docker-compose (validates docker-compose.yml) is
+##        installed with apt-get when missing and we run as root, else its test is skipped
+tools:
+	@command -v docker-compose >/dev/null 2>&1 \
+	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	     && echo "installing docker-compose (apt-get)" \
+	     && apt-get update -qq >/dev/null && apt-get install -y -qq docker-compose >/dev/null; } \
+	|| echo "note: docker-compose is not installed; tests/test_compose.py skips 'docker-compose config -q'"
+
+## demo: run the walkthrough against the running services (start them with `make up` first)
 demo: $(VENV)/.installed
-	$(VENV)/bin/mlops demo
+	$(VENV)/bin/mlops demo $(MLOPS_ARGS)
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench
