@@ -63,9 +63,10 @@ class MonitoringRequest(BaseModel):
                                       {"unknown": ", ".join(map(repr, unknown)), "names": TEST_NAMES})
         not_boolean = [name for name, flag in value.items() if not isinstance(flag, bool)]
         if not_boolean:
-            raise PydanticCustomError("test_flags", "{names} must be true or false, not {given}",
-                                      {"names": ", ".join(map(repr, not_boolean)),
-                                       "given": ", ".join(repr(value[n]) for n in not_boolean)})
+            raise PydanticCustomError("test_flags", "set {flags} to true or false (not {given}); the tests are {names}",
+                                      {"flags": ", ".join(map(repr, not_boolean)),
+                                       "given": ", ".join(repr(value[n]) for n in not_boolean),
+                                       "names": TEST_NAMES})
         return value
 
     @model_validator(mode="after")
@@ -131,7 +132,7 @@ def monitor(body: MonitoringRequest):
     kind: Kind = "report" if body.metric == "report" else "tests"
     presets = body.presets() if kind == "tests" else ()
     result, cached = _run(kind, presets)
-    data = result.rendered("json")
+    data = result.json
     answer: dict[str, Any]
     if body.metric == "report":
         answer = {"message": "Report of the production set (current) against the testing set (reference)",
@@ -179,7 +180,7 @@ def _run(kind: Kind, presets: tuple[str, ...]) -> tuple[CheckResult, bool]:
 
 
 def _page(result: CheckResult, cached: bool) -> Response:
-    response = Response(result.rendered("html"), mimetype="text/html")
+    response = Response(result.html(), mimetype="text/html")
     response.headers["Content-Security-Policy"] = HTML_POLICY
     response.headers[CACHE_HEADER] = "hit" if cached else "miss"
     return response

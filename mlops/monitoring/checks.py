@@ -8,6 +8,7 @@ Evidently upgrade touches this file only.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -31,6 +32,19 @@ TEST_PRESETS = (
 )
 
 
+@dataclass(frozen=True)
+class EvidentlyRun:
+    """A computed Evidently report or test suite, and its JSON (made at once: it is where Evidently
+    raises the errors of metrics that could not be computed)."""
+
+    evidently: Report | TestSuite
+    json: dict[str, Any]
+
+    def html(self) -> str:
+        """A self-contained HTML page of the run: Evidently's script, font and data inline."""
+        return self.evidently.get_html()
+
+
 def column_mapping():
     """Tell Evidently which column is what: the 13 wine features are numerical, the task classification."""
     from evidently.legacy.pipeline.column_mapping import ColumnMapping
@@ -43,7 +57,7 @@ def column_mapping():
     )
 
 
-def run_report(reference: pd.DataFrame, current: pd.DataFrame) -> Report:
+def run_report(reference: pd.DataFrame, current: pd.DataFrame) -> EvidentlyRun:
     """Compute data drift, data quality, target drift and classification metrics of current against reference."""
     from evidently.legacy.metric_preset import (
         ClassificationPreset,
@@ -54,11 +68,10 @@ def run_report(reference: pd.DataFrame, current: pd.DataFrame) -> Report:
     from evidently.legacy.report import Report
 
     report = Report(metrics=[DataDriftPreset(), DataQualityPreset(), TargetDriftPreset(), ClassificationPreset()])
-    _run(report, reference, current)
-    return report
+    return _run(report, reference, current)
 
 
-def run_test_suite(reference: pd.DataFrame, current: pd.DataFrame, presets: tuple[str, ...]) -> TestSuite:
+def run_test_suite(reference: pd.DataFrame, current: pd.DataFrame, presets: tuple[str, ...]) -> EvidentlyRun:
     """Run the named test presets (names from TEST_PRESETS) on current against reference."""
     from evidently.legacy.test_preset import (
         DataDriftTestPreset,
@@ -77,13 +90,14 @@ def run_test_suite(reference: pd.DataFrame, current: pd.DataFrame, presets: tupl
         "multi_class_classification": MulticlassClassificationTestPreset,
     }
     suite = TestSuite(tests=[preset_classes[name]() for name in presets])
-    _run(suite, reference, current)
-    return suite
+    return _run(suite, reference, current)
 
 
-def _run(check: Report | TestSuite, reference: pd.DataFrame, current: pd.DataFrame) -> None:
+def _run(check: Report | TestSuite, reference: pd.DataFrame, current: pd.DataFrame) -> EvidentlyRun:
     try:
         check.run(reference_data=reference, current_data=current, column_mapping=column_mapping())
+        # NaN and infinities are not JSON: they become null
+        return EvidentlyRun(check, json.loads(check.json(), parse_constant=lambda _constant: None))
     except ValueError as error:
         # Evidently refuses data it cannot compute on (e.g. a column that is entirely missing);
         # that is a property of the stored sets, which the user can change, not a fault of ours.
@@ -94,16 +108,7 @@ def _run(check: Report | TestSuite, reference: pd.DataFrame, current: pd.DataFra
         ) from None
 
 
-def as_json(check: Report | TestSuite) -> dict[str, Any]:
-    """Evidently's own JSON of a report or suite, with NaN and infinities (not JSON) as null."""
-    return json.loads(check.json(), parse_constant=lambda _constant: None)
-
-
 def summary_of(suite_json: dict[str, Any]) -> dict[str, Any]:
     """The suite's summary as Evidently words it: all_passed, total/success/failed counts, by_status."""
     return suite_json["summary"]
 
-
-def as_html(check: Report | TestSuite) -> str:
-    """A self-contained HTML page of a report or suite: Evidently's script, font and data inline."""
-    return check.get_html()

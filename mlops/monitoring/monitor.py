@@ -14,7 +14,6 @@ from mlops.monitoring.cache import ResultCache
 from mlops.monitoring.data import DataVersion, SetUsed, data_version, read_monitoring_data
 
 Kind = Literal["report", "tests"]
-Form = Literal["json", "html"]
 # How often to read again when the sets change while being read (a reload or an evaluation).
 READ_ATTEMPTS = 3
 
@@ -30,22 +29,26 @@ class CheckKey:
 
 @dataclass
 class CheckResult:
-    """One Evidently run and its renderings, each made once, when first asked for."""
+    """One Evidently run on one version of the data; its HTML page is made once, when first asked for."""
 
     key: CheckKey
     reference_set: SetUsed
     current_set: SetUsed
-    evidently: Any  # an Evidently Report or TestSuite
-    _renderings: dict[Form, Any] = field(default_factory=dict)
+    run: checks.EvidentlyRun
+    _html: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def rendered(self, form: Form) -> Any:
-        """Evidently's JSON (a dict) or HTML page (a str) of this run."""
+    @property
+    def json(self) -> dict[str, Any]:
+        """Evidently's JSON of the run."""
+        return self.run.json
+
+    def html(self) -> str:
+        """The run as a self-contained HTML page."""
         with self._lock:
-            if form not in self._renderings:
-                render = checks.as_json if form == "json" else checks.as_html
-                self._renderings[form] = render(self.evidently)
-            return self._renderings[form]
+            if self._html is None:
+                self._html = self.run.html()
+            return self._html
 
     def notes(self) -> list[str]:
         """What a reader of the result should know about the data it was computed on."""
@@ -91,7 +94,7 @@ def _compute(engine: Engine, key: CheckKey, max_rows: int) -> CheckResult:
     if data.version != key.version:
         raise _DataChanged
     if key.kind == "report":
-        evidently = checks.run_report(data.reference, data.current)
+        run = checks.run_report(data.reference, data.current)
     else:
-        evidently = checks.run_test_suite(data.reference, data.current, key.presets)
-    return CheckResult(key, data.reference_set, data.current_set, evidently)
+        run = checks.run_test_suite(data.reference, data.current, key.presets)
+    return CheckResult(key, data.reference_set, data.current_set, run)
