@@ -185,7 +185,18 @@ def load_pipeline(pipeline_bytes: bytes) -> Any:
     if unexpected:
         log.error("refusing to load the stored pipeline: it contains untrusted types %s", unexpected)
         raise _unusable(f"The stored model contains types this service does not trust ({', '.join(unexpected)})")
-    return skops.io.loads(pipeline_bytes, trusted=list(TRUSTED_TYPES))
+    pipeline = skops.io.loads(pipeline_bytes, trusted=list(TRUSTED_TYPES))
+    # skops also loads every scikit-learn type it deems safe; serve only pipelines made of ours.
+    steps = [type(step) for _, step in getattr(pipeline, "steps", [])]
+    foreign = [name for name in map(_type_name, steps) if name not in TRUSTED_TYPES]
+    if _type_name(type(pipeline)) != "sklearn.pipeline.Pipeline" or not steps or foreign:
+        log.error("refusing the stored pipeline: %s with steps %s", type(pipeline), steps)
+        raise _unusable(f"The stored model is not a pipeline of the catalogue's types ({', '.join(foreign)})")
+    return pipeline
+
+
+def _type_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _unusable(reason: str) -> Conflict:

@@ -1,0 +1,121 @@
+"""The persisted model: only trusted types are loaded, and concurrent changes never mix."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlalchemy import update
+
+import mlops.ml_service.pipeline as pipeline_module
+from mlops.kernel.db import FEATURES, deployed_model
+from mlops.ml_service.deployment import dump_pipeline, save_model
+from mlops.simulator.splits import load_split
+from mlops.simulator.store import replace_set
+from tests.ml_service.conftest import set_model, stored_state, use
+
+RECORD = {name: 1.0 for name in FEATURES}
+
+
+def store_pipeline_bytes(engine, pipeline_bytes: bytes) -> None:
+    """Put bytes in place of the trained pipeline, as a tampered or damaged database would hold."""
+    with engine.begin() as connection:
+        connection.execute(
+            update(deployed_model).values(version=deployed_model.c.version + 1, pipeline=pipeline_bytes)
+        )
+
+
+def test_a_stored_pipeline_with_untrusted_types_is_refused(client, trained, caplog):
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    calls_print = Pipeline([("scale", FunctionTransformer(print))])  # skops names builtins.print untrusted
+    store_pipeline_bytes(trained, dump_pipeline(calls_print))
+    with caplog.at_level(logging.ERROR, logger="mlops.ml_service.deployment"):
+        for response in (client.post("/root/ml/predict", json=RECORD), use(client, "testing")):
+            assert response.status_code == 409
+            answer = response.get_json()
+            assert answer["error"] == "Stored model unusable"
+            assert "builtins.print" in answer["message"]
+            assert "/root/ml/set_model" in answer["message"]
+    assert "untrusted types" in caplog.text
+    # Training again replaces the refused pipeline.
+    assert use(client, "training").status_code == 200
+    assert client.post("/root/ml/predict", json=RECORD).status_code == 200
+
+
+def test_a_stored_pipeline_of_types_outside_the_catalogue_is_refused(client, trained):
+    """skops itself trusts every scikit-learn estimator; the service serves only its own kinds."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    training = load_split("training")
+    foreign = Pipeline([("scale", MinMaxScaler())]).fit(training.features)
+    store_pipeline_bytes(trained, dump_pipeline(foreign))
+    response = client.post("/root/ml/predict", json=RECORD)
+    assert response.status_code == 409
+    assert "sklearn.preprocessing._data.MinMaxScaler" in response.get_json()["message"]
+
+
+def test_damaged_pipeline_bytes_are_refused(client, trained):
+    store_pipeline_bytes(trained, b"this is not a skops file")
+    response = client.post("/root/ml/predict", json=RECORD)
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "Stored model unusable"
+
+
+@pytest.fixture
+def during_read(monkeypatch):
+    """Run an action right after the ML service has read a set, before it writes its results."""
+
+    def inject(action):
+        real_read_set = pipeline_module.read_set
+
+        def read_then_act(connection, name, **kwargs):
+            loaded = real_read_set(connection, name, **kwargs)
+            action(name)
+            return loaded
+
+        monkeypatch.setattr(pipeline_module, "read_set", read_then_act)
+
+    return inject
+
+
+def reload(engine, name: str) -> None:
+    split = load_split(name)
+    replace_set(engine, name, split.features, split.target)
+
+
+def test_a_set_reloaded_during_evaluation_is_a_409_and_nothing_is_stored(client, trained, during_read):
+    before = stored_state(trained)
+    during_read(lambda name: reload(trained, name))
+    response = use(client, "testing")
+    assert response.status_code == 409
+    answer = response.get_json()
+    assert answer["error"] == "Set reloaded"
+    assert '{"dataset": "testing"}' in answer["message"]
+    assert stored_state(trained) == before
+
+
+def test_a_training_set_reloaded_during_training_is_a_409_and_nothing_is_stored(client, loaded, during_read):
+    set_model(client)
+    before = stored_state(loaded)
+    during_read(lambda name: reload(loaded, name))
+    response = use(client, "training")
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "Set reloaded"
+    assert stored_state(loaded) == before
+    assert client.get("/root/ml").get_json()["model"]["trained_at"] is None
+
+
+def test_a_model_set_during_training_wins_and_the_training_is_refused(client, loaded, during_read):
+    set_model(client)
+    during_read(lambda name: save_model(loaded, "SVC", {"C": 2.0}))
+    response = use(client, "training")
+    assert response.status_code == 409
+    answer = response.get_json()
+    assert answer["error"] == "Model changed while training"
+    assert '{"dataset": "training"}' in answer["message"]
+    model = client.get("/root/ml").get_json()["model"]
+    assert (model["model_name"], model["version"], model["trained_at"]) == ("SVC", 2, None)
+    assert stored_state(loaded)["predictions"] == []
