@@ -200,7 +200,12 @@ def summary(result: DemoResult) -> str:
         advice = "not needed: every test passed on production data"
     else:
         advice = f"advised: {total - passed if total is not None and passed is not None else 'some'} of {total} tests did not pass on production data"
-    by_status = ", ".join(f"{count} {status.lower()}" for status, count in (monitoring.get("by_status") or {}).items())
+    # statuses other than the passed / failed counted already (warnings, errors, skipped)
+    by_status = ", ".join(
+        f"{count} {status.lower()}"
+        for status, count in (monitoring.get("by_status") or {}).items()
+        if status.upper() not in ("SUCCESS", "FAIL") and count
+    )
     rows = [
         ("experiment", f"{result.experiment_name} (id {result.experiment_id}){runs}"),
         ("best model", f"{result.best_model} (run {result.best_run_id}{metric})"),

@@ -272,27 +272,50 @@ def wait_until_healthy(
     on_healthy: Callable[[Started, float], None],
     stop: threading.Event,
 ) -> None:
-    """Poll every process's /health at once until all answer 200, one exits, or time runs out."""
-    pending = list(started)
+    """Wait until every process answers /health with 200; fail if one exits or time runs out.
+
+    One waiter thread per process, each with at most one health request in flight: a service
+    whose /health takes seconds while it warms up is not flooded with retries.
+    """
     deadline = time.monotonic() + timeout
-    while pending:
-        for item in list(pending):
+    failures: list[StartFailed] = []
+    give_up = threading.Event()
+
+    def wait_for(item: Started) -> None:
+        while not (give_up.is_set() or stop.is_set()):
             code = item.process.poll()
             if code is not None:
                 hint = f" (log: {item.log_path})" if item.log_path else ""
-                raise StartFailed(f"{item.launch.name} exited with code {code} while starting{hint}", [item.launch.name])
-            status, _ = health(item.launch.url, timeout=1.0)
+                failures.append(StartFailed(f"{item.launch.name} exited with code {code} while starting{hint}", [item.launch.name]))
+                give_up.set()
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                failures.append(StartFailed(f"{item.launch.name} did not answer /health within {timeout:g} s", [item.launch.name]))
+                return
+            status, _ = health(item.launch.url, timeout=min(5.0, max(0.2, left)))
             if status == 200:
-                pending.remove(item)
                 on_healthy(item, time.monotonic() - item.started_at)
-        if not pending:
-            return
+                return
+            time.sleep(0.05)
+
+    waiters = [threading.Thread(target=wait_for, args=(item,), name=f"health-{item.launch.name}", daemon=True) for item in started]
+    for waiter in waiters:
+        waiter.start()
+    # the main thread only joins, in short slices, so that Ctrl-C is handled at once
+    while any(waiter.is_alive() for waiter in waiters):
+        for waiter in waiters:
+            waiter.join(0.05)
         if stop.is_set():
-            raise Interrupted()
-        if time.monotonic() > deadline:
-            names = [item.launch.name for item in pending]
-            raise StartFailed(f"{', '.join(names)} did not answer /health within {timeout:g} s", names)
-        time.sleep(0.05)
+            give_up.set()
+    if stop.is_set():
+        raise Interrupted()
+    if failures:
+        exited = [f for f in failures if "exited" in str(f)]
+        if exited:
+            raise exited[0]
+        names = [name for failure in failures for name in failure.names]
+        raise StartFailed(f"{', '.join(names)} did not answer /health within {timeout:g} s", names)
 
 
 def live_group_members(pgid: int) -> list[int]:

@@ -230,14 +230,14 @@ def test_summary_says_best_model_scores_tests_and_advice():
         deployed="Model successfully uploaded",
         scores={"training": "100.00 %", "testing": "97.22 %", "production": "88.89 %"},
         monitoring={"all_passed": False, "total_tests": 10, "success_tests": 7, "failed_tests": 3,
-                    "by_status": {"SUCCESS": 7, "FAIL": 3}},
+                    "by_status": {"SUCCESS": 7, "FAIL": 3, "WARNING": 0, "ERROR": 1}},
         seconds=9.5,
     )
     text = summary(result)
     assert "experiment   wine_test_1 (id 1), 3 runs" in text
     assert "LogisticRegression (run abc, CV model_accuracy 0.925)" in text
     assert "training 100.00 %, testing 97.22 %, production 88.89 %" in text
-    assert "10 tests: 7 passed, 3 failed" in text
+    assert "10 tests: 7 passed, 3 failed (1 error)" in text
     assert "advised: 3 of 10 tests did not pass" in text
     passed = summary(DemoResult(monitoring={"all_passed": True, "total_tests": 5, "success_tests": 5, "failed_tests": 0}))
     assert "not needed" in passed
