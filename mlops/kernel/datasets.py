@@ -11,11 +11,16 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, and_, delete, insert, select
+from sqlalchemy import Connection, Float, and_, delete, func, literal, select
 
+from mlops.kernel.bulk import insert_columns, parent_checked_by_caller, refresh_statistics, select_columns
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, datasets, predictions, samples, targets
 from mlops.kernel.errors import Conflict
 
+# Stands for "no prediction stored" in reads (classes are 0, 1, 2).
+NO_PREDICTION = -1
+# Below this many rows the planner's estimates hardly matter and ANALYZE would cost more than it saves.
+ANALYZE_MIN_ROWS = 10_000
 LOAD_HINT = 'POST /root/simulator {{"set_name": "{name}"}}'
 
 
@@ -44,7 +49,14 @@ def read_set(connection: Connection, name: str, *, with_predictions: bool = Fals
             f"The {name} set is not loaded yet: load it first with " + LOAD_HINT.format(name=name),
             error="Set not loaded",
         )
-    columns = [samples.c.sample_index, *(samples.c[c] for c in FEATURE_COLUMNS), targets.c.target]
+    # NULL features come back as NaN and a missing prediction as -1, so every row has the same
+    # width and PostgreSQL can send the set by binary COPY (see mlops.kernel.bulk).
+    columns = [
+        samples.c.sample_index,
+        *(func.coalesce(samples.c[c], literal(float("nan"), Float(precision=53))).label(c) for c in FEATURE_COLUMNS),
+        targets.c.target,
+    ]
+    dtypes = {"sample_index": "int32", **dict.fromkeys(FEATURE_COLUMNS, "float64"), "target": "int32"}
     query = select(*columns).select_from(
         samples.join(
             targets,
@@ -52,37 +64,37 @@ def read_set(connection: Connection, name: str, *, with_predictions: bool = Fals
         )
     )
     if with_predictions:
-        query = query.add_columns(predictions.c.prediction).outerjoin(
+        query = query.add_columns(
+            func.coalesce(predictions.c.prediction, NO_PREDICTION).label("prediction")
+        ).outerjoin(
             predictions,
             and_(
                 predictions.c.dataset_id == samples.c.dataset_id,
                 predictions.c.sample_index == samples.c.sample_index,
             ),
         )
+        dtypes["prediction"] = "int32"
     query = query.where(samples.c.dataset_id == row.id).order_by(samples.c.sample_index)
-    result = connection.execute(query)
-    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
-    if frame.empty:
-        frame = pd.DataFrame(columns=list(result.keys()))
-    frame = frame.set_index("sample_index")
-    features = frame[list(FEATURE_COLUMNS)].astype("float64")
-    features.columns = list(FEATURES)
+    arrays = select_columns(connection, query, dtypes)
+    index = pd.Index(arrays["sample_index"].astype("int64"), name="sample_index")
+    features = pd.DataFrame(
+        {feature: arrays[column] for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)}, index=index
+    )
     prediction = None
     if with_predictions:
-        prediction = frame["prediction"]
-        if prediction.isna().any():
+        if (arrays["prediction"] == NO_PREDICTION).any():
             raise Conflict(
                 f"The ML service has not evaluated the current {name} set yet: run "
                 f'POST /root/ml {{"dataset": "{name}"}} first',
                 error="Predictions missing",
             )
-        prediction = prediction.astype("int64")
+        prediction = pd.Series(arrays["prediction"].astype("int64"), index=index, name="prediction")
     return LoadedSet(
         name=name,
         dataset_id=row.id,
         loaded_at=row.loaded_at,
         features=features,
-        target=frame["target"].astype("int64"),
+        target=pd.Series(arrays["target"].astype("int64"), index=index, name="target"),
         prediction=prediction,
     )
 
@@ -92,9 +104,21 @@ def replace_predictions(
 ) -> None:
     """Store the predictions for one version of a set, replacing earlier ones for it."""
     connection.execute(delete(predictions).where(predictions.c.dataset_id == dataset_id))
-    rows = [
-        {"dataset_id": dataset_id, "sample_index": int(i), "prediction": int(p), "model_version": model_version}
-        for i, p in zip(sample_index, predicted, strict=True)
-    ]
-    if rows:
-        connection.execute(insert(predictions), rows)
+    rows = {
+        "dataset_id": np.full(len(sample_index), dataset_id, dtype=np.int32),
+        "sample_index": np.asarray(sample_index, dtype=np.int32),
+        "prediction": np.asarray(predicted, dtype=np.int32),
+        "model_version": np.full(len(sample_index), model_version, dtype=np.int32),
+    }
+    # Hold the set's row (as each row's foreign-key check would) so that a reload waits for us;
+    # if the set is gone, the plain insert lets the foreign key refuse the rows as always.
+    held = connection.execute(
+        select(datasets.c.id).where(datasets.c.id == dataset_id).with_for_update(key_share=True)
+    ).scalar()
+    if held is None:
+        insert_columns(connection, predictions, rows)
+        return
+    with parent_checked_by_caller(connection):
+        insert_columns(connection, predictions, rows)
+    if len(sample_index) >= ANALYZE_MIN_ROWS:
+        refresh_statistics(connection, predictions)

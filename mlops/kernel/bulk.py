@@ -1,0 +1,209 @@
+"""Bulk reads and writes of whole sets, column-wise: PostgreSQL's binary COPY, plain SQL elsewhere.
+
+A set can hold millions of rows. Building one Python object per row (executemany, Row objects)
+costs microseconds per value; PostgreSQL's binary COPY format is a fixed layout of big-endian
+values that numpy encodes and decodes a whole block at a time. SQLite has no COPY, so it keeps
+executemany and ordinary fetches: the same functions give the same rows on both backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import numpy as np
+from sqlalchemy import Connection, Select, Table, exc, func, insert, select
+
+# The binary COPY stream: an 11-byte signature, int32 flags, int32 header-extension length,
+# then per row an int16 field count and per field an int32 length (-1 = NULL) and the value;
+# an int16 -1 ends the stream.
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+COPY_HEADER = COPY_SIGNATURE + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+# Rows encoded per COPY block: bounds the encoder's memory to a few tens of MB.
+COPY_BLOCK_ROWS = 100_000
+EXECUTEMANY_CHUNK_ROWS = 50_000
+
+
+def is_postgresql(connection: Connection) -> bool:
+    """Whether the connection talks to PostgreSQL."""
+    return connection.dialect.name == "postgresql"
+
+
+def insert_columns(connection: Connection, table: Table, columns: Mapping[str, np.ndarray]) -> None:
+    """Insert rows given as equally long column arrays; NaN in a float column is stored as NULL.
+
+    Integer columns must be int32 (SQL INTEGER), float columns float64 (double precision).
+    """
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"columns of different lengths: {sorted(lengths)}")
+    if not columns or lengths == {0}:
+        return
+    if is_postgresql(connection):
+        _copy_in(connection, table, columns)
+    else:
+        _executemany(connection, table, columns)
+
+
+def select_columns(connection: Connection, query: Select, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """Run a query and return its columns (named as in `dtypes`, in query order) as arrays.
+
+    `dtypes` maps each selected column's label to "int32" or "float64". On PostgreSQL every
+    value must be non-NULL (coalesce NULL floats to NaN in the query): rows then have one fixed
+    width that numpy decodes at once. Elsewhere NULL floats come back as NaN.
+    """
+    if is_postgresql(connection):
+        return _copy_out(connection, query, dtypes)
+    result = connection.execute(query)
+    rows = result.all()
+    return {
+        name: np.array([row[i] for row in rows], dtype=np.float64 if dtype == "float64" else np.int64).astype(dtype)
+        if rows
+        else np.empty(0, dtype)
+        for i, (name, dtype) in enumerate(dtypes.items())
+    }
+
+
+@contextmanager
+def parent_checked_by_caller(connection: Connection) -> Iterator[bool]:
+    """Skip PostgreSQL's per-row foreign-key triggers for the bulk writes inside this block.
+
+    Only for rows whose parent row this transaction has inserted or locked itself: the check a
+    foreign key would run once per row (~5 µs each, most of a COPY's time) is then known to
+    pass. It needs the right to set session_replication_role (superuser, or PostgreSQL 15's
+    `GRANT SET ON PARAMETER session_replication_role`); without it the checks simply run.
+    Yields whether the checks are skipped. The setting is restored when the block ends.
+    """
+    if not is_postgresql(connection):
+        yield False
+        return
+    try:
+        with connection.begin_nested():
+            connection.execute(select(func.set_config("session_replication_role", "replica", True)))
+    except exc.DBAPIError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        connection.execute(select(func.set_config("session_replication_role", "origin", True)))
+
+
+def refresh_statistics(connection: Connection, *tables: Table) -> None:
+    """ANALYZE tables after a bulk write on PostgreSQL, so the next read of a big set is planned
+    as a merge of index scans, not a nested loop over stale row estimates."""
+    if not is_postgresql(connection):
+        return
+    from psycopg import sql
+
+    for table in tables:
+        statement = sql.SQL("ANALYZE {}").format(sql.Identifier(table.name))
+        with _driver_cursor(connection, statement) as cursor:
+            cursor.execute(statement)
+
+
+@contextmanager
+def _driver_cursor(connection: Connection, statement: object) -> Iterator:
+    """A cursor of the connection's own psycopg connection (so it shares the transaction) whose
+    errors surface as SQLAlchemy's, as those of any other statement do (IntegrityError, ...)."""
+    driver = connection.connection.driver_connection
+    try:
+        with driver.cursor() as cursor:
+            yield cursor
+    except connection.dialect.loaded_dbapi.Error as error:
+        raise exc.DBAPIError.instance(
+            statement.as_string(driver), None, error, connection.dialect.loaded_dbapi.Error, dialect=connection.dialect
+        ) from error
+
+
+def _copy_in(connection: Connection, table: Table, columns: Mapping[str, np.ndarray]) -> None:
+    from psycopg import sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with _driver_cursor(connection, statement) as cursor, cursor.copy(statement) as copy:
+        copy.write(COPY_HEADER)
+        for block in _encode_blocks(columns):
+            copy.write(block)
+        copy.write(COPY_TRAILER)
+
+
+def _executemany(connection: Connection, table: Table, columns: Mapping[str, np.ndarray]) -> None:
+    names = list(columns)
+    # NaN becomes None (SQL NULL); tolist() gives Python ints and floats the driver binds directly.
+    values = [
+        np.where(np.isnan(array), None, array).tolist() if array.dtype.kind == "f" else array.tolist()
+        for array in columns.values()
+    ]
+    n_rows = len(values[0])
+    for start in range(0, n_rows, EXECUTEMANY_CHUNK_ROWS):
+        stop = min(n_rows, start + EXECUTEMANY_CHUNK_ROWS)
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*(v[start:stop] for v in values), strict=True)]
+        connection.execute(insert(table), rows)
+
+
+def _row_dtype(dtypes: Mapping[str, np.dtype | str]) -> np.dtype:
+    """The binary COPY layout of one row without NULLs: field count, then (length, value) pairs."""
+    fields = [("_count", ">i2")]
+    for name, dtype in dtypes.items():
+        fields += [(f"_length_{name}", ">i4"), (name, np.dtype(dtype).newbyteorder(">"))]
+    return np.dtype(fields)
+
+
+def _encode_blocks(columns: Mapping[str, np.ndarray]) -> Iterator[bytes]:
+    """Encode the rows as binary COPY tuples, COPY_BLOCK_ROWS at a time."""
+    layout = _row_dtype({name: values.dtype for name, values in columns.items()})
+    n_rows = len(next(iter(columns.values())))
+    for start in range(0, n_rows, COPY_BLOCK_ROWS):
+        stop = min(n_rows, start + COPY_BLOCK_ROWS)
+        rows = np.empty(stop - start, layout)
+        rows["_count"] = len(columns)
+        keep = None  # which bytes to send: a NULL sends its length (-1) and no value bytes
+        for name, values in columns.items():
+            block = values[start:stop]
+            rows[name] = block
+            rows[f"_length_{name}"] = block.dtype.itemsize
+            if block.dtype.kind == "f":
+                nulls = np.isnan(block)
+                if nulls.any():
+                    rows[f"_length_{name}"][nulls] = -1
+                    if keep is None:
+                        keep = np.ones((stop - start, layout.itemsize), dtype=bool)
+                    offset = layout.fields[name][1]
+                    keep[nulls, offset : offset + block.dtype.itemsize] = False
+        raw = rows.view(np.uint8).reshape(stop - start, layout.itemsize)
+        yield (raw if keep is None else raw[keep]).tobytes()
+
+
+def _copy_out(connection: Connection, query: Select, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
+    from psycopg import sql
+
+    compiled = query.compile(dialect=connection.dialect)
+    # psycopg merges the bound parameters into the COPY statement on the client side.
+    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(str(compiled)))
+    data = bytearray()
+    with _driver_cursor(connection, statement) as cursor:
+        with cursor.copy(statement, compiled.params) as copy:
+            for block in copy:
+                data += block
+    return _decode_rows(data, dtypes)
+
+
+def _decode_rows(data: bytes | bytearray, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """Decode a binary COPY stream of rows without NULLs into one native array per column."""
+    if not data.startswith(COPY_SIGNATURE):
+        raise ValueError("not a binary COPY stream")
+    extension = int.from_bytes(data[15:19], "big")
+    body = memoryview(data)[19 + extension : len(data) - len(COPY_TRAILER)]
+    layout = _row_dtype(dtypes)
+    if len(body) % layout.itemsize:
+        raise ValueError("COPY rows are not of one fixed width: a selected value is NULL")
+    rows = np.frombuffer(body, layout)
+    if rows.size and not (rows["_count"] == len(dtypes)).all():
+        raise ValueError("COPY rows do not have the expected number of fields")
+    for name, dtype in dtypes.items():
+        if rows.size and not (rows[f"_length_{name}"] == np.dtype(dtype).itemsize).all():
+            raise ValueError(f"column {name} holds NULLs or values of another type")
+    return {name: rows[name].astype(dtype) for name, dtype in dtypes.items()}

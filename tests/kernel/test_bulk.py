@@ -1,0 +1,123 @@
+"""Bulk writes and reads (binary COPY on PostgreSQL, executemany on SQLite), and the stored
+predictions read back with a set, on both backends."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, exc, func, select, text
+
+from mlops.kernel import bulk
+from mlops.kernel.datasets import read_set, replace_predictions
+from mlops.kernel.db import datasets, ensure_schema, make_engine, normalize_url, predictions, samples
+from mlops.kernel.errors import Conflict
+from mlops.simulator.splits import load_split
+from mlops.simulator.store import replace_set
+from tests.conftest import POSTGRES_ADMIN_URL
+
+
+def load(engine, size=None):
+    split = load_split("production", size)
+    replace_set(engine, "production", split.features, split.target)
+    with engine.connect() as connection:
+        return read_set(connection, "production")
+
+
+def test_predictions_are_stored_and_read_back_with_the_set(engine, monkeypatch):
+    monkeypatch.setattr(bulk, "COPY_BLOCK_ROWS", 4_000)
+    loaded = load(engine, 11_000)
+    predicted = (loaded.target.to_numpy() + 1) % 3
+    with engine.begin() as connection:
+        replace_predictions(connection, loaded.dataset_id, loaded.features.index, predicted, model_version=7)
+    with engine.connect() as connection:
+        stored = read_set(connection, "production", with_predictions=True)
+        versions = connection.execute(select(predictions.c.model_version).distinct()).scalars().all()
+    assert stored.prediction.tolist() == predicted.tolist()
+    assert stored.prediction.index.equals(stored.features.index)
+    assert versions == [7]
+
+
+def test_a_set_without_predictions_is_a_conflict(engine):
+    loaded = load(engine)
+    with engine.begin() as connection:
+        # only some rows predicted: the set as a whole has not been evaluated
+        replace_predictions(connection, loaded.dataset_id, loaded.features.index[:10], np.zeros(10), 1)
+    with engine.connect() as connection, pytest.raises(Conflict, match="not evaluated"):
+        read_set(connection, "production", with_predictions=True)
+
+
+def test_predictions_for_a_set_that_is_gone_are_refused(engine):
+    loaded = load(engine)
+    load(engine)  # reloaded: loaded.dataset_id no longer exists
+    with pytest.raises(exc.IntegrityError), engine.begin() as connection:
+        replace_predictions(connection, loaded.dataset_id, loaded.features.index, np.zeros(36), 1)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(predictions)).scalar() == 0
+
+
+def test_foreign_keys_are_checked_again_after_a_bulk_write(engine):
+    with engine.begin() as connection:
+        with bulk.parent_checked_by_caller(connection) as skipped:
+            assert skipped == (engine.dialect.name == "postgresql")
+        if engine.dialect.name == "postgresql":
+            setting = connection.execute(select(func.current_setting("session_replication_role"))).scalar()
+            assert setting == "origin"
+    with pytest.raises(exc.IntegrityError), engine.begin() as connection:
+        bulk.insert_columns(
+            connection,
+            samples,
+            {"dataset_id": np.array([999], dtype=np.int32), "sample_index": np.array([0], dtype=np.int32)},
+        )
+
+
+def test_empty_sets_and_empty_columns(engine):
+    with engine.begin() as connection:
+        bulk.insert_columns(connection, samples, {"dataset_id": np.empty(0, np.int32)})
+    replace_set(engine, "production", pd.DataFrame(columns=load_split("production").features.columns), pd.Series([], dtype="int64"))
+    with engine.connect() as connection:
+        stored = read_set(connection, "production")
+    assert stored.features.shape == (0, 13) and stored.target.empty
+
+
+def test_columns_of_different_lengths_are_refused(engine):
+    with engine.begin() as connection, pytest.raises(ValueError, match="different lengths"):
+        bulk.insert_columns(
+            connection, samples, {"dataset_id": np.zeros(2, np.int32), "sample_index": np.zeros(3, np.int32)}
+        )
+
+
+def test_a_null_in_a_copied_column_is_an_error_not_garbage(postgres_database):
+    engine = make_engine(postgres_database())
+    ensure_schema(engine)
+    load(engine)
+    with engine.connect() as connection, pytest.raises(ValueError, match="NULL"):
+        bulk.select_columns(connection, select(samples.c.alcohol), {"alcohol": "float64"})
+    engine.dispose()
+
+
+def test_without_the_right_to_skip_checks_the_copy_still_works(postgres_database):
+    """A PostgreSQL role that may not set session_replication_role gets the checked COPY."""
+    url = postgres_database()
+    role = f"mlops_t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        connection.execute(text(f'GRANT ALL ON SCHEMA public TO "{role}"'))
+    engine = make_engine(url.replace("postgres@", f"{role}@", 1))
+    try:
+        ensure_schema(engine)
+        with engine.begin() as connection, bulk.parent_checked_by_caller(connection) as skipped:
+            assert not skipped
+        stored = load(engine, 3_000)
+        assert len(stored.features) == 3_000
+        with engine.connect() as connection:
+            assert connection.execute(select(datasets.c.n_samples)).scalar_one() == 3_000
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP OWNED BY "{role}"'))
+            connection.execute(text(f'DROP ROLE "{role}"'))
+        admin.dispose()
