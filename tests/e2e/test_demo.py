@@ -1,0 +1,62 @@
+"""`mlops demo` against a real stack started by `mlops up --detach` (free ports, SQLite defaults)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from mlops.kernel.launch import SERVICE_APPS
+from tests.processes import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+MLOPS = [sys.executable, "-m", "mlops.cli"]
+
+
+@pytest.fixture
+def stack_flags(tmp_path):
+    """A detached stack of the four services; yields the flags that point `mlops demo` at it."""
+    ports = [arg for service in SERVICE_APPS for arg in (f"--{service}-port", str(free_port()))]
+    data_dir = ["--data-dir", str(tmp_path / "var")]
+    up = subprocess.run([*MLOPS, "up", "--detach", *ports, *data_dir], capture_output=True, text=True, timeout=300)
+    try:
+        assert up.returncode == 0, up.stderr
+        yield ports
+    finally:
+        subprocess.run([*MLOPS, "down", *data_dir], capture_output=True, timeout=120)
+
+
+def test_demo_runs_the_walkthrough_and_summarizes_it(stack_flags):
+    demo = subprocess.run([*MLOPS, "demo", *stack_flags], capture_output=True, text=True, timeout=600)
+    assert demo.returncode == 0, demo.stderr
+    summary = demo.stdout
+    # every step reported as done, on stderr (no terminal: one line per step)
+    assert "FAILED" not in demo.stderr
+    assert demo.stderr.count("ok ") == 11
+    best = re.search(r"best model\s+(\w+) \(run (\w+), CV model_accuracy (0\.\d+)\)", summary)
+    assert best, summary
+    scores = dict(re.findall(r"(training|testing|production) (\d+\.\d+) %", summary))
+    assert set(scores) == {"training", "testing", "production"}
+    assert float(scores["testing"]) >= 90
+    assert float(scores["production"]) < float(scores["testing"])  # the fouled set scores lower
+    tests = re.search(r"(\d+) tests: (\d+) passed, (\d+) failed", summary)
+    assert tests and int(tests[1]) == int(tests[2]) + int(tests[3]) and int(tests[1]) > 0
+    assert re.search(r"re-training\s+(advised|not needed)", summary)
+    # the summary tells the truth: the ML service runs the best model it names
+    ml_port = stack_flags[stack_flags.index("--ml-port") + 1]
+    status = requests.get(f"http://127.0.0.1:{ml_port}/root/ml", timeout=10).json()
+    assert best[1] in str(status["model"])
+
+
+def test_a_service_error_stops_the_demo_with_its_message(stack_flags):
+    demo = subprocess.run(
+        [*MLOPS, "demo", *stack_flags, "--experiment-name", ""], capture_output=True, text=True, timeout=600
+    )
+    assert demo.returncode == 1
+    assert "FAILED Optimizing" in demo.stderr
+    assert "/root/tracking/model_management answered 400" in demo.stderr
+    assert demo.stdout == ""  # no summary of a walkthrough that did not finish
