@@ -93,7 +93,9 @@ def run_walkthrough(settings: Settings, *, experiment_name: str, out: IO[str] = 
     """Run the walkthrough against the services the settings point at; print its summary."""
     services = Services.from_settings(settings)
     try:
-        result = walkthrough(services, experiment_name, progress, timeout=max(settings.request_timeout, 600))
+        result = walkthrough(
+            services, experiment_name, progress, timeout=max(settings.request_timeout, 600), token=settings.api_token
+        )
     except DemoFailed as error:
         print(f"mlops demo: {error}", file=sys.stderr)
         return 1
@@ -104,13 +106,18 @@ def run_walkthrough(settings: Settings, *, experiment_name: str, out: IO[str] = 
     return 0
 
 
-def walkthrough(services: Services, experiment_name: str, progress: IO[str], *, timeout: float) -> DemoResult:
-    """Send the walkthrough's requests in order and collect what the summary needs."""
+def walkthrough(
+    services: Services, experiment_name: str, progress: IO[str], *, timeout: float, token: str = ""
+) -> DemoResult:
+    """Send the walkthrough's requests in order and collect what the summary needs.
+
+    `token` is MLOPS_API_TOKEN, sent as a bearer token when the services require one.
+    """
     result = DemoResult(experiment_name=experiment_name)
     started = time.monotonic()
 
     def call(service: str, method: str, path: str, body: Any = None) -> Any:
-        return send(service, method, getattr(services, service) + path, body, timeout=timeout)
+        return send(service, method, getattr(services, service) + path, body, timeout=timeout, token=token)
 
     with step("Checking that the four services answer", progress):
         for name in ("simulator", "ml", "tracking", "monitoring"):
@@ -163,13 +170,13 @@ def check_running(name: str, url: str) -> None:
         raise DemoFailed(f"the {name} service at {url} is unhealthy ({status}): {detail}")
 
 
-def send(service: str, method: str, url: str, body: Any, *, timeout: float) -> Any:
+def send(service: str, method: str, url: str, body: Any, *, timeout: float, token: str = "") -> Any:
     """One request; an error answer or an unreachable service is a DemoFailed naming both."""
     from mlops.kernel.clients import call_service
     from mlops.kernel.errors import ApiError
 
     try:
-        reply = call_service(f"{service} service", method, url, json=body, timeout=timeout)
+        reply = call_service(f"{service} service", method, url, json=body, timeout=timeout, token=token)
     except ApiError as error:
         raise DemoFailed(f"{method} {url} failed: {error.message}") from None
     if reply.status >= 400:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,6 +16,9 @@ from tests.processes import free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MLOPS = [sys.executable, "-m", "mlops.cli"]
+# The stack requires a bearer token for writes: the demo must send the one it is given.
+TOKEN_ENV = {**os.environ, "MLOPS_API_TOKEN": "demo-secret"}
+NO_TOKEN_ENV = {name: value for name, value in os.environ.items() if name != "MLOPS_API_TOKEN"}
 
 
 @pytest.fixture
@@ -22,7 +26,9 @@ def stack_flags(tmp_path):
     """A detached stack of the four services; yields the flags that point `mlops demo` at it."""
     ports = [arg for service in SERVICE_APPS for arg in (f"--{service}-port", str(free_port()))]
     data_dir = ["--data-dir", str(tmp_path / "var")]
-    up = subprocess.run([*MLOPS, "up", "--detach", *ports, *data_dir], capture_output=True, text=True, timeout=300)
+    up = subprocess.run(
+        [*MLOPS, "up", "--detach", *ports, *data_dir], capture_output=True, text=True, timeout=300, env=TOKEN_ENV
+    )
     try:
         assert up.returncode == 0, up.stderr
         yield ports
@@ -31,7 +37,7 @@ def stack_flags(tmp_path):
 
 
 def test_demo_runs_the_walkthrough_and_summarizes_it(stack_flags):
-    demo = subprocess.run([*MLOPS, "demo", *stack_flags], capture_output=True, text=True, timeout=600)
+    demo = subprocess.run([*MLOPS, "demo", *stack_flags], capture_output=True, text=True, timeout=600, env=TOKEN_ENV)
     assert demo.returncode == 0, demo.stderr
     summary = demo.stdout
     # every step reported as done, on stderr (no terminal: one line per step)
@@ -54,9 +60,14 @@ def test_demo_runs_the_walkthrough_and_summarizes_it(stack_flags):
 
 def test_a_service_error_stops_the_demo_with_its_message(stack_flags):
     demo = subprocess.run(
-        [*MLOPS, "demo", *stack_flags, "--experiment-name", ""], capture_output=True, text=True, timeout=600
+        [*MLOPS, "demo", *stack_flags, "--experiment-name", ""], capture_output=True, text=True, timeout=600, env=TOKEN_ENV
     )
     assert demo.returncode == 1
     assert "FAILED Optimizing" in demo.stderr
     assert "/root/tracking/model_management answered 400" in demo.stderr
     assert demo.stdout == ""  # no summary of a walkthrough that did not finish
+
+    refused = subprocess.run([*MLOPS, "demo", *stack_flags], capture_output=True, text=True, timeout=600, env=NO_TOKEN_ENV)
+    assert refused.returncode == 1
+    assert "FAILED Loading the training and testing sets" in refused.stderr
+    assert "answered 401" in refused.stderr and "MLOPS_API_TOKEN" in refused.stderr
