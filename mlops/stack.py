@@ -293,7 +293,8 @@ def wait_until_healthy(
             if left <= 0:
                 failures.append(StartFailed(f"{item.launch.name} did not answer /health within {timeout:g} s", [item.launch.name]))
                 return
-            status, _ = health(item.launch.url, timeout=min(5.0, max(0.2, left)))
+            # a /health may block while the service warms up: wait for its answer, do not pile up retries
+            status, _ = health(item.launch.url, timeout=max(0.2, left))
             if status == 200:
                 on_healthy(item, time.monotonic() - item.started_at)
                 return

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -255,3 +256,21 @@ def test_state_file_is_json_a_person_can_read(tmp_path):
     stack.write_state(path, stack.StackState(42, "0.0.0.0", [stack.Member("ml", 7, 5001, "http://127.0.0.1:5001", "mlops-ml", "/x.log")]))
     raw = json.loads(path.read_text())
     assert raw["supervisor_pid"] == 42 and raw["members"][0]["name"] == "ml"
+
+
+def test_readme_documents_every_variable_flag_and_command():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    configuration = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for field, variable in ENVIRONMENT_VARIABLES.items():
+        row = next((line for line in configuration.splitlines() if line.startswith(f"| `{variable}` |")), "")
+        assert row, f"{variable} is not in README's configuration table"
+        default = Settings.model_fields[field].default
+        if default not in ("", None):
+            shown = f"{default:g}" if isinstance(default, float) else str(default).lower() if isinstance(default, bool) else str(default)
+            assert f"`{shown}`" in row, f"README gives another default for {variable} than {shown}"
+    for flag, (field, _, _) in cli.SETTINGS_FLAGS.items():
+        row = next(line for line in configuration.splitlines() if f"`{ENVIRONMENT_VARIABLES[field]}`" in line)
+        assert f"`{flag}`" in row, flag
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    for command in commands:
+        assert f"`mlops {command}" in readme, command
