@@ -17,7 +17,8 @@ RUN mkdir mlops && touch mlops/__init__.py \
     && rm -rf mlops
 
 COPY mlops ./mlops
-RUN pip install --no-deps .
+RUN pip install --no-deps . \
+    && rm -rf mlops build ./*.egg-info
 
 RUN useradd --create-home --uid 1000 mlops \
     && mkdir /data && chown mlops:mlops /data

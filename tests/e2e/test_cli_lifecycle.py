@@ -217,6 +217,22 @@ def test_down_stops_a_foreground_up(tmp_path, cleanup):
     assert not listening(stack.ports["simulator"])
 
 
+def test_after_a_crashed_up_the_next_up_points_to_down_which_cleans_up(tmp_path, cleanup):
+    stack = Stack(tmp_path, ["simulator"])
+    up = Foreground(stack.up_args())
+    up.wait_for("press Ctrl-C to stop")
+    members = stack.state()["members"]
+    cleanup.update(m["pid"] for m in members)
+    up.process.kill()  # kill -9: no chance to stop its services, which keep their port
+    up.finish()
+    again = subprocess.run(stack.up_args(), capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1
+    assert f"port {stack.ports['simulator']} (simulator)" in again.stderr and "mlops down" in again.stderr
+    assert stack.down().returncode == 0
+    assert live_processes_in_groups({m["pid"] for m in members}) == []
+    assert not listening(stack.ports["simulator"])
+
+
 def test_sqlite_default_serves_concurrent_writes_with_two_workers(tmp_path, cleanup):
     stack = Stack(tmp_path, ["simulator"], "--workers", "2")
     assert subprocess.run(stack.up_args("--detach"), capture_output=True, timeout=120).returncode == 0
