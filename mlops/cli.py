@@ -11,11 +11,15 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
+from mlops import stack
 from mlops.kernel.config import ENVIRONMENT_VARIABLES, Settings
 from mlops.kernel.launch import SERVICE_APPS, gunicorn_command
+from mlops.stack import DEFAULT_MLFLOW_UI_PORT, MLFLOW_UI, Launch, StackError
 
 SERVICES = tuple(SERVICE_APPS)
 # What each service keeps where, for the table `mlops up` prints.
@@ -24,7 +28,7 @@ STORAGE = {
     "ml": "dataset DB",
     "tracking": "MLflow store, dataset DB",
     "monitoring": "dataset DB",
-    "mlflow-ui": "MLflow store",
+    MLFLOW_UI: "MLflow store",
 }
 
 # command-line flag -> (Settings field, type, what it is)
@@ -47,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run one `mlops` subcommand and return its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from mlops.stack import StackError
-
     try:
         return args.run(args)
     except (StackError, UsageError) as error:
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--only", nargs="+", choices=SERVICES, metavar="SERVICE", help=f"start only these ({', '.join(SERVICES)})")
     up.add_argument("-d", "--detach", action="store_true", help="return once all are healthy; logs go to DATA_DIR/logs; stop with `mlops down`")
     up.add_argument("--mlflow-ui", action="store_true", help="also start MLflow's own UI on the same backend store")
-    up.add_argument("--mlflow-ui-port", type=int, default=5000, metavar="PORT", help="port of MLflow's UI (default 5000)")
+    up.add_argument("--mlflow-ui-port", type=int, default=DEFAULT_MLFLOW_UI_PORT, metavar="PORT", help=f"port of MLflow's UI (default {DEFAULT_MLFLOW_UI_PORT})")
     up.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="how long to wait for each /health (default 60)")
     up.add_argument("--grace", type=float, default=10.0, metavar="SECONDS", help="how long stopping may take before SIGKILL (default 10)")
     add_settings_flags(up, SETTINGS_FLAGS)
@@ -101,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Replace this process by gunicorn serving one service, or by MLflow's server and UI on the "
         "tracking service's store (mlflow-ui).",
     )
-    serve.add_argument("service", choices=[*SERVICES, "mlflow-ui"], help="what to run")
-    serve.add_argument("--mlflow-ui-port", type=int, default=5000, metavar="PORT", help="port of MLflow's UI (default 5000)")
+    serve.add_argument("service", choices=[*SERVICES, MLFLOW_UI], help="what to run")
+    serve.add_argument("--mlflow-ui-port", type=int, default=DEFAULT_MLFLOW_UI_PORT, metavar="PORT", help=f"port of MLflow's UI (default {DEFAULT_MLFLOW_UI_PORT})")
     add_settings_flags(serve, SETTINGS_FLAGS)
     serve.set_defaults(run=run_serve)
 
@@ -118,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_settings_flags(parser: argparse.ArgumentParser, flags) -> None:
+def add_settings_flags(parser: argparse.ArgumentParser, flags: Iterable[str]) -> None:
     """Add the given configuration flags, each naming its environment variable and default."""
     group = parser.add_argument_group("configuration")
     for flag in flags:
@@ -153,8 +155,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def run_up(args: argparse.Namespace) -> int:
     """Start the stack (in the foreground, or detached) once its ports are known to be free."""
-    from mlops import stack
-
     settings = settings_from(args)
     services = [s for s in SERVICES if args.only is None or s in args.only]
     launches = stack.plan(settings, services, mlflow_ui_port=args.mlflow_ui_port if args.mlflow_ui else None)
@@ -162,7 +162,7 @@ def run_up(args: argparse.Namespace) -> int:
     stack.check_ports(settings.host, launches, state)
     if state is not None:
         names = ", ".join(f"{m.name} on port {m.port}" for m in state.members) or "starting"
-        raise stack.StackError(
+        raise StackError(
             f"a stack started from {settings.data_dir} is still running ({names}); "
             "stop it with `mlops down`, or give this one another --data-dir"
         )
@@ -172,23 +172,19 @@ def run_up(args: argparse.Namespace) -> int:
     return up_foreground(settings, launches, args)
 
 
-def in_start_order(launches):
+def in_start_order(launches: list[Launch]) -> list[list[Launch]]:
     """The launches in batches: the services together, then MLflow's UI.
 
     MLflow's UI waits for the services because it would race the tracking service to create
     and migrate a new MLflow store.
     """
-    from mlops.stack import MLFLOW_UI
-
     services = [launch for launch in launches if launch.name != MLFLOW_UI]
     ui = [launch for launch in launches if launch.name == MLFLOW_UI]
     return [batch for batch in (services, ui) if batch]
 
 
-def up_foreground(settings: Settings, launches, args: argparse.Namespace) -> int:
+def up_foreground(settings: Settings, launches: list[Launch], args: argparse.Namespace) -> int:
     """Run the stack until Ctrl-C / SIGTERM / SIGHUP or until one of its processes dies."""
-    from mlops import stack
-
     request = stack.stop_on_signals()
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     printer = stack.LogPrinter(sys.stdout, width=max(len("mlops"), *(len(l.name) for l in launches)), colour=colour)
@@ -214,7 +210,7 @@ def up_foreground(settings: Settings, launches, args: argparse.Namespace) -> int
         watch(started, request.stop)
     except stack.Interrupted:
         pass
-    except stack.StackError as error:
+    except StackError as error:
         print(f"mlops: error: {error}", file=sys.stderr)
         code = 1
     finally:
@@ -227,10 +223,8 @@ def up_foreground(settings: Settings, launches, args: argparse.Namespace) -> int
     return code
 
 
-def watch(started, stop) -> None:
+def watch(started: list[stack.Started], stop: threading.Event) -> None:
     """Wait for a stop request; a process that exits on its own is an error."""
-    from mlops.stack import StackError
-
     while not stop.wait(0.2):
         for item in started:
             code = item.process.poll()
@@ -238,10 +232,8 @@ def watch(started, stop) -> None:
                 raise StackError(f"{item.launch.name} exited unexpectedly with code {code}; stopping the others")
 
 
-def up_detached(settings: Settings, launches, args: argparse.Namespace) -> int:
+def up_detached(settings: Settings, launches: list[Launch], args: argparse.Namespace) -> int:
     """Start the stack in the background, return once it is healthy (or stop it if it is not)."""
-    from mlops import stack
-
     request = stack.stop_on_signals()
     env = stack.service_environment(settings)
     path = stack.state_path(settings)
@@ -259,7 +251,7 @@ def up_detached(settings: Settings, launches, args: argparse.Namespace) -> int:
                 lambda item, elapsed: print(f"mlops: {item.launch.name} is healthy ({elapsed:.1f} s)", file=sys.stderr),
                 request.stop,
             )
-    except (stack.StackError, stack.Interrupted) as error:
+    except (StackError, stack.Interrupted) as error:
         stack.stop_groups([item.member for item in started], args.grace, request.force, [s.process for s in started])
         path.unlink(missing_ok=True)
         if isinstance(error, stack.Interrupted):
@@ -268,7 +260,7 @@ def up_detached(settings: Settings, launches, args: argparse.Namespace) -> int:
         for name in getattr(error, "names", []):
             print(f"--- last lines of {log_dir / f'{name}.log'}", file=sys.stderr)
             print(tail(log_dir / f"{name}.log"), file=sys.stderr)
-        raise stack.StackError(f"{error}; stopped everything that had started") from None
+        raise StackError(f"{error}; stopped everything that had started") from None
     print(stack_table(settings, launches))
     data_dir = "" if args.data_dir is None else f" --data-dir {args.data_dir}"
     print(f"\nlogs: {log_dir}/<service>.log    stop with: mlops down{data_dir}")
@@ -283,23 +275,21 @@ def tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
-def stack_table(settings: Settings, launches) -> str:
+def stack_table(settings: Settings, launches: list[Launch]) -> str:
     """Where each started process answers, its docs and what it stores where (passwords masked)."""
-    from mlops.stack import MLFLOW_UI, mask_password
-
     rows = [("service", "URL", "docs", "storage")]
     for launch in launches:
         docs = launch.url if launch.name == MLFLOW_UI else f"{launch.url}/docs"
         rows.append((launch.name, launch.url, docs, STORAGE.get(launch.name, "")))
     storage = [
-        ("dataset DB", mask_password(settings.dataset_db)),
-        ("MLflow store", mask_password(settings.mlflow_uri)),
-        ("MLflow artifacts", mask_password(settings.mlflow_artifacts)),
+        ("dataset DB", stack.mask_password(settings.dataset_db)),
+        ("MLflow store", stack.mask_password(settings.mlflow_uri)),
+        ("MLflow artifacts", stack.mask_password(settings.mlflow_artifacts)),
     ]
     return format_table(rows) + "\n\n" + format_table(storage, header=False)
 
 
-def format_table(rows, *, header: bool = True) -> str:
+def format_table(rows: list[tuple[str, ...]], *, header: bool = True) -> str:
     """Left-aligned columns separated by two spaces, the header underlined."""
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
@@ -313,8 +303,6 @@ def format_table(rows, *, header: bool = True) -> str:
 
 def run_down(args: argparse.Namespace) -> int:
     """Stop the stack recorded in the data dir and wait until its ports are free."""
-    from mlops import stack
-
     settings = settings_from(args)
     path = stack.state_path(settings)
     state = stack.read_state(path)
@@ -335,7 +323,7 @@ def run_down(args: argparse.Namespace) -> int:
     taken = stack.wait_ports_free(state.host, [m.port for m in state.members], timeout=10)
     path.unlink(missing_ok=True)
     if taken:
-        raise stack.StackError(f"ports still in use after stopping: {', '.join(map(str, taken))}")
+        raise StackError(f"ports still in use after stopping: {', '.join(map(str, taken))}")
     names = ", ".join(f"{m.name} (:{m.port})" for m in state.members)
     print(f"mlops: stopped {names}" + (f"; killed {', '.join(killed)}" if killed else ""))
     return 0
@@ -343,8 +331,6 @@ def run_down(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     """Print whether each service answers /health; exit 0 only if every one does."""
-    from mlops import stack
-
     settings = settings_from(args)
     state = stack.running_state(stack.state_path(settings))
     recorded = {m.name: m for m in state.members} if state else {}
@@ -357,7 +343,7 @@ def run_status(args: argparse.Namespace) -> int:
     for name in names:
         member = recorded.get(name)
         url = member.url if member else stack.client_url(settings, settings.port_of(name))
-        code, detail = stack.health(url)
+        code, _ = stack.health(url)
         if code == 200:
             shown = "healthy"
         elif code is None:
@@ -372,16 +358,14 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Replace this process by the server of one service, so that signals reach it directly."""
-    from mlops.stack import MLFLOW_UI, mlflow_ui_command, service_environment
-
     settings = settings_from(args)
     if args.service == MLFLOW_UI:
-        command = mlflow_ui_command(settings, args.mlflow_ui_port)
+        command = stack.mlflow_ui_command(settings, args.mlflow_ui_port)
     else:
         command = gunicorn_command(args.service, settings)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(command[0], command, service_environment(settings))
+    os.execve(command[0], command, stack.service_environment(settings))
     return 0  # not reached
 
 

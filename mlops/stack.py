@@ -1,7 +1,8 @@
 """The local stack behind `mlops up | down | status`: every service a gunicorn process leading its
 own process group, all started at once, watched through /health, and stopped as one.
 
-Only the standard library is imported here, so the `mlops` command stays quick to start.
+Besides the kernel's settings, only the standard library is imported here, so the `mlops`
+command stays quick to start.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 from mlops.kernel.config import Settings
-from mlops.kernel.launch import SERVICE_APPS, gunicorn_command, settings_environment
+from mlops.kernel.launch import gunicorn_command, settings_environment
 
 STATE_FILE = "mlops-stack.json"
 MLFLOW_UI = "mlflow-ui"
@@ -96,6 +97,7 @@ class Started:
 
     @property
     def member(self) -> Member:
+        """This process as the state file records it."""
         log = str(self.log_path) if self.log_path is not None else None
         return Member(self.launch.name, self.process.pid, self.launch.port, self.launch.url, self.launch.marker, log)
 
@@ -108,6 +110,7 @@ class StopRequest:
     force: threading.Event = field(default_factory=threading.Event)
 
     def handle(self, _signum: int, _frame: object) -> None:
+        """Ask to stop; a signal while already stopping asks to kill."""
         if self.stop.is_set():
             self.force.set()
         self.stop.set()
@@ -215,7 +218,7 @@ def check_ports(host: str, launches: list[Launch], state: StackState | None = No
                     owner = f" by an earlier `mlops up` ({holder.name}, pid {holder.pid}); stop it with `mlops down`"
             flag = "--mlflow-ui-port" if launch.name == MLFLOW_UI else f"--{launch.name}-port"
             raise StackError(
-                f"port {launch.port} ({launch.name}) on {host} is already in use{owner or ''}. "
+                f"port {launch.port} ({launch.name}) on {host} is already in use{owner}. "
                 f"Nothing was started. Free the port or choose another one with {flag}."
             )
 
@@ -278,7 +281,8 @@ def wait_until_healthy(
     whose /health takes seconds while it warms up is not flooded with retries.
     """
     deadline = time.monotonic() + timeout
-    failures: list[StartFailed] = []
+    exited: list[StartFailed] = []
+    late: list[str] = []
     give_up = threading.Event()
 
     def wait_for(item: Started) -> None:
@@ -286,12 +290,12 @@ def wait_until_healthy(
             code = item.process.poll()
             if code is not None:
                 hint = f" (log: {item.log_path})" if item.log_path else ""
-                failures.append(StartFailed(f"{item.launch.name} exited with code {code} while starting{hint}", [item.launch.name]))
+                exited.append(StartFailed(f"{item.launch.name} exited with code {code} while starting{hint}", [item.launch.name]))
                 give_up.set()
                 return
             left = deadline - time.monotonic()
             if left <= 0:
-                failures.append(StartFailed(f"{item.launch.name} did not answer /health within {timeout:g} s", [item.launch.name]))
+                late.append(item.launch.name)
                 return
             # a /health may block while the service warms up: wait for its answer, do not pile up retries
             status, _ = health(item.launch.url, timeout=max(0.2, left))
@@ -311,12 +315,10 @@ def wait_until_healthy(
             give_up.set()
     if stop.is_set():
         raise Interrupted()
-    if failures:
-        exited = [f for f in failures if "exited" in str(f)]
-        if exited:
-            raise exited[0]
-        names = [name for failure in failures for name in failure.names]
-        raise StartFailed(f"{', '.join(names)} did not answer /health within {timeout:g} s", names)
+    if exited:
+        raise exited[0]
+    if late:
+        raise StartFailed(f"{', '.join(late)} did not answer /health within {timeout:g} s", late)
 
 
 def live_group_members(pgid: int) -> list[int]:
@@ -388,7 +390,8 @@ def stop_groups(
         time.sleep(0.05)
     killed = [m.name for m in running]
     for member in running:
-        say(f"{member.name} did not stop within {grace:g} s; killing it")
+        forced = force is not None and force.is_set()
+        say(f"killing {member.name}" + ("" if forced else f": it did not stop within {grace:g} s"))
         _signal_group(member.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while running and time.monotonic() < deadline:
@@ -405,6 +408,7 @@ def stop_groups(
 
 
 def _signal_group(pgid: int, signum: int) -> None:
+    """Send signum to every process of the group (nothing if the group is gone)."""
     try:
         os.killpg(pgid, signum)
     except ProcessLookupError:
@@ -524,8 +528,3 @@ class LogPrinter:
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def service_names() -> tuple[str, ...]:
-    """Every service, in start order."""
-    return tuple(SERVICE_APPS)

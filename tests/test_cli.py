@@ -11,8 +11,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
-
 from mlops import cli, stack
 from mlops.demo import DemoResult, run_walkthrough, score_of, summary
 from mlops.kernel.config import ENVIRONMENT_VARIABLES, Settings
