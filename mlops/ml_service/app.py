@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 from flask import Flask, current_app
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, FiniteFloat, RootModel, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, FiniteFloat, RootModel, Tag, WithJsonSchema
 
+from mlops.kernel.catalogue import MODEL_NAMES
 from mlops.kernel.config import Settings
+from mlops.kernel.db import FEATURE_COLUMNS, FEATURES
 from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine
 from mlops.ml_service.deployment import DeployedModel, PipelineCache, read_deployed
 from mlops.ml_service.pipeline import columns_frame, evaluate, predict, records_frame, set_model, train
@@ -27,7 +29,10 @@ class SetModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    model_name: str = Field(description="RandomForest, SVC or LogisticRegression", examples=["RandomForest"])
+    # A plain string, so that an unknown name gets the walkthrough's own "Model not Found" answer.
+    model_name: Annotated[str, WithJsonSchema({"type": "string", "enum": list(MODEL_NAMES)})] = Field(
+        examples=["RandomForest"]
+    )
     hyperparameters: dict[str, HyperparameterValue] = Field(
         default_factory=dict,
         description="constructor arguments of the scikit-learn estimator; omitted ones keep their defaults",
@@ -44,7 +49,26 @@ class UseModel(BaseModel):
 
 
 FeatureValue = FiniteFloat | None  # None (null) is imputed with the training set's mean
-Record = dict[str, FeatureValue]
+FEATURE_NAMES = [*FEATURES, *(c for c in FEATURE_COLUMNS if c not in FEATURES)]
+VALUE_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "null"}]}
+# Validated as any {name: number|null} so that pipeline.records_frame can name every wrong, missing
+# or repeated feature; the OpenAPI document states the names.
+Record = Annotated[
+    dict[str, FeatureValue],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "the 13 wine features by name; null is imputed with the training mean",
+            "propertyNames": {"enum": FEATURE_NAMES},
+            "additionalProperties": VALUE_SCHEMA,
+            "minProperties": len(FEATURES),
+            "maxProperties": len(FEATURES),
+        }
+    ),
+]
+EXAMPLE_RECORD = dict(
+    zip(FEATURES, [13.2, 1.78, 2.14, 11.2, 100.0, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 1050.0], strict=True)
+)
 
 
 class DataframeSplit(BaseModel):
@@ -52,7 +76,9 @@ class DataframeSplit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    columns: list[str] = Field(max_length=1000)
+    columns: list[Annotated[str, WithJsonSchema({"type": "string", "enum": FEATURE_NAMES})]] = Field(
+        max_length=1000
+    )
     data: list[list[FeatureValue]] = Field(min_length=1, max_length=MAX_PREDICT_ROWS)
     index: list[Any] | None = Field(None, description="ignored; rows are answered in the order given")
 
@@ -94,7 +120,7 @@ def _rows_shape(value: Any) -> str | None:
 class PredictRows(RootModel):
     """Rows of the 13 wine features to predict, in any of the shapes MLflow's scoring server takes."""
 
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, json_schema_extra={"examples": [[EXAMPLE_RECORD]]})
 
     root: Annotated[
         Union[

@@ -177,6 +177,7 @@ def test_non_finite_values_are_refused(client):
         assert "finite" in response.get_json()["message"]
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_values_too_large_for_the_model_are_a_400(client, trained):
     response = predict(client, {name: 1e300 for name in FEATURES})
     assert response.status_code == 400
@@ -204,3 +205,7 @@ def test_openapi_describes_every_input_shape(client):
     assert schemas["DataframeSplit"]["properties"]["data"]["maxItems"] == MAX_PREDICT_ROWS
     assert set(schemas["UseModel"]["properties"]["dataset"]["enum"]) == {"training", "testing", "production"}
     assert schemas["SetModel"]["required"] == ["model_name"]
+    assert schemas["SetModel"]["properties"]["model_name"]["enum"] == ["RandomForest", "SVC", "LogisticRegression"]
+    record = shapes[1]
+    assert set(record["propertyNames"]["enum"]) == {*FEATURES, SQL_SPELLING}
+    assert record["minProperties"] == record["maxProperties"] == 13

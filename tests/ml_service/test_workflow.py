@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import datetime
 
 import pytest
@@ -165,3 +167,18 @@ def test_a_second_app_on_the_same_database_serves_the_same_model(client, setting
         assert after == client.post("/root/ml/predict", json=records).get_json()
     finally:
         other.extensions["mlops"].dispose()
+
+
+def test_the_service_starts_without_importing_scikit_learn(tmp_path):
+    """scikit-learn and skops cost seconds to import: the first request that needs them pays."""
+    script = (
+        "import sys\n"
+        "from mlops.kernel.config import Settings\n"
+        "from mlops.ml_service.app import create_app\n"
+        f"app = create_app(Settings(data_dir={str(tmp_path)!r}))\n"
+        "assert app.test_client().get('/root/ml').status_code == 200\n"
+        "print(sorted(m for m in ('sklearn', 'skops') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
