@@ -106,6 +106,7 @@ ROWS_SHAPES = (
 
 
 def _rows_shape(value: Any) -> str | None:
+    """Tell which of the accepted shapes a predict body has (None: none of them)."""
     if isinstance(value, list):
         return "records"
     if isinstance(value, dict):
@@ -134,12 +135,12 @@ class PredictRows(RootModel):
 
 
 def pipeline_cache() -> PipelineCache:
-    """This app's trained pipeline, as last loaded from the dataset DB."""
+    """Return this app's cache of the trained pipeline."""
     return current_app.extensions["ml_service"]
 
 
 def describe_model(model: DeployedModel | None) -> dict[str, Any] | None:
-    """The deployed model as GET /root/ml shows it."""
+    """Shape the deployed model as GET /root/ml shows it."""
     if model is None:
         return None
     return {
@@ -191,7 +192,12 @@ def use(body: UseModel):
     "/root/ml/predict",
     "POST",
     body=PredictRows,
-    responses={200: "Predicted classes (and probabilities)", 400: "Wrong features or values", 409: "No trained model"},
+    responses={
+        200: "Predicted classes (and probabilities)",
+        400: "Wrong features or values, or too many rows",
+        409: "No trained model",
+        413: "Body over MLOPS_MAX_BODY_BYTES",
+    },
 )
 def predict_rows(body: PredictRows):
     """Predict the class of one or many rows of features with the trained model."""

@@ -54,6 +54,7 @@ class DeployedModel:
 
 
 def _as_model(row) -> DeployedModel:
+    """Turn a deployed_model row into a DeployedModel."""
     return DeployedModel(
         version=row.version,
         model_name=row.model_name,
@@ -65,6 +66,7 @@ def _as_model(row) -> DeployedModel:
 
 
 def _utc(moment: datetime) -> datetime:
+    """Return moment as an aware UTC time."""
     # SQLite hands back the naive UTC time we stored; PostgreSQL an aware one.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -120,6 +122,7 @@ def save_model(engine: Engine, model_name: str, hyperparameters: dict[str, Any])
 
 
 def _write_spec(engine: Engine, spec: dict[str, Any]) -> int:
+    """Write spec as the next version of the one row (the first row is version 1); return the version."""
     with engine.begin() as connection:
         version = connection.execute(
             update(deployed_model)
@@ -196,10 +199,12 @@ def load_pipeline(pipeline_bytes: bytes) -> Any:
 
 
 def _type_name(cls: type) -> str:
+    """Name a type as skops and TRUSTED_TYPES do (module.qualname)."""
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _unusable(reason: str) -> Conflict:
+    """Build the 409 for a stored pipeline that cannot be served."""
     return Conflict(f"{reason}: set a model with {SET_MODEL_HINT} and train it again", error="Stored model unusable")
 
 
@@ -238,4 +243,5 @@ class PipelineCache:
 
 
 def _cache_key(model: DeployedModel) -> tuple[int, datetime | None]:
+    """Identify the trained pipeline of a deployed model."""
     return model.version, model.trained_at

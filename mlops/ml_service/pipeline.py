@@ -120,6 +120,7 @@ def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
 
 
 def _accuracy(predicted: np.ndarray, target: pd.Series) -> float:
+    """Return the share of predictions equal to the targets."""
     return float(np.mean(np.asarray(predicted) == target.to_numpy()))
 
 
@@ -138,6 +139,7 @@ def _predictions_transaction(engine: Engine, loaded: LoadedSet, *, retry: str) -
 
 
 def _set_reloaded(loaded: LoadedSet, retry: str) -> Conflict:
+    """Build the 409 for a set reloaded while the model worked on it."""
     return Conflict(
         f"The {loaded.name} set was reloaded while the model was working on it: {retry}", error="Set reloaded"
     )
