@@ -15,6 +15,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[dev]'
 	touch $@
 
+# newman (runs the Postman collection in tests/e2e/test_postman.py), pinned by package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 .PHONY: install up down status test tools demo bench lint clean
 install: $(VENV)/.installed
 
@@ -31,7 +36,7 @@ status: $(VENV)/.installed
 	$(VENV)/bin/mlops status $(MLOPS_ARGS)
 
 ## test: install the test extras and run every test (SQLite and PostgreSQL)
-test: tools $(VENV)/.installed-dev
+test: tools $(VENV)/.installed-dev node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## tools: the system tools some tests use; docker-compose (validates docker-compose.yml) is
