@@ -18,6 +18,7 @@ from mlops.monitoring.monitor import CheckResult, Kind, run_check
 # Each entry holds an Evidently run (with its sampled frames) and its renderings, a few MB.
 CACHE_ENTRIES = 8
 CACHE_HEADER = "X-Monitoring-Cache"
+REPORT_MESSAGE = "Report of the production set (current) against the testing set (reference)"
 TEST_NAMES = ", ".join(f"'{name}'" for name in TEST_PRESETS)
 # The pages carry Evidently's script, font and data inline; the browser may fetch nothing else.
 HTML_POLICY = (
@@ -55,18 +56,14 @@ class MonitoringRequest(BaseModel):
         if value is None:
             return value
         if not isinstance(value, dict):
-            raise PydanticCustomError("test_flags", "give an object mapping some of {names} to true or false",
-                                      {"names": TEST_NAMES})
+            raise _invalid_tests(f"give an object mapping some of {TEST_NAMES} to true or false")
         unknown = [name for name in value if name not in TEST_PRESETS]
         if unknown:
-            raise PydanticCustomError("test_flags", "unknown tests {unknown}; the tests are {names}",
-                                      {"unknown": ", ".join(map(repr, unknown)), "names": TEST_NAMES})
-        not_boolean = [name for name, flag in value.items() if not isinstance(flag, bool)]
+            raise _invalid_tests(f"unknown tests {', '.join(map(repr, unknown))}; the tests are {TEST_NAMES}")
+        not_boolean = {name: flag for name, flag in value.items() if not isinstance(flag, bool)}
         if not_boolean:
-            raise PydanticCustomError("test_flags", "set {flags} to true or false (not {given}); the tests are {names}",
-                                      {"flags": ", ".join(map(repr, not_boolean)),
-                                       "given": ", ".join(repr(value[n]) for n in not_boolean),
-                                       "names": TEST_NAMES})
+            given = ", ".join(f"{name!r} is {flag!r}" for name, flag in not_boolean.items())
+            raise _invalid_tests(f"set each test to true or false ({given}); the tests are {TEST_NAMES}")
         return value
 
     @model_validator(mode="after")
@@ -75,12 +72,11 @@ class MonitoringRequest(BaseModel):
         if self.tests is None:
             return self
         if self.metric == "report":
-            raise PydanticCustomError("test_flags", "`tests` chooses test presets: give it with the "
-                                      "metric 'tests' or 'summary', not 'report'")
+            raise _invalid_tests("`tests` chooses test presets: give it with the metric 'tests' or 'summary'")
         if not any(self.tests.model_dump().values()):
-            raise PydanticCustomError("test_flags", "`tests` sets every test to false: set at least one of "
-                                      "{names} to true, or leave `tests` out to run all five",
-                                      {"names": TEST_NAMES})
+            raise _invalid_tests(
+                f"every test is false: set at least one of {TEST_NAMES} to true, or leave `tests` out to run all five"
+            )
         return self
 
     def presets(self) -> tuple[str, ...]:
@@ -89,6 +85,11 @@ class MonitoringRequest(BaseModel):
             return TEST_PRESETS
         flags = self.tests.model_dump()
         return tuple(name for name in TEST_PRESETS if flags[name])
+
+
+def _invalid_tests(message: str) -> PydanticCustomError:
+    # no context given, so braces in the client's own names are not taken for placeholders
+    return PydanticCustomError("test_flags", message)
 
 
 class TestsQuery(BaseModel):
@@ -135,13 +136,14 @@ def monitor(body: MonitoringRequest):
     data = result.json
     answer: dict[str, Any]
     if body.metric == "report":
-        answer = {"message": "Report of the production set (current) against the testing set (reference)",
-                  "data": data}
+        answer = {"message": REPORT_MESSAGE, "data": data}
     else:
         summary = summary_of(data)
-        answer = {"message": summary_message(summary),
-                  "data": summary if body.metric == "summary" else data,
-                  "tests": list(presets)}
+        answer = {
+            "message": summary_message(summary),
+            "data": summary if body.metric == "summary" else data,
+            "tests": list(presets),
+        }
     answer |= {
         "datasets": {"reference": result.reference_set.to_json(), "current": result.current_set.to_json()},
         "notes": result.notes(),
@@ -149,17 +151,23 @@ def monitor(body: MonitoringRequest):
     return answer, 200, {CACHE_HEADER: "hit" if cached else "miss"}
 
 
-@bp.operation("/root/monitoring/report.html", "GET", responses={200: "The report as a self-contained HTML page",
-                                                                 409: "Data not loaded or not evaluated yet"})
+@bp.operation(
+    "/root/monitoring/report.html",
+    "GET",
+    responses={200: "The report as a self-contained HTML page", 409: "Data not loaded or not evaluated yet"},
+)
 def report_page():
     """Show Evidently's report of the production set against the testing set as an HTML page."""
     result, cached = _run("report", ())
     return _page(result, cached)
 
 
-@bp.operation("/root/monitoring/tests.html", "GET", query=TestsQuery,
-              responses={200: "The test suite as a self-contained HTML page",
-                         409: "Data not loaded or not evaluated yet"})
+@bp.operation(
+    "/root/monitoring/tests.html",
+    "GET",
+    query=TestsQuery,
+    responses={200: "The test suite as a self-contained HTML page", 409: "Data not loaded or not evaluated yet"},
+)
 def tests_page(query: TestsQuery):
     """Show Evidently's test suite (the presets in `tests`, all five when absent) as an HTML page."""
     result, cached = _run("tests", query.presets())
@@ -171,7 +179,10 @@ def summary_message(summary: dict[str, Any]) -> str:
     total, passed = summary["total_tests"], summary["success_tests"]
     if summary["all_passed"]:
         return f"All {total} tests passed: production data behaves like testing data"
-    return f"{total - passed} of {total} tests did not pass: production data differs from testing data, consider re-training"
+    return (
+        f"{total - passed} of {total} tests did not pass: production data differs from testing data, "
+        "consider re-training"
+    )
 
 
 def _run(kind: Kind, presets: tuple[str, ...]) -> tuple[CheckResult, bool]:
