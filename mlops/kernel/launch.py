@@ -56,5 +56,8 @@ def gunicorn_command(service: str, settings: Settings, *, workers: int | None = 
         "--no-control-socket",
         "--name",
         f"mlops-{service}",
+        # JSON instead of HTML for the requests gunicorn refuses itself (e.g. a request line too long)
+        "--config",
+        "python:mlops.kernel.gunicorn_config",
         SERVICE_APPS[service],
     ]

@@ -101,6 +101,8 @@ def parse_json_body(model: type[M]) -> M:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise BadRequest(f"The body is not valid JSON: {error}", error="Malformed JSON") from None
+    except RecursionError:  # e.g. [[[[...]]]] a hundred thousand levels deep
+        raise BadRequest("The body's JSON is nested too deeply to be read", error="Malformed JSON") from None
     return validate(model, data)
 
 
