@@ -39,14 +39,21 @@ status: $(VENV)/.installed
 test: tools $(VENV)/.installed-dev node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## tools: the system tools some tests use; docker-compose (validates docker-compose.yml) is
-##        installed with apt-get when missing and we run as root, else its test is skipped
+## tools: the system tools some tests use; docker-compose (validates docker-compose.yml) and
+##        chromium (renders the monitoring HTML pages) are installed with apt-get when missing
+##        and we run as root, else their tests are skipped
 tools:
 	@command -v docker-compose >/dev/null 2>&1 \
 	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	     && echo "installing docker-compose (apt-get)" \
 	     && apt-get update -qq >/dev/null && apt-get install -y -qq docker-compose >/dev/null; } \
 	|| echo "note: docker-compose is not installed; tests/test_compose.py skips 'docker-compose config -q'"
+	@command -v chromium >/dev/null 2>&1 \
+	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	     && echo "installing chromium (apt-get)" \
+	     && apt-get update -qq >/dev/null \
+	     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	|| echo "note: chromium is not installed; tests/e2e/test_monitoring_process.py skips rendering the HTML pages"
 
 ## demo: run the walkthrough against the running services (start them with `make up` first)
 demo: $(VENV)/.installed
