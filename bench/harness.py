@@ -1,0 +1,353 @@
+"""What every benchmark needs: the machine it ran on, goals and the ratio line, services started as
+real processes on free ports with a temporary data dir, throw-away PostgreSQL databases, and
+peak memory of the service processes.
+
+These machines are shared and noisy: a benchmark compares figures measured side by side in one
+run, and nothing here is ever asserted on in a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from mlops.kernel.config import Settings
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MLOPS_BENCH_POSTGRES_URL",
+    os.environ.get("MLOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """How big a run is: `quick` is the smoke test's tiny configuration (seconds, not minutes)."""
+
+    quick: bool = False
+    work_dir: Path = Path("/tmp")
+
+
+# --- the machine ---------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: cores, CPU model, memory, load, software versions."""
+    cpu_model = "unknown"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    memory_kb = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model,
+        "memory_gib": round(memory_kb / 2**20, 1),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def describe_machine(info: dict[str, Any]) -> str:
+    """One line about the machine."""
+    load = ", ".join(str(x) for x in info["load_average_at_start"])
+    return (
+        f"machine: nproc={info['nproc']}, CPU {info['cpu_model']}, {info['memory_gib']} GiB RAM, "
+        f"load average {load} at start, Python {info['python']}, Linux {info['kernel']}"
+    )
+
+
+# --- goals and figures ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A measured figure against its goal; `at_most` goals are met below the target, others above."""
+
+    what: str
+    measured: float
+    target: float
+    unit: str
+    at_most: bool
+
+    @property
+    def ratio(self) -> float:
+        """measured / target."""
+        return self.measured / self.target if self.target else float("inf")
+
+    @property
+    def met(self) -> bool:
+        return self.measured <= self.target if self.at_most else self.measured >= self.target
+
+    def describe(self) -> str:
+        sign = "<=" if self.at_most else ">="
+        verdict = "met" if self.met else "MISSED"
+        if self.unit == "x":  # the figure is itself a ratio
+            return f"{self.what} = {self.measured:.2f}x (goal {sign} {self.target:.2f}x): {self.ratio:.2f} of the goal, {verdict}"
+        return f"{self.what} {fmt(self.measured)} {self.unit} (goal {sign} {fmt(self.target)} {self.unit}): {self.ratio:.2f}x the goal, {verdict}"
+
+
+@dataclass
+class Result:
+    """What one benchmark measured: printed lines as it goes, figures for the record, its goals."""
+
+    name: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    goals: list[Goal] = field(default_factory=list)
+
+    def goal_line(self) -> str:
+        """The benchmark's last line: every goal with its ratio."""
+        return f"{self.name} goals: " + "; ".join(goal.describe() for goal in self.goals)
+
+
+def fmt(value: float) -> str:
+    """A figure with as many digits as it deserves."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 1_000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    if abs(value) >= 0.1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def say(*parts: object) -> None:
+    """Print a line at once (benchmarks run for minutes; show progress)."""
+    print(*parts, flush=True)
+
+
+def table(header: list[str], rows: list[list[object]]) -> str:
+    """A plain aligned text table."""
+    cells = [header] + [[c if isinstance(c, str) else fmt(c) for c in row] for row in rows]
+    widths = [max(len(str(row[i])) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def timed(function: Callable[[], Any]) -> tuple[float, Any]:
+    """Run function once; (seconds, its result)."""
+    started = time.perf_counter()
+    value = function()
+    return time.perf_counter() - started, value
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def save(result: Result, info: dict[str, Any], command: str) -> Path:
+    """Write the result as JSON under bench/results/ (ignored by git) for docs/performance.md."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{result.name}.json"
+    document = {
+        "name": result.name,
+        "command": command,
+        "machine": info,
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "figures": result.figures,
+        "goals": [{**asdict(goal), "ratio": goal.ratio, "met": goal.met} for goal in result.goals],
+    }
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return path
+
+
+# --- databases -----------------------------------------------------------------------------
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one benchmark, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    from mlops.kernel.db import normalize_url
+
+    admin = create_engine(normalize_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    name = f"mlops_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# --- services as processes -----------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (never one of 5001-5004)."""
+    import socket
+
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not 5000 <= port <= 5004:
+            return port
+
+
+def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings with free ports for every service and data under data_dir."""
+    return Settings(
+        data_dir=data_dir,
+        simulator_port=free_port(),
+        ml_port=free_port(),
+        tracking_port=free_port(),
+        monitoring_port=free_port(),
+        **overrides,
+    )
+
+
+@dataclass
+class Service:
+    """One service under gunicorn, started by `services()`."""
+
+    name: str
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+
+@contextmanager
+def services(settings: Settings, names: list[str], *, timeout: float = 120.0) -> Iterator[dict[str, Service]]:
+    """Start these services (in their own process groups), wait for /health, stop them at the end."""
+    from mlops.kernel.launch import gunicorn_command, settings_environment
+
+    env = {**os.environ, **settings_environment(settings)}
+    log_dir = settings.data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started: dict[str, Service] = {}
+    try:
+        for name in names:
+            log_path = log_dir / f"{name}.log"
+            process = subprocess.Popen(
+                gunicorn_command(name, settings),
+                env=env,
+                stdout=log_path.open("ab"),
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            started[name] = Service(name, f"http://127.0.0.1:{settings.port_of(name)}", process, log_path)
+        for service in started.values():
+            wait_healthy(service, timeout)
+        yield started
+    finally:
+        for service in started.values():
+            stop(service.process)
+
+
+def wait_healthy(service: Service, timeout: float) -> None:
+    """Wait until the service's /health answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited at start:\n{service.log_path.read_text()[-3000:]}")
+        try:
+            if requests.get(service.url + "/health", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{service.name} did not answer /health in {timeout} s")
+
+
+def stop(process: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM a process group (gunicorn master and workers), SIGKILL it if it lingers."""
+    import signal
+
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    except ProcessLookupError:
+        pass
+
+
+def call(method: str, url: str, *, expect: int | tuple[int, ...] = 200, timeout: float = 600, **kwargs: Any) -> Any:
+    """One HTTP call; its JSON answer, or an error naming the call and the answer."""
+    response = requests.request(method, url, timeout=timeout, **kwargs)
+    expected = (expect,) if isinstance(expect, int) else expect
+    if response.status_code not in expected:
+        raise RuntimeError(f"{method} {url} answered {response.status_code}: {response.text[:500]}")
+    return response.json() if response.content else None
+
+
+# --- memory --------------------------------------------------------------------------------
+
+
+def group_pids(leader: int) -> list[int]:
+    """The processes of a process group (a gunicorn master and its workers)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == leader:  # fields after the name: state, ppid, pgrp, ...
+            pids.append(int(entry))
+    return pids
+
+
+def reset_peak_rss(leaders: list[int]) -> None:
+    """Reset the peak RSS (VmHWM) of every process in these groups (Linux: clear_refs 5)."""
+    for leader in leaders:
+        for pid in group_pids(leader):
+            try:
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+            except OSError:
+                pass
+
+
+def peak_rss_bytes(leaders: list[int]) -> dict[int, int]:
+    """Per process group, the sum over its processes of their peak RSS (VmHWM) since the last
+    reset; summed over groups, an upper bound of the memory the services held at once."""
+    peaks = {}
+    for leader in leaders:
+        peaks[leader] = 0
+        for pid in group_pids(leader):
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks[leader] += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+    return peaks
+
+
+def python() -> str:
+    """The interpreter running the benchmarks (the project's venv)."""
+    return sys.executable

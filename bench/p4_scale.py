@@ -1,0 +1,205 @@
+"""P4 scale: a big production set on PostgreSQL.
+
+1. The write, in process, on the same frame: the simulator's replace_set (binary COPY) against
+   pandas `to_sql` with its defaults, both one transaction into the real tables.
+2. Through the services (simulator, ML, monitoring on one PostgreSQL dataset DB), for growing
+   sizes: load the set (POST /root/simulator with `size`), evaluate it (POST /root/ml), report on
+   it (POST /root/monitoring), and the peak RSS summed over every service process.
+
+Goals: the write >= 250,000 rows/s at the largest size; evaluating it <= 10 s end to end;
+peak RSS across services <= 2 GB.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from bench.harness import (
+    RESULTS_DIR,
+    Config,
+    Goal,
+    Result,
+    bench_settings,
+    call,
+    fmt,
+    peak_rss_bytes,
+    postgres_database,
+    reset_peak_rss,
+    say,
+    services,
+    table,
+    timed,
+)
+
+WALKTHROUGH_MODEL = {
+    "model_name": "RandomForest",
+    "hyperparameters": {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1},
+}
+LOAD_GOAL_ROWS_PER_S = 250_000
+EVALUATE_GOAL_S = 10.0
+RSS_GOAL_BYTES = 2 * 10**9
+
+
+def run(config: Config) -> Result:
+    """Measure the write side by side, then load / evaluate / report through the services."""
+    sizes = [500, 3_000] if config.quick else [10_000, 100_000, 1_000_000]
+    result = Result("p4")
+    with postgres_database() as url:
+        compare_writes(url, sizes[-1], result)
+    with postgres_database() as url, tempfile.TemporaryDirectory(dir=config.work_dir) as data_dir:
+        through_services(url, Path(data_dir), sizes, result)
+    plot(result.figures["by_size"], (config.work_dir if config.quick else RESULTS_DIR) / "p4-scale.png")
+    largest = result.figures["by_size"][-1]
+    result.goals = [
+        Goal(f"load {largest['rows']:,} rows (write)", result.figures["copy_rows_per_s"], LOAD_GOAL_ROWS_PER_S, "rows/s", at_most=False),
+        Goal(f"evaluate {largest['rows']:,} rows", largest["evaluate_s"], EVALUATE_GOAL_S, "s", at_most=True),
+        Goal("peak RSS across services", max(r["peak_rss_bytes"] for r in result.figures["by_size"]) / 1e9, RSS_GOAL_BYTES / 1e9, "GB", at_most=True),
+    ]
+    return result
+
+
+def compare_writes(url: str, rows: int, result: Result) -> None:
+    """Write the same resampled set with replace_set (COPY) and with pandas to_sql defaults."""
+    import numpy as np
+    import pandas as pd
+    from sqlalchemy import delete, insert
+
+    from mlops.kernel.datasets import read_set
+    from mlops.kernel.db import FEATURE_COLUMNS, datasets, ensure_schema, make_engine
+    from mlops.simulator.splits import load_split
+    from mlops.simulator.store import replace_set
+
+    engine = make_engine(url)
+    ensure_schema(engine)
+    split_s, split = timed(lambda: load_split("production", rows))
+    say(f"p4: resampled and fouled {rows:,} production rows in {split_s:.2f} s")
+
+    copy_s, _ = timed(lambda: replace_set(engine, "production", split.features, split.target))
+    say(f"p4: replace_set (binary COPY), new set:       {copy_s:6.2f} s  {rows / copy_s:>12,.0f} rows/s")
+    again_s, _ = timed(lambda: replace_set(engine, "production", split.features, split.target))
+    say(f"p4: replace_set again, replacing that set:    {again_s:6.2f} s  {rows / again_s:>12,.0f} rows/s")
+
+    def read():
+        with engine.connect() as connection:
+            return read_set(connection, "production")
+
+    read_s, stored = timed(read)
+    say(f"p4: read_set of the set (binary COPY out):    {read_s:6.2f} s  {rows / read_s:>12,.0f} rows/s")
+    assert len(stored.features) == rows
+
+    # pandas to_sql with its defaults (executemany through SQLAlchemy), into the same tables in
+    # one transaction, as a set of its own
+    samples_frame = pd.DataFrame(
+        {"dataset_id": 0, "sample_index": np.arange(rows), **dict(zip(FEATURE_COLUMNS, split.features.to_numpy().T, strict=True))}
+    )
+    targets_frame = pd.DataFrame({"dataset_id": 0, "sample_index": np.arange(rows), "target": split.target.to_numpy()})
+
+    def with_to_sql() -> int:
+        with engine.begin() as connection:
+            set_id = connection.execute(
+                insert(datasets).values(name="to_sql", n_samples=rows, loaded_at=pd.Timestamp.now(tz="UTC")).returning(datasets.c.id)
+            ).scalar_one()
+            samples_frame["dataset_id"] = targets_frame["dataset_id"] = set_id
+            samples_frame.to_sql("samples", connection, if_exists="append", index=False)
+            targets_frame.to_sql("targets", connection, if_exists="append", index=False)
+        return set_id
+
+    to_sql_s, set_id = timed(with_to_sql)
+    say(f"p4: pandas to_sql defaults, same frame:       {to_sql_s:6.2f} s  {rows / to_sql_s:>12,.0f} rows/s")
+    with engine.begin() as connection:
+        connection.execute(delete(datasets).where(datasets.c.id == set_id))
+    engine.dispose()
+    result.figures.update(
+        write_rows=rows,
+        split_s=split_s,
+        copy_s=copy_s,
+        copy_rows_per_s=rows / copy_s,
+        copy_replacing_s=again_s,
+        copy_replacing_rows_per_s=rows / again_s,
+        read_set_s=read_s,
+        to_sql_s=to_sql_s,
+        to_sql_rows_per_s=rows / to_sql_s,
+    )
+    say(f"p4: COPY is {to_sql_s / copy_s:.1f}x faster than to_sql on {rows:,} rows")
+
+
+def through_services(url: str, data_dir: Path, sizes: list[int], result: Result) -> None:
+    """Load, evaluate and report on each size through the services; peak RSS per size."""
+    settings = bench_settings(data_dir, dataset_db_url=url)
+    by_size = []
+    with services(settings, ["simulator", "ml", "monitoring"]) as running:
+        simulator, ml, monitoring = (running[n].url for n in ("simulator", "ml", "monitoring"))
+        leaders = {service.process.pid: name for name, service in running.items()}
+        for set_name in ("training", "testing"):
+            call("POST", simulator + "/root/simulator", json={"set_name": set_name})
+        call("POST", ml + "/root/ml/set_model", json=WALKTHROUGH_MODEL)
+        call("POST", ml + "/root/ml", json={"dataset": "training"})
+        call("POST", ml + "/root/ml", json={"dataset": "testing"})
+        for rows in sizes:
+            reset_peak_rss(list(leaders))
+            load_s, _ = timed(lambda rows=rows: call("POST", simulator + "/root/simulator", json={"set_name": "production", "size": rows}))
+            evaluate_s, scored = timed(lambda: call("POST", ml + "/root/ml", json={"dataset": "production"}))
+            report_s, report = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
+            repeat_s, _ = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
+            peaks = {leaders[pid]: peak for pid, peak in peak_rss_bytes(list(leaders)).items()}
+            rss = sum(peaks.values())
+            sampled = "sample" in str(report.get("notes", report))[:100_000] if isinstance(report, dict) else False
+            by_size.append(
+                {
+                    "rows": rows,
+                    "load_s": load_s,
+                    "load_rows_per_s": rows / load_s,
+                    "evaluate_s": evaluate_s,
+                    "report_s": report_s,
+                    "report_repeat_s": repeat_s,
+                    "report_says_sampled": sampled,
+                    "peak_rss_bytes": rss,
+                    "peak_rss_bytes_by_service": peaks,
+                    "score": scored.get("message"),
+                }
+            )
+            say(
+                f"p4: {rows:>9,} rows: load {load_s:6.2f} s, evaluate {evaluate_s:6.2f} s, report {report_s:6.2f} s "
+                f"(again {repeat_s * 1000:.0f} ms{', sampled' if sampled else ''}), peak RSS {rss / 1e6:,.0f} MB "
+                f"({', '.join(f'{name} {peak / 1e6:,.0f}' for name, peak in peaks.items())})"
+            )
+    result.figures["by_size"] = by_size
+    say(
+        table(
+            ["rows", "load s", "rows/s", "evaluate s", "report s", "report again s", "peak RSS MB"],
+            [
+                [f"{r['rows']:,}", r["load_s"], f"{r['load_rows_per_s']:,.0f}", r["evaluate_s"], r["report_s"], r["report_repeat_s"], f"{r['peak_rss_bytes'] / 1e6:,.0f}"]
+                for r in by_size
+            ],
+        )
+    )
+
+
+def plot(by_size: list[dict], path: Path) -> Path | None:
+    """Draw load / evaluate / report time against rows (log-log) as a PNG, if matplotlib is there."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        say("p4: matplotlib is not installed; no plot")
+        return None
+    rows = [r["rows"] for r in by_size]
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    for key, label in (("load_s", "load (simulator)"), ("evaluate_s", "evaluate (ML service)"), ("report_s", "report (monitoring)")):
+        axes.plot(rows, [r[key] for r in by_size], marker="o", label=label)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("production rows")
+    axes.set_ylabel("seconds, end to end over HTTP")
+    axes.set_title("Time against set size (PostgreSQL dataset DB)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    say(f"p4: plot written to {path} ({', '.join(fmt(r) for r in rows)} rows)")
+    return path
