@@ -359,13 +359,15 @@ def run_status(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     """Replace this process by the server of one service, so that signals reach it directly."""
     settings = settings_from(args)
+    environment = stack.service_environment(settings)
     if args.service == MLFLOW_UI:
         command = stack.mlflow_ui_command(settings, args.mlflow_ui_port)
+        environment |= stack.MLFLOW_UI_ENVIRONMENT
     else:
         command = gunicorn_command(args.service, settings)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(command[0], command, stack.service_environment(settings))
+    os.execve(command[0], command, environment)
     return 0  # not reached
 
 

@@ -30,6 +30,9 @@ from mlops.kernel.launch import gunicorn_command, settings_environment
 STATE_FILE = "mlops-stack.json"
 MLFLOW_UI = "mlflow-ui"
 DEFAULT_MLFLOW_UI_PORT = 5000
+# MLflow's server also starts a job runner and seven huey consumers (for GenAI scoring and trace
+# archival), each a Python process importing MLflow: a UI for browsing runs needs none of them.
+MLFLOW_UI_ENVIRONMENT = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 # Health checks go straight to our own services, never through an HTTP proxy from the environment.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -58,6 +61,7 @@ class Launch:
     command: list[str]
     port: int
     url: str
+    environment: dict[str, str] = field(default_factory=dict)  # on top of the settings' environment
 
     @property
     def marker(self) -> str:
@@ -143,7 +147,13 @@ def plan(settings: Settings, services: Iterable[str], *, mlflow_ui_port: int | N
     ]
     if mlflow_ui_port is not None:
         launches.append(
-            Launch(MLFLOW_UI, mlflow_ui_command(settings, mlflow_ui_port), mlflow_ui_port, client_url(settings, mlflow_ui_port))
+            Launch(
+                MLFLOW_UI,
+                mlflow_ui_command(settings, mlflow_ui_port),
+                mlflow_ui_port,
+                client_url(settings, mlflow_ui_port),
+                MLFLOW_UI_ENVIRONMENT,
+            )
         )
     return launches
 
@@ -244,7 +254,7 @@ def start_process(launch: Launch, env: dict[str, str], log_path: Path | None) ->
     try:
         process = subprocess.Popen(
             launch.command,
-            env=env,
+            env={**env, **launch.environment},
             stdin=subprocess.DEVNULL,
             stdout=log if log is not None else subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -296,7 +296,11 @@ def test_mlflow_ui_runs_on_the_same_store_and_stops_with_the_stack(tmp_path, cle
         experiments = requests.get(ui["url"] + "/api/2.0/mlflow/experiments/search?max_results=10", timeout=10)
         assert experiments.status_code == 200
         assert (stack.data_dir / "mlflow.db").exists()  # the store under the data dir, as the tracking service's
+        # only the server and its uvicorn: no job runner, no huey consumers
+        assert len(live_processes_in_groups({ui["pid"]})) == 2
     finally:
-        assert stack.down().returncode == 0
+        stopped = stack.down()
+        assert stopped.returncode == 0
+        assert "killed" not in stopped.stdout + stopped.stderr  # it stops on SIGTERM, within the grace period
     assert live_processes_in_groups({m["pid"] for m in members.values()}) == []
     assert not listening(ui["port"])
