@@ -1,0 +1,686 @@
+"""Write docs/API.md from the four services' OpenAPI documents plus the hand-written examples below.
+
+    python -m mlops.apidoc            # rewrite docs/API.md
+    python -m mlops.apidoc --check    # exit 1 (and say so) if docs/API.md is not what it would write
+
+Each service's app is built in-process (nothing is started or connected) and asked for its
+/openapi.json, so the reference lists exactly the endpoints, fields, enumerations and statuses the
+code validates with. Every example request is validated with the same request models, and every
+endpoint must have an example: an endpoint, field or example that changes without this file
+fails `--check` (tests/test_api_doc.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import re
+import shlex
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from pydantic import ValidationError
+
+from mlops.kernel.config import Settings
+from mlops.kernel.launch import SERVICE_APPS
+from mlops.kernel.web import Operation
+
+DEFAULT_OUTPUT = Path("docs/API.md")
+# Ids as the walkthrough shows them.
+EXPERIMENT_ID = "1"
+LR_RUN = "5f69f7ee0507453e9787991521adeb82"
+RF_RUN = "2d8371356f1f4665b7697d732f5da3f3"
+SVC_RUN = "0b9f23e1f0c046d39b39e4b0add4ac95"
+ABRIDGED = "…"
+RANDOM_FOREST = {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One request to an endpoint and the answer a real run gave (abridged where it says so)."""
+
+    title: str
+    response: Any
+    body: Any = None
+    query: str = ""
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class ServiceApi:
+    """A service's OpenAPI document and the operations (with request models) it was built from."""
+
+    name: str
+    document: dict[str, Any]
+    operations: list[Operation]
+
+    @property
+    def base_url(self) -> str:
+        return self.document["servers"][0]["url"]
+
+
+def _not_loaded(name: str) -> dict[str, str]:
+    return {
+        "error": "Set not loaded",
+        "message": f"The {name} set is not loaded yet: load it first with "
+        f'POST /root/simulator {{"set_name": "{name}"}}',
+    }
+
+
+WINE_SAMPLE = {
+    "alcohol": 13.2, "malic_acid": 1.78, "ash": 2.14, "alcalinity_of_ash": 11.2, "magnesium": 100.0,
+    "total_phenols": 2.65, "flavanoids": 2.76, "nonflavanoid_phenols": 0.26, "proanthocyanins": 1.28,
+    "color_intensity": 4.38, "hue": 1.05, "od280/od315_of_diluted_wines": 3.4, "proline": 1050.0,
+}  # fmt: skip
+STATISTICS = {
+    "duration": {"mean": 0.8801535793333338, "median": 0.4428061589999288, "std_dev": 0.6340676252920066,
+                 "variance": 0.40204175344344445, "min": 0.4208832980000352, "max": 1.7767712810000376,
+                 "mode": 1.7767712810000376, "iqr": 1.3558879830000024},
+    "accuracy": {"mean": 0.9119496855345912, "median": 0.9150943396226415, "std_dev": 0.011766218197402329,
+                 "variance": 0.00013844389066888172, "min": 0.8962264150943396, "max": 0.9245283018867925,
+                 "mode": 0.9150943396226415, "iqr": 0.028301886792452824},
+    "f1_score": ABRIDGED, "precision": ABRIDGED, "recall": ABRIDGED,
+}  # fmt: skip
+DATASETS = {
+    "reference": {"set": "testing", "dataset_id": 2, "model_version": 3, "rows": 36, "rows_used": 36},
+    "current": {"set": "production", "dataset_id": 3, "model_version": 3, "rows": 36, "rows_used": 36},
+}
+ALL_TESTS = ["data_drift", "data_quality", "data_stability", "no_target_performance", "multi_class_classification"]
+SUMMARY_MESSAGE = "41 of 86 tests did not pass: production data differs from testing data, consider re-training"
+OPTIMIZATION = {
+    "request_information": "optimization",
+    "experiment_name": "wine_test_1",
+    "experiment_description": "Grid Search Optimization - Cross Validation Performance",
+    "experiment_owner": "Ale",
+    "models": ["LogisticRegression", "RandomForest", "SVC"],
+    "hyperparameters": {
+        "LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]},
+        "RandomForest": {"n_estimators": [1, 3], "max_depth": [None, 3], "min_samples_split": [2, 5]},
+        "SVC": {"C": [0.1, 10], "kernel": ["linear", "rbf"], "gamma": ["scale", "auto"]},
+    },
+    "scoring": "accuracy",
+    "cv": 5,
+}
+
+
+def _run_query(information: str, kind: str, run_id: str = LR_RUN) -> dict[str, str]:
+    return {"experiment_id": EXPERIMENT_ID, "run_id": run_id, "request_information": information, "type": kind}
+
+
+# (service, METHOD, path) -> examples, in the walkthrough's words and with a real run's answers.
+EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
+    ("simulator", "GET", "/root/simulator"): [
+        Example("Status", {"name": "simulator", "message": "Simulator"}),
+    ],
+    ("simulator", "POST", "/root/simulator"): [
+        Example("Load the training set", {"message": "Load training set"}, body={"set_name": "training"}),
+        Example("Load the fouled production set", {"message": "Load production set"}, body={"set_name": "production"}),
+        Example(
+            "An unknown set",
+            {"error": "Invalid request",
+             "message": "set_name: Input should be 'training', 'testing' or 'production' (got \"validation\")"},
+            body={"set_name": "validation"}, status=400,
+        ),  # fmt: skip
+    ],
+    ("ml", "GET", "/root/ml"): [
+        Example("Status, with the deployed model", {
+            "name": "ml_model", "message": "ML model",
+            "model": {"model_name": "RandomForest",
+                      "hyperparameters": RANDOM_FOREST,
+                      "version": 3, "set_at": "2026-11-26T18:04:12+00:00", "trained_at": "2026-11-26T18:04:14+00:00",
+                      "training_accuracy": 1.0},
+        }),  # fmt: skip
+        Example("Status, before any set_model", {"name": "ml_model", "message": "ML model", "model": None}),
+    ],
+    ("ml", "POST", "/root/ml"): [
+        Example("Train on the training set", {"message": "Score on training set: 100.00%"},
+                body={"dataset": "training"}),
+        Example("Evaluate on the testing set", {"message": "Score on testing set: 97.22%"},
+                body={"dataset": "testing"}),
+        Example("Evaluate on the production set", {"message": "Score on production set: 83.33%"},
+                body={"dataset": "production"}),
+        Example(
+            "Before any set_model",
+            {"error": "No model set", "message": 'No model is set yet: set one first with POST /root/ml/set_model '
+                                                 '{"model_name": ..., "hyperparameters": {...}}'},
+            body={"dataset": "training"}, status=409,
+        ),
+        Example(
+            "Evaluating before training",
+            {"error": "Model not trained", "message": "The deployed SVC model (version 1) is not trained yet: "
+                                                      'train it first with POST /root/ml {"dataset": "training"}'},
+            body={"dataset": "testing"}, status=409,
+        ),
+    ],
+    ("ml", "POST", "/root/ml/set_model"): [
+        Example(
+            "Deploy a RandomForest",
+            {"message": "Model successfully uploaded"},
+            body={"model_name": "RandomForest",
+                  "hyperparameters": RANDOM_FOREST},
+        ),  # fmt: skip
+        Example(
+            "An unknown model",
+            {"error": "Model not Found", "message": "Please Specify 'RandomForest', 'SVC' or 'LogisticRegression'"},
+            body={"model_name": "XGBoost", "hyperparameters": {}}, status=400,
+        ),
+        Example(
+            "A misspelt hyperparameter",
+            {"error": "Invalid hyperparameter",
+             "message": "Unknown hyperparameter(s) for SVC: kernal. Valid: C, break_ties, cache_size, class_weight, "
+                        "coef0, decision_function_shape, degree, gamma, kernel, max_iter, probability, random_state, "
+                        "shrinking, tol, verbose"},
+            body={"model_name": "SVC", "hyperparameters": {"kernal": "rbf"}}, status=400,
+        ),  # fmt: skip
+    ],
+    ("ml", "POST", "/root/ml/predict"): [
+        Example(
+            "Predict one wine (a list of records; MLflow's dataframe_split / dataframe_records work too)",
+            {"predictions": [0], "probabilities": [[0.98, 0.01, 0.01]], "classes": [0, 1, 2],
+             "model": {"model_name": "RandomForest", "version": 3}},
+            body=[WINE_SAMPLE],
+        ),  # fmt: skip
+    ],
+    ("tracking", "POST", "/root/tracking/model_management"): [
+        Example(
+            "Optimization: grid search + cross-validation of three models, logged to MLflow",
+            {"message": "Experiments retrieved successfully",
+             "data": {"experiment_id": EXPERIMENT_ID,
+                      "run_ids": {"LogisticRegression": LR_RUN, "RandomForest": RF_RUN, "SVC": SVC_RUN}}},
+            body=OPTIMIZATION, status=201,
+        ),  # fmt: skip
+        Example(
+            "Setting: deploy a run's model to the ML service (its answer is relayed)",
+            {"message": "Model successfully uploaded"},
+            body={"request_information": "setting", "run_id": LR_RUN},
+        ),
+        Example(
+            "Optimization before the training set is loaded",
+            _not_loaded("training"),
+            body={"request_information": "optimization", "experiment_name": "wine_test_2", "models": ["SVC"]},
+            status=409,
+        ),
+    ],
+    ("tracking", "GET", "/root/tracking/experiments"): [
+        Example("All active experiments", {
+            "message": "Experiments retrieved successfully",
+            "data": [
+                {"experiment_id": EXPERIMENT_ID, "name": "wine_test_1", "lifecycle_stage": "active", "run_count": 3}
+            ],
+        }),
+    ],
+    ("tracking", "POST", "/root/tracking/experiments"): [
+        Example(
+            "general",
+            {"message": "Information Retrieved", "data": {
+                "experiment_info": {
+                    "experiment_id": EXPERIMENT_ID, "experiment_name": "wine_test_1",
+                    "artifact_location": "file:///srv/mlops/var/mlartifacts/1", "lifecycle_stage": "active",
+                    "tags": {"description": "Grid Search Optimization - Cross Validation Performance", "owner": "Ale"},
+                    "data_creation": "2026-11-26 18:04:00", "last_updated": "2026-11-26 18:04:00"},
+                "experiment_runs": {
+                    "number_of_runs": 3, "completed_runs": 3, "failed_runs": 0, "active_runs": 0, "stopped_runs": 0,
+                    "first_run_completed": "2026-11-26 18:04:00", "last_run_completed": "2026-11-26 18:04:05"}}},
+            body={"experiment_id": EXPERIMENT_ID, "request_information": "general"},
+        ),  # fmt: skip
+        Example(
+            "best_model: the run with the highest model_accuracy",
+            {"message": "Best model and run retrieved successfully.", "data": {
+                "run_id": LR_RUN, "run_name": "LogisticRegression Grid_Search_Opt and CV_Performance",
+                "model": "LogisticRegression", "metrics": {"model_accuracy": 0.9245283018867925}}},
+            body={"experiment_id": EXPERIMENT_ID, "request_information": "best_model", "filter": ["model_accuracy"]},
+        ),  # fmt: skip
+        Example(
+            "statistics of every metric (abridged)",
+            {"message": "Statistics Retrieved", "data": STATISTICS},
+            body={"experiment_id": EXPERIMENT_ID, "request_information": "statistics", "filter": ["all"]},
+        ),
+        Example(
+            "An unknown experiment",
+            {"error": "Experiment not found", "message": "Experiment '999' not found (unknown or deleted)"},
+            body={"experiment_id": "999", "request_information": "general"}, status=404,
+        ),
+    ],
+    ("tracking", "DELETE", "/root/tracking/experiments"): [
+        Example(
+            "Delete an experiment and its runs",
+            {"message": "Experiment deleted successfully", "data": {"experiment_id": EXPERIMENT_ID}},
+            query=f"experiment_id={EXPERIMENT_ID}",
+        ),
+    ],
+    ("tracking", "GET", "/root/tracking/runs"): [
+        Example(
+            "The runs of an experiment, newest first (abridged)",
+            {"message": "Experiment Runs Retrieved", "data": [
+                {"run_id": SVC_RUN, "status": "FINISHED", "start_time": "2026-11-26 18:04:03",
+                 "end_time": "2026-11-26 18:04:05", "run_name": "SVC Grid_Search_Opt and CV_Performance",
+                 "tags": {"model_type": "SVC", "experiment_type": "GridSearch_CrossValidation"}},
+                ABRIDGED]},
+            query=f"experiment_id={EXPERIMENT_ID}",
+        ),  # fmt: skip
+    ],
+    ("tracking", "POST", "/root/tracking/runs"): [
+        Example("parameters / data", {"message": "Parameters Retrieved",
+                                      "data": {"classes": "3", "features": "13", "samples": "106"}},
+                body=_run_query("parameters", "data")),
+        Example("parameters / grid_search", {"message": "Parameters Retrieved", "data": {
+                    "C": "[0.1, 1]", "cv_folds": "5", "scoring": "accuracy", "solver": "['liblinear']"}},
+                body=_run_query("parameters", "grid_search")),
+        Example("parameters / model", {"message": "Parameters Retrieved", "data": {"C": "0.1", "solver": "liblinear"}},
+                body=_run_query("parameters", "model")),
+        Example("metrics / system", {"message": "Parameters Retrieved",
+                                     "data": {"cpu_usage": 13.8, "execution_time": 0.4428061589999288}},
+                body=_run_query("metrics", "system")),
+        Example("metrics / model", {"message": "Parameters Retrieved", "data": {
+                    "accuracy": 0.9245283018867925, "f1_score": 0.9237421383647798,
+                    "precision": 0.9257992656461439, "recall": 0.9245283018867925}},
+                body=_run_query("metrics", "model")),
+        Example(
+            "A deleted run",
+            {"error": "Run not found", "message": f"Run '{LR_RUN}' not found in experiment '1' (unknown or deleted)"},
+            body=_run_query("metrics", "model"), status=404,
+        ),
+    ],  # fmt: skip
+    ("tracking", "DELETE", "/root/tracking/runs"): [
+        Example(
+            "Delete one run",
+            {"message": "Run deleted successfully", "data": {"experiment_id": EXPERIMENT_ID, "run_id": LR_RUN}},
+            query=f"experiment_id={EXPERIMENT_ID}&run_id={LR_RUN}",
+        ),
+    ],
+    ("monitoring", "GET", "/root/monitoring"): [
+        Example("Status", {"name": "monitoring", "message": "Monitoring"}),
+    ],
+    ("monitoring", "POST", "/root/monitoring"): [
+        Example(
+            "Evidently's report (abridged)",
+            {"message": "Report of the production set (current) against the testing set (reference)",
+             "data": {"version": "0.7.23", "metrics": [
+                 {"metric": "DatasetDriftMetric", "result": {
+                     "drift_share": 0.5, "number_of_columns": 15, "number_of_drifted_columns": 4,
+                     "share_of_drifted_columns": 0.26666666666666666, "dataset_drift": False}},
+                 ABRIDGED], "timestamp": "2026-11-26 18:04:21.105791"},
+             "datasets": DATASETS, "notes": []},
+            body={"metric": "report"},
+        ),  # fmt: skip
+        Example(
+            "The five test suites (abridged)",
+            {"message": SUMMARY_MESSAGE,
+             "data": {"version": "0.7.23", "tests": [
+                 {"name": "Share of Drifted Columns",
+                  "description": "The drift is detected for 26.7% features (4 out of 15). The test threshold is lt=0.3",
+                  "status": "SUCCESS", "group": "data_drift", "parameters": ABRIDGED},
+                 ABRIDGED],
+                 "summary": {"all_passed": False, "total_tests": 86, "success_tests": 45, "failed_tests": 41,
+                             "by_status": {"SUCCESS": 45, "FAIL": 41}},
+                 "timestamp": "2026-11-26 18:04:23.882911"},
+             "tests": ALL_TESTS, "datasets": DATASETS, "notes": []},
+            body={"metric": "tests"},
+        ),  # fmt: skip
+        Example(
+            "The summary of the chosen test suites: should the model be re-trained?",
+            {"message": SUMMARY_MESSAGE,
+             "data": {"all_passed": False, "total_tests": 86, "success_tests": 45, "failed_tests": 41,
+                      "by_status": {"SUCCESS": 45, "FAIL": 41}},
+             "tests": ALL_TESTS, "datasets": DATASETS, "notes": []},
+            body={"metric": "summary", "tests": dict.fromkeys(ALL_TESTS, True)},
+        ),  # fmt: skip
+        Example("Before the testing set is loaded", _not_loaded("testing"), body={"metric": "report"}, status=409),
+    ],
+    ("monitoring", "GET", "/root/monitoring/report.html"): [
+        Example("Open it in a browser: Evidently's report as a self-contained HTML page", "<!DOCTYPE html>…"),
+    ],
+    ("monitoring", "GET", "/root/monitoring/tests.html"): [
+        Example("Two of the test suites as an HTML page", "<!DOCTYPE html>…", query="tests=data_drift,data_quality"),
+        Example(
+            "An unknown test suite",
+            {"error": "Invalid request",
+             "message": "tests: unknown tests 'foo'; give a comma-separated list of some of 'data_drift', "
+                        "'data_quality', 'data_stability', 'no_target_performance', 'multi_class_classification'"},
+            query="tests=foo", status=400,
+        ),  # fmt: skip
+    ],
+}
+
+INTRODUCTION = """\
+# API reference
+
+<!-- Generated by `python -m mlops.apidoc` from the services' OpenAPI documents and the examples in
+mlops/apidoc.py. Do not edit by hand: tests/test_api_doc.py fails when this file differs. -->
+
+Four services, each a small JSON API. The walkthrough (Postman collection in `postman/`, the same
+with curl in `scripts/walkthrough.sh`) uses them in this order: simulator → tracking → ML model →
+monitoring. Each service also describes itself: `GET /openapi.json` (OpenAPI 3.1) and `GET /docs`
+(a browsable page).
+
+| service | default base URL | what it does |
+|---|---|---|
+| simulator | `http://127.0.0.1:5004` | loads the wine training / testing / production sets into the dataset DB |
+| ML model | `http://127.0.0.1:5001` | sets a model, trains it, evaluates it (stores predictions), predicts |
+| tracking | `http://127.0.0.1:5002` | grid search + CV logged to MLflow, queries, deletion, deployment |
+| monitoring | `http://127.0.0.1:5003` | Evidently report / test suites / summary of production against testing |
+
+## Conventions
+
+- **JSON in, JSON out.** A request body must be JSON with `Content-Type: application/json`.
+  Unknown fields are refused (400), so a typo never passes silently; enumerations (set names,
+  model names, `request_information`, `type`, `metric`) list the accepted values when wrong.
+- **Errors** are always `{"error": <what went wrong>, "message": <what to do>}`:
+
+  | status | when |
+  |---|---|
+  | 400 | invalid JSON, a missing, unknown or invalid field, an invalid grid or hyperparameter |
+  | 401 | `MLOPS_API_TOKEN` is set and the request lacks `Authorization: Bearer <token>` |
+  | 404 | unknown (or deleted) experiment or run; unknown path |
+  | 405 | a method the path does not have |
+  | 409 | a step is missing first: the set is not loaded, no model is set or trained, the sets are not evaluated |
+  | 413 | the body is larger than `MLOPS_MAX_BODY_BYTES` |
+  | 415 | the body is not sent as `application/json` |
+  | 500 | a fault of ours (logged with its traceback) |
+  | 502 | another service answered something that is not JSON |
+  | 503 | the dataset DB, the MLflow store or another service is unreachable; retry shortly |
+
+- **Authentication** is off by default. With `MLOPS_API_TOKEN` set, every write (and every read
+  too with `MLOPS_PROTECT_READS=true`) needs `Authorization: Bearer <token>`; `/health` stays open.
+- **Health.** `GET /health` on every service answers 200
+  `{"status": "ok", "service": "tracking", "database": "ok", "mlflow": "ok"}` when the service and
+  its dependencies answer, else 503 with `"status": "unavailable"` plus `error` and `message`
+  naming what is down.
+
+The examples use the default base URLs and the ids of the walkthrough; answers are a real run's
+(abridged where marked `…`).
+"""
+
+
+def build_service_apis(settings: Settings | None = None) -> list[ServiceApi]:
+    """Build each service's app in-process and read its /openapi.json."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = settings or Settings(data_dir=Path(data_dir))
+        apis = []
+        for service, spec in SERVICE_APPS.items():
+            module, factory = spec.removesuffix("()").split(":")
+            app = getattr(importlib.import_module(module), factory)(settings)
+            response = app.test_client().get("/openapi.json")
+            if response.status_code != 200:
+                raise RuntimeError(f"{service}: GET /openapi.json answered {response.status_code}")
+            apis.append(ServiceApi(service, response.get_json(), list(app.extensions["mlops"].operations)))
+        return apis
+
+
+def check_examples(apis: list[ServiceApi]) -> list[str]:
+    """Problems with EXAMPLES: endpoints without one, examples of no endpoint, requests the models refuse."""
+    problems = []
+    operations = {(api.name, op.method, op.rule): op for api in apis for op in api.operations}
+    documented = {
+        (api.name, method.upper(), path): set(item["responses"]) for api in apis
+        for path, method, item in _operations(api.document)
+    }  # fmt: skip
+    for key in operations.keys() - EXAMPLES.keys():
+        problems.append(f"no example for {' '.join(key)}: add one to EXAMPLES in mlops/apidoc.py")
+    for key in EXAMPLES.keys() - operations.keys():
+        problems.append(f"an example for {' '.join(key)}, which no service has")
+    for key, examples in EXAMPLES.items():
+        op = operations.get(key)
+        if op is None:
+            continue
+        for example in examples:
+            found = _request_problems(op, example)
+            if str(example.status) not in documented.get(key, set()):
+                found.append(f"answers {example.status}, a status the endpoint does not document")
+            problems += [f"{' '.join(key)} example {example.title!r}: {p}" for p in found]
+    return sorted(problems)
+
+
+def _request_problems(op: Operation, example: Example) -> list[str]:
+    """Why this example's request is not one the operation takes (an example of a 4xx may be invalid)."""
+    problems = []
+    if (example.body is None) != (op.body is None):
+        problems.append("has a body" if op.body is None else "needs a body")
+    if example.query and op.query is None:
+        problems.append("has a query string the endpoint does not read")
+    if example.status == 400:
+        return problems  # examples of invalid requests are meant to fail validation
+    try:
+        if op.body is not None and example.body is not None:
+            op.body.model_validate_json(json.dumps(example.body))
+        if op.query is not None:
+            op.query.model_validate(dict(parse_qsl(example.query)))
+    except ValidationError as error:
+        problems.append(f"the request model refuses it: {error.errors(include_url=False)}")
+    return problems
+
+
+def render(apis: list[ServiceApi]) -> str:
+    """docs/API.md: the introduction, a table of contents, then every endpoint of every service."""
+    out = [INTRODUCTION, "## Endpoints\n", "| service | method | path | what it does |", "|---|---|---|---|"]
+    for api in apis:
+        for path, method, item in _operations(api.document):
+            anchor = _anchor(f"{method.upper()} {path}")
+            out.append(f"| {api.name} | {method.upper()} | [`{path}`](#{anchor}) | {_cell(item['summary'])} |")
+    out.append("")
+    for api in apis:
+        title = api.document["info"]["title"]
+        out.append(f"## {title} service (`{api.base_url}`)\n")
+        for path, method, item in _operations(api.document):
+            out += _render_operation(api, path, method, item)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _operations(document: dict[str, Any]):
+    for path, methods in document["paths"].items():
+        for method, item in methods.items():
+            yield path, method, item
+
+
+def _render_operation(api: ServiceApi, path: str, method: str, item: dict[str, Any]) -> list[str]:
+    schemas = api.document["components"]["schemas"]
+    out = [f"### {method.upper()} {path}\n", item["summary"] + "\n"]
+    if "parameters" in item:
+        out += ["**Query parameters**\n", "| name | type | required | description |", "|---|---|---|---|"]
+        for parameter in item["parameters"]:
+            schema = parameter["schema"]
+            required = "yes" if parameter["required"] else "no"
+            kind, notes = _cell(describe(schema, [])), _cell(_notes(schema))
+            out.append(f"| `{parameter['name']}` | {kind} | {required} | {notes} |")
+        out.append("")
+    if "requestBody" in item:
+        ref = item["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        out += _render_body(_ref_name(ref), schemas)
+    out += ["**Responses**\n", "| status | meaning |", "|---|---|"]
+    for status, response in sorted(item["responses"].items()):
+        out.append(f"| {status} | {_cell(response['description'])} |")
+    out.append("")
+    for example in EXAMPLES.get((api.name, method.upper(), path), []):
+        out += _render_example(api.base_url, path, method.upper(), example)
+    return out
+
+
+def _render_body(name: str, schemas: dict[str, Any]) -> list[str]:
+    """The request body's fields; a union lists each of its shapes, nested objects follow their parent."""
+    schema = schemas[name]
+    out = [f"**Request body** (`{name}`): {schema.get('description', '')}\n"]
+    if "oneOf" in schema:
+        chooser = schema.get("discriminator", {}).get("propertyName")
+        out.append(f"One of these, chosen by `{chooser}`:\n" if chooser else "Any of these shapes:\n")
+        for variant in schema["oneOf"]:
+            if "$ref" in variant:
+                out += _render_object(_ref_name(variant["$ref"]), schemas, chooser)
+            else:
+                description = variant.get("description", "")
+                out.append(f"- {describe(variant, [])}" + (f": {description}" if description else ""))
+        if not all("$ref" in v for v in schema["oneOf"]):
+            out.append("")
+        return out
+    return out + _render_object(name, schemas, None, heading=False)
+
+
+def _render_object(name: str, schemas: dict[str, Any], chooser: str | None, *, heading: bool = True) -> list[str]:
+    schema = schemas[name]
+    out = []
+    if heading:
+        const = schema.get("properties", {}).get(chooser or "", {}).get("const")
+        label = f'`"{const}"` (`{name}`)' if const is not None else f"`{name}`"
+        out.append(f"- {label}: {schema.get('description', '')}\n")
+    nested: list[str] = []
+    out += ["| field | type | required | description |", "|---|---|---|---|"]
+    required = set(schema.get("required", []))
+    for field, definition in schema.get("properties", {}).items():
+        out.append(
+            f"| `{field}` | {_cell(describe(definition, nested))} | {'yes' if field in required else 'no'} "
+            f"| {_cell(_notes(definition))} |"
+        )
+    out.append("")
+    for name_ in dict.fromkeys(nested):
+        out += [f"`{name_}`: {schemas[name_].get('description', '')}\n"]
+        out += _render_object(name_, schemas, None, heading=False)
+    return out
+
+
+def describe(schema: dict[str, Any], nested: list[str]) -> str:
+    """A JSON schema as a short phrase: `string, one of "a", "b"`, `array of integer (1-3 items)`."""
+    if "$ref" in schema:
+        name = _ref_name(schema["$ref"])
+        nested.append(name)
+        return f"`{name}` object (below)"
+    if "const" in schema:
+        return f"`{json.dumps(schema['const'])}`"
+    if "enum" in schema:
+        return "one of " + ", ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
+    for union in ("anyOf", "oneOf"):
+        if union in schema:
+            parts = [describe(s, nested) for s in schema[union] if s.get("type") != "null"]
+            if any(s.get("type") == "null" for s in schema[union]):
+                parts.append("null")
+            return _alternatives(list(dict.fromkeys(parts)))
+    kind = schema.get("type")
+    if kind == "array":
+        items = describe(schema.get("items", {}), nested)
+        items = f"({items})" if " or " in re.sub(r"\([^()]*\)", "", items) else items
+        return f"array of {items}{_bounds(schema, 'minItems', 'maxItems', 'items')}"
+    if kind == "object":
+        if "additionalProperties" in schema and isinstance(schema["additionalProperties"], dict):
+            values = describe(schema["additionalProperties"], nested)
+            keys = "feature name" if "propertyNames" in schema else "name"
+            return f"object: {keys} → {values}{_bounds(schema, 'minProperties', 'maxProperties', 'keys')}"
+        return "object"
+    if kind in ("integer", "number"):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if kind == "integer" and (low, high) == (-(2**63), 2**63 - 1):
+            return "integer"
+        if low is not None and high is not None:
+            return f"{kind}, {low} to {high}"
+        if low is not None:
+            return f"{kind} ≥ {low}"
+        return kind + (f" ≤ {high}" if high is not None else "")
+    if kind == "string":
+        return "string" + _bounds(schema, "minLength", "maxLength", "characters")
+    return kind or "any JSON value"
+
+
+def _alternatives(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def _bounds(schema: dict[str, Any], low_key: str, high_key: str, unit: str) -> str:
+    low, high = schema.get(low_key), schema.get(high_key)
+    if low is not None and low == high:
+        return f" (exactly {low} {unit})"
+    if low is not None and high is not None:
+        return f" ({low}-{high} {unit})"
+    if high is not None:
+        return f" (at most {high} {unit})"
+    if low is not None:
+        return f" (at least {low} {unit})"
+    return ""
+
+
+def _notes(schema: dict[str, Any]) -> str:
+    notes = [schema["description"]] if "description" in schema else []
+    if "default" in schema and schema["default"] is not None:
+        notes.append(f"default `{json.dumps(schema['default'])}`")
+    return "; ".join(notes)
+
+
+def _render_example(base_url: str, path: str, method: str, example: Example) -> list[str]:
+    url = base_url + path + (f"?{example.query}" if example.query else "")
+    command = " ".join(shlex.quote(part) for part in ["curl"] + ([] if method == "GET" else ["-X", method]) + [url])
+    if example.body is not None:
+        command += " \\\n  -H 'Content-Type: application/json' -d " + shlex.quote(_json(example.body))
+    html = isinstance(example.response, str)
+    return [
+        f"**Example: {example.title}**\n",
+        "```sh",
+        command,
+        "```\n",
+        f"answers {example.status}:\n",
+        "```html" if html else "```json",
+        example.response if html else _json(example.response),
+        "```\n",
+    ]
+
+
+def _json(value: Any, indent: int = 0, column: int = 0, width: int = 100) -> str:
+    """JSON laid out for reading: a value that fits its line stays on it, else its items are indented.
+
+    indent is the indentation of the value's own lines, column where on its first line it starts."""
+    line = json.dumps(value, ensure_ascii=False)
+    if column + len(line) <= width or not isinstance(value, (dict, list)) or not value:
+        return line
+    pad = " " * (indent + 2)
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            prefix = f"{pad}{json.dumps(key, ensure_ascii=False)}: "
+            items.append(prefix + _json(item, indent + 2, len(prefix), width))
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    items = [pad + _json(item, indent + 2, len(pad), width) for item in value]
+    return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
+
+
+def _ref_name(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write (or with --check, verify) docs/API.md."""
+    parser = argparse.ArgumentParser(prog="python -m mlops.apidoc", description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="default: docs/API.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is not what would be written")
+    args = parser.parse_args(argv)
+    logging.getLogger("mlops").setLevel(logging.WARNING)  # no access-log lines for our own /openapi.json calls
+    apis = build_service_apis()
+    problems = check_examples(apis)
+    if problems:
+        print("mlops.apidoc: the examples do not match the services:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    text = render(apis)
+    if args.check:
+        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        if current != text:
+            print(f"{args.output} is out of date: run `python -m mlops.apidoc`", file=sys.stderr)
+            return 1
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
