@@ -25,7 +25,8 @@ WALKTHROUGH = [
     ("tracking_url", "GET", "/root/tracking/experiments", None),
     ("tracking_url", "GET", "/root/tracking/runs", None),
     ("tracking_url", "POST", "/root/tracking/experiments", {"request_information": "general"}),
-    ("tracking_url", "POST", "/root/tracking/experiments", {"request_information": "best_model", "filter": ["model_accuracy"]}),
+    ("tracking_url", "POST", "/root/tracking/experiments",
+     {"request_information": "best_model", "filter": ["model_accuracy"]}),
     ("tracking_url", "POST", "/root/tracking/experiments", {"request_information": "statistics", "filter": ["all"]}),
     ("tracking_url", "POST", "/root/tracking/runs", {"request_information": "parameters", "type": "data"}),
     ("tracking_url", "POST", "/root/tracking/runs", {"request_information": "parameters", "type": "grid_search"}),
@@ -80,7 +81,7 @@ def test_collection_has_every_walkthrough_request_in_order():
             ):
                 break
         else:
-            pytest.fail(f"the collection lacks {method} {path} {fields or ''} (or has it out of the walkthrough's order)")
+            pytest.fail(f"the collection lacks {method} {path} {fields or ''} or has it out of the walkthrough's order")
 
 
 def test_collection_and_environment_use_the_four_base_urls_with_the_default_ports():
@@ -117,7 +118,9 @@ def test_postman_collection_passes_with_newman(live_stack, tmp_path):
     result = subprocess.run(
         newman_command(live_stack, report, iterations), capture_output=True, text=True, timeout=1200, cwd=ROOT
     )
-    assert result.returncode == 0, f"newman failed on {live_stack.backend}:\n{result.stdout[-20000:]}\n{result.stderr}\n{live_stack.logs()}"
+    assert result.returncode == 0, (
+        f"newman failed on {live_stack.backend}:\n{result.stdout[-20000:]}\n{result.stderr}\n{live_stack.logs()}"
+    )
     run = json.loads(report.read_text())["run"]
     assert run["stats"]["requests"] == {"total": len(collection_requests()) * iterations, "pending": 0, "failed": 0}
     assert run["stats"]["testScripts"]["failed"] == run["stats"]["assertions"]["failed"] == 0
