@@ -40,6 +40,34 @@ RUNS_PAGE_SIZE = 50_000  # MLflow's largest page of search_runs
 FINISHED, FAILED, RUNNING = "FINISHED", "FAILED", "RUNNING"
 # The artifact path of the best estimator inside its run, as in runs:/<run_id>/model.
 MODEL_ARTIFACT = "model"
+_import_lock = threading.Lock()
+
+
+def import_libraries() -> None:
+    """Import MLflow and the libraries an optimization uses, once, under a lock.
+
+    Two threads importing mlflow for the first time at once (the warm-up and a request) can meet
+    its circular imports half-done (ImportError), so every first import goes through here.
+    Cheap once imported.
+    """
+    with _import_lock:
+        import joblib  # noqa: F401
+        import mlflow  # noqa: F401
+        import mlflow.entities  # noqa: F401
+        import mlflow.exceptions  # noqa: F401
+        import mlflow.models  # noqa: F401
+        import mlflow.sklearn  # noqa: F401
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        import numpy  # noqa: F401
+        import pandas  # noqa: F401
+        import skops.io  # noqa: F401
+        import sklearn.dummy  # noqa: F401
+        import sklearn.ensemble  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+        import sklearn.model_selection  # noqa: F401
+        import sklearn.svm  # noqa: F401
+
+        import mlops.kernel.liblinear  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -83,6 +111,8 @@ class MlflowBackend:
     _experiment_store: Any = None  # mlflow's SqlAlchemyStore, for creating experiments
     _ping_engine: Engine | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Separate, so that /health answers while the store is being opened.
+    _ping_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MlflowBackend:
@@ -108,29 +138,31 @@ class MlflowBackend:
         return self._experiment_store
 
     def open_in_background(self) -> None:
-        """Import MLflow and prepare the store in a daemon thread, so the first request is fast."""
+        """Import the libraries and prepare the store in a daemon thread, so the first request is fast."""
         threading.Thread(target=self._warm_up, name="mlflow-warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:
         try:
             self.client()
-            # The first model logged imports these; import them now rather than during a request.
-            import mlflow.sklearn  # noqa: F401
-            import skops.io  # noqa: F401
-            import sklearn.model_selection  # noqa: F401
         except Exception as error:  # the first request will open it again and report the problem
             log.warning("could not prepare the MLflow store in advance: %s", error)
 
-    def _open(self):
+    def _open(self) -> None:
         started = time.perf_counter()
-        with _mlflow_errors():
-            from mlflow import MlflowClient
-            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        import_libraries()
+        from mlflow import MlflowClient
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
+        # MLflow retries an unreachable database for about 100 s; a quick check answers 503 now.
+        try:
+            self.ping()
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
+            raise _store_unavailable(error) from error
+        with _mlflow_errors():
             self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-            _make_sqlite_directory(self.tracking_uri)
             # Several workers may start on an empty database at once; one creates the schema.
             with _file_lock(self.lock_path):
+                _create_sqlite_schema(self.tracking_uri, self.artifact_root)
                 store = SqlAlchemyStore(self.tracking_uri, self.artifact_root)
             self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self._experiment_store = store
@@ -138,10 +170,15 @@ class MlflowBackend:
 
     def ping(self) -> None:
         """Raise if MLflow's backend database does not answer (cheap: no MLflow import)."""
-        with self._lock:
+        with self._ping_lock:
             if self._ping_engine is None:
                 _make_sqlite_directory(self.tracking_uri)
-                self._ping_engine = create_engine(self.tracking_uri, pool_pre_ping=True, pool_size=1)
+                self._ping_engine = create_engine(
+                    self.tracking_uri,
+                    pool_pre_ping=True,
+                    pool_size=1,
+                    connect_args={"connect_timeout": 5} if self.tracking_uri.startswith("postgresql") else {},
+                )
         with self._ping_engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
@@ -164,6 +201,28 @@ def _make_sqlite_directory(uri: str) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _create_sqlite_schema(uri: str, artifact_root: str) -> None:
+    """Create MLflow's schema for a new SQLite store in a side file, then move it into place.
+
+    MLflow's first migration takes seconds, and a process stopped during it would leave a
+    half-made schema that MLflow refuses to open ever after.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    url = make_url(uri)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    if path.exists() and path.stat().st_size > 0:  # /health's ping may have created it empty
+        return
+    # Under the schema lock, a side file still there was left by a process that was stopped.
+    for stale in path.parent.glob(f"{path.name}.creating-*"):
+        stale.unlink(missing_ok=True)
+    side = path.with_name(f"{path.name}.creating-{os.getpid()}")
+    SqlAlchemyStore(url.set(database=str(side)).render_as_string(hide_password=False), artifact_root).engine.dispose()
+    os.replace(side, path)
+
+
 def _safe_uri(uri: str) -> str:
     return make_url(uri).render_as_string(hide_password=True)
 
@@ -181,6 +240,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def _mlflow_errors() -> Iterator[None]:
     """Turn MLflow's errors into the kernel's: not found 404, store unreachable 503."""
+    import_libraries()
     from mlflow.exceptions import MlflowException
 
     try:
@@ -220,6 +280,7 @@ def _experiment_record(experiment) -> ExperimentRecord:
 
 def find_or_create_experiment(backend: MlflowBackend, name: str, tags: dict[str, str]) -> str:
     """The id of the active experiment called name (created if new), with tags set on it."""
+    import_libraries()
     from mlflow.entities import ExperimentTag
     from mlflow.exceptions import MlflowException
 
@@ -248,6 +309,7 @@ def find_or_create_experiment(backend: MlflowBackend, name: str, tags: dict[str,
 
 def list_experiments(backend: MlflowBackend) -> list[ExperimentRecord]:
     """Every active experiment except MLflow's built-in "Default" one, oldest first."""
+    import_libraries()
     from mlflow.entities import ViewType
 
     client = backend.client()
@@ -354,6 +416,7 @@ def tracked_run(backend: MlflowBackend, experiment_id: str, run_name: str, tags:
 
     No run is ever left RUNNING by an exception, including a worker being stopped mid-request.
     """
+    import_libraries()
     from mlflow.entities import RunTag
 
     client = backend.client()
@@ -377,6 +440,7 @@ def log_params_and_metrics(
     backend: MlflowBackend, run_id: str, params: dict[str, str], metrics: dict[str, float]
 ) -> None:
     """Log a run's params and metrics in one batch."""
+    import_libraries()
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
@@ -396,6 +460,7 @@ def log_model(backend: MlflowBackend, experiment_id: str, run_id: str, estimator
     backend's client instead of MLflow's process-wide one, and without its costly steps:
     requirements are given (not inferred by reloading the model), no input example or signature.
     """
+    import_libraries()
     import mlflow.sklearn
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
     from mlflow.exceptions import MlflowException

@@ -257,6 +257,7 @@ def optimize(backend: MlflowBackend, engine: Engine, settings: Settings, request
     A model whose search fails ends its run FAILED and stops the request with a 400 that names
     the runs (the ones before it stay FINISHED).
     """
+    mlflow_log.import_libraries()  # first, before any lazy import of this request
     from mlops.kernel.datasets import read_set
 
     searches = plan_searches(request, settings)
