@@ -11,12 +11,9 @@ from pydantic_core import PydanticCustomError
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
 from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine
-from mlops.monitoring.cache import ResultCache
 from mlops.monitoring.checks import TEST_PRESETS, summary_of
-from mlops.monitoring.monitor import CheckResult, Kind, run_check
+from mlops.monitoring.monitor import CheckResult, Kind, MonitoringCache, run_check
 
-# Each entry holds an Evidently run (with its sampled frames) and its renderings, a few MB.
-CACHE_ENTRIES = 8
 CACHE_HEADER = "X-Monitoring-Cache"
 REPORT_MESSAGE = "Report of the production set (current) against the testing set (reference)"
 TEST_NAMES = ", ".join(f"'{name}'" for name in TEST_PRESETS)
@@ -186,7 +183,7 @@ def summary_message(summary: dict[str, Any]) -> str:
 
 
 def _run(kind: Kind, presets: tuple[str, ...]) -> tuple[CheckResult, bool]:
-    cache: ResultCache[CheckResult] = current_app.extensions["monitoring"]
+    cache: MonitoringCache = current_app.extensions["monitoring"]
     return run_check(dataset_engine(), cache, current_settings().monitoring_max_rows, kind, presets)
 
 
@@ -200,5 +197,5 @@ def _page(result: CheckResult, cached: bool) -> Response:
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the monitoring service's app; Evidently is imported by the first check, not here."""
     app = create_service_app("monitoring", "Monitoring", settings or Settings.from_env(), [bp])
-    app.extensions["monitoring"] = ResultCache[CheckResult](max_entries=CACHE_ENTRIES)
+    app.extensions["monitoring"] = MonitoringCache()
     return app

@@ -11,11 +11,15 @@ from sqlalchemy import Engine
 from mlops.kernel.errors import Unavailable
 from mlops.monitoring import checks
 from mlops.monitoring.cache import ResultCache
-from mlops.monitoring.data import DataVersion, SetUsed, data_version, read_monitoring_data
+from mlops.monitoring.data import DataVersion, MonitoringData, SetUsed, data_version, read_monitoring_data
 
 Kind = Literal["report", "tests"]
 # How often to read again when the sets change while being read (a reload or an evaluation).
 READ_ATTEMPTS = 3
+# Each result holds an Evidently run (which keeps the frames it ran on) and its HTML page: a few MB.
+RESULT_ENTRIES = 8
+# The frames last read: the report and each test suite on one version of the data read it once.
+FRAME_ENTRIES = 1
 
 
 @dataclass(frozen=True)
@@ -67,19 +71,27 @@ class CheckResult:
         return notes
 
 
+@dataclass
+class MonitoringCache:
+    """What one app keeps between requests: Evidently results by check, and the frames last read."""
+
+    results: ResultCache[CheckResult] = field(default_factory=lambda: ResultCache(RESULT_ENTRIES))
+    frames: ResultCache[MonitoringData] = field(default_factory=lambda: ResultCache(FRAME_ENTRIES))
+
+
 class _DataChanged(Exception):
     """The sets changed between reading their version and reading them."""
 
 
 def run_check(
-    engine: Engine, cache: ResultCache[CheckResult], max_rows: int, kind: Kind, presets: tuple[str, ...] = ()
+    engine: Engine, cache: MonitoringCache, max_rows: int, kind: Kind, presets: tuple[str, ...] = ()
 ) -> tuple[CheckResult, bool]:
     """The result of a report or test suite on the stored data, and whether it came from the cache."""
     for _attempt in range(READ_ATTEMPTS):
         with engine.connect() as connection:
             key = CheckKey(data_version(connection), kind, presets)
         try:
-            return cache.get_or_compute(key, lambda key=key: _compute(engine, key, max_rows))
+            return cache.results.get_or_compute(key, lambda key=key: _compute(engine, cache, key, max_rows))
         except _DataChanged:
             continue
     raise Unavailable(
@@ -89,12 +101,17 @@ def run_check(
     )
 
 
-def _compute(engine: Engine, key: CheckKey, max_rows: int) -> CheckResult:
-    data = read_monitoring_data(engine, max_rows)
-    if data.version != key.version:
-        raise _DataChanged
+def _compute(engine: Engine, cache: MonitoringCache, key: CheckKey, max_rows: int) -> CheckResult:
+    data, _cached = cache.frames.get_or_compute((key.version, max_rows), lambda: _read(engine, key.version, max_rows))
     if key.kind == "report":
         run = checks.run_report(data.reference, data.current)
     else:
         run = checks.run_test_suite(data.reference, data.current, key.presets)
     return CheckResult(key, data.reference_set, data.current_set, run)
+
+
+def _read(engine: Engine, version: DataVersion, max_rows: int) -> MonitoringData:
+    data = read_monitoring_data(engine, max_rows)
+    if data.version != version:
+        raise _DataChanged
+    return data
