@@ -23,6 +23,10 @@ COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 # Rows encoded per COPY block: bounds the encoder's memory to a few tens of MB.
 COPY_BLOCK_ROWS = 100_000
 EXECUTEMANY_CHUNK_ROWS = 50_000
+# A COPY out is decoded whenever this much of it has arrived.
+DECODE_BYTES = 8 * 2**20
+# ANALYZE after a bulk write samples 300 x this many rows (PostgreSQL's default is 100).
+ANALYZE_STATISTICS_TARGET = 10
 
 
 def is_postgresql(connection: Connection) -> bool:
@@ -46,15 +50,18 @@ def insert_columns(connection: Connection, table: Table, columns: Mapping[str, n
         _executemany(connection, table, columns)
 
 
-def select_columns(connection: Connection, query: Select, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
+def select_columns(
+    connection: Connection, query: Select, dtypes: Mapping[str, str], *, rows: int = 0
+) -> dict[str, np.ndarray]:
     """Run a query and return its columns (named as in `dtypes`, in query order) as arrays.
 
-    `dtypes` maps each selected column's label to "int32" or "float64". On PostgreSQL every
-    value must be non-NULL (coalesce NULL floats to NaN in the query): rows then have one fixed
-    width that numpy decodes at once. Elsewhere NULL floats come back as NaN.
+    `dtypes` maps each selected column's label to "int32" or "float64"; `rows`, the number of
+    rows expected, lets the arrays be allocated once. On PostgreSQL every value must be non-NULL
+    (coalesce NULL floats to NaN in the query): rows then have one fixed width that numpy
+    decodes a block at a time. Elsewhere NULL floats come back as NaN.
     """
     if is_postgresql(connection):
-        return _copy_out(connection, query, dtypes)
+        return _copy_out(connection, query, dtypes, rows)
     result = connection.execute(query)
     rows = result.all()
     return {
@@ -78,6 +85,7 @@ def parent_checked_by_caller(connection: Connection) -> Iterator[bool]:
     if not is_postgresql(connection):
         yield False
         return
+    previous = connection.execute(select(func.current_setting("session_replication_role"))).scalar_one()
     try:
         with connection.begin_nested():
             connection.execute(select(func.set_config("session_replication_role", "replica", True)))
@@ -87,20 +95,38 @@ def parent_checked_by_caller(connection: Connection) -> Iterator[bool]:
     try:
         yield True
     finally:
-        connection.execute(select(func.set_config("session_replication_role", "origin", True)))
+        connection.execute(select(func.set_config("session_replication_role", previous, True)))
 
 
 def refresh_statistics(connection: Connection, *tables: Table) -> None:
-    """ANALYZE tables after a bulk write on PostgreSQL, so the next read of a big set is planned
-    as a merge of index scans, not a nested loop over stale row estimates."""
+    """ANALYZE the key columns of tables after a bulk write on PostgreSQL, so that the next read
+    of a big set is planned as a merge of index scans, not a nested loop over stale estimates.
+
+    Only the primary-key columns (dataset_id, sample_index), which reads select and join on, and
+    from a small sample: the row counts per set is what the planner lacks. Autovacuum refines
+    the statistics later, as usual.
+    """
     if not is_postgresql(connection):
         return
     from psycopg import sql
 
-    for table in tables:
-        statement = sql.SQL("ANALYZE {}").format(sql.Identifier(table.name))
-        with _driver_cursor(connection, statement) as cursor:
-            cursor.execute(statement)
+    with _transaction_setting(connection, "default_statistics_target", str(ANALYZE_STATISTICS_TARGET)):
+        for table in tables:
+            keys = sql.SQL(", ").join(sql.Identifier(column.name) for column in table.primary_key.columns)
+            statement = sql.SQL("ANALYZE {} ({})").format(sql.Identifier(table.name), keys)
+            with _driver_cursor(connection, statement) as cursor:
+                cursor.execute(statement)
+
+
+@contextmanager
+def _transaction_setting(connection: Connection, name: str, value: str) -> Iterator[None]:
+    """Set a PostgreSQL setting for the statements inside the block (SET LOCAL), then restore it."""
+    previous = connection.execute(select(func.current_setting(name))).scalar_one()
+    connection.execute(select(func.set_config(name, value, True)))
+    try:
+        yield
+    finally:
+        connection.execute(select(func.set_config(name, previous, True)))
 
 
 @contextmanager
@@ -119,15 +145,19 @@ def _driver_cursor(connection: Connection, statement: object) -> Iterator:
 
 def _copy_in(connection: Connection, table: Table, columns: Mapping[str, np.ndarray]) -> None:
     from psycopg import sql
+    from psycopg.copy import QueuedLibpqWriter
 
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    with _driver_cursor(connection, statement) as cursor, cursor.copy(statement) as copy:
-        copy.write(COPY_HEADER)
-        for block in _encode_blocks(columns):
-            copy.write(block)
-        copy.write(COPY_TRAILER)
+    with _driver_cursor(connection, statement) as cursor:
+        # A writer thread sends each block while this one encodes the next: the encoding overlaps
+        # the server's work instead of waiting for it.
+        with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
+            copy.write(COPY_HEADER)
+            for block in _encode_blocks(columns):
+                copy.write(block)
+            copy.write(COPY_TRAILER)
 
 
 def _executemany(connection: Connection, table: Table, columns: Mapping[str, np.ndarray]) -> None:
@@ -177,33 +207,77 @@ def _encode_blocks(columns: Mapping[str, np.ndarray]) -> Iterator[bytes]:
         yield (raw if keep is None else raw[keep]).tobytes()
 
 
-def _copy_out(connection: Connection, query: Select, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
+def _copy_out(connection: Connection, query: Select, dtypes: Mapping[str, str], rows: int) -> dict[str, np.ndarray]:
     from psycopg import sql
 
     compiled = query.compile(dialect=connection.dialect)
     # psycopg merges the bound parameters into the COPY statement on the client side.
     statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(str(compiled)))
-    data = bytearray()
+    decoder = _RowDecoder(dtypes, rows)
     with _driver_cursor(connection, statement) as cursor:
         with cursor.copy(statement, compiled.params) as copy:
-            for block in copy:
-                data += block
-    return _decode_rows(data, dtypes)
+            # PostgreSQL sends one message per row: decode them a few MB at a time into the
+            # column arrays, rather than holding the whole stream and the arrays at once.
+            for message in copy:
+                decoder.feed(message)
+    return decoder.finish()
 
 
-def _decode_rows(data: bytes | bytearray, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
-    """Decode a binary COPY stream of rows without NULLs into one native array per column."""
-    if not data.startswith(COPY_SIGNATURE):
-        raise ValueError("not a binary COPY stream")
-    extension = int.from_bytes(data[15:19], "big")
-    body = memoryview(data)[19 + extension : len(data) - len(COPY_TRAILER)]
-    layout = _row_dtype(dtypes)
-    if len(body) % layout.itemsize:
-        raise ValueError("COPY rows are not of one fixed width: a selected value is NULL")
-    rows = np.frombuffer(body, layout)
-    if rows.size and not (rows["_count"] == len(dtypes)).all():
-        raise ValueError("COPY rows do not have the expected number of fields")
-    for name, dtype in dtypes.items():
-        if rows.size and not (rows[f"_length_{name}"] == np.dtype(dtype).itemsize).all():
-            raise ValueError(f"column {name} holds NULLs or values of another type")
-    return {name: rows[name].astype(dtype) for name, dtype in dtypes.items()}
+class _RowDecoder:
+    """Decodes a binary COPY stream of fixed-width rows (no NULLs) into native column arrays."""
+
+    def __init__(self, dtypes: Mapping[str, str], rows: int):
+        self.dtypes = dict(dtypes)
+        self.layout = _row_dtype(dtypes)
+        self.columns = {name: np.empty(rows, dtype) for name, dtype in dtypes.items()}
+        self.filled = 0
+        self.pending = bytearray()
+        self.header_read = False
+
+    def feed(self, message: bytes | memoryview) -> None:
+        self.pending += message
+        if len(self.pending) >= DECODE_BYTES:
+            self._decode(final=False)
+
+    def finish(self) -> dict[str, np.ndarray]:
+        self._decode(final=True)
+        return {name: values[: self.filled] for name, values in self.columns.items()}
+
+    def _decode(self, *, final: bool) -> None:
+        data = memoryview(self.pending)
+        if not self.header_read:
+            if len(data) < 19 or bytes(data[:11]) != COPY_SIGNATURE:
+                raise ValueError("not a binary COPY stream")
+            data = data[19 + int.from_bytes(data[15:19], "big") :]
+            self.header_read = True
+        if final:
+            if bytes(data[-len(COPY_TRAILER) :]) != COPY_TRAILER:
+                raise ValueError("the binary COPY stream is cut short")
+            data = data[: -len(COPY_TRAILER)]
+            if len(data) % self.layout.itemsize:
+                raise ValueError("COPY rows are not of one fixed width: a selected value is NULL")
+        n_rows = len(data) // self.layout.itemsize
+        rows = np.frombuffer(data[: n_rows * self.layout.itemsize], self.layout)
+        self._check(rows)
+        self._make_room(n_rows)
+        for name, values in self.columns.items():
+            values[self.filled : self.filled + n_rows] = rows[name]
+        self.filled += n_rows
+        rest = bytes(data[n_rows * self.layout.itemsize :])
+        del rows, data
+        self.pending = bytearray(rest)
+
+    def _check(self, rows: np.ndarray) -> None:
+        if rows.size and not (rows["_count"] == len(self.dtypes)).all():
+            raise ValueError("COPY rows do not have the expected number of fields")
+        for name, dtype in self.dtypes.items():
+            if rows.size and not (rows[f"_length_{name}"] == np.dtype(dtype).itemsize).all():
+                raise ValueError(f"column {name} holds NULLs or values of another type")
+
+    def _make_room(self, n_rows: int) -> None:
+        needed = self.filled + n_rows
+        for name, values in self.columns.items():
+            if len(values) < needed:
+                grown = np.empty(max(needed, 2 * len(values)), values.dtype)
+                grown[: self.filled] = values[: self.filled]
+                self.columns[name] = grown

@@ -75,10 +75,13 @@ def read_set(connection: Connection, name: str, *, with_predictions: bool = Fals
         )
         dtypes["prediction"] = "int32"
     query = query.where(samples.c.dataset_id == row.id).order_by(samples.c.sample_index)
-    arrays = select_columns(connection, query, dtypes)
+    arrays = select_columns(connection, query, dtypes, rows=row.n_samples)
     index = pd.Index(arrays["sample_index"].astype("int64"), name="sample_index")
+    # copy=False: the frame keeps the decoded columns instead of copying them into one block
     features = pd.DataFrame(
-        {feature: arrays[column] for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)}, index=index
+        {feature: arrays[column] for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)},
+        index=index,
+        copy=False,
     )
     prediction = None
     if with_predictions:

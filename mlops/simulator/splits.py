@@ -16,6 +16,7 @@ TRAIN_SIZE = 0.6
 NOISE_SCALE = 0.3
 SHIFT_SCALE = 0.5
 MISSING_FRACTION = 0.03
+NOISE_BLOCK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,12 @@ def foul(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """
     spread = values.std(axis=0, ddof=0)
     spread[spread == 0] = 1.0
-    noise = rng.normal(SHIFT_SCALE, NOISE_SCALE, size=values.shape)
-    noise *= spread
-    values += noise
-    del noise
     n_rows, n_cols = values.shape
+    # The noise is drawn a block of rows at a time: the same numbers as one draw of the whole
+    # shape (the generator fills it row by row), without a second array as big as the set.
+    for start in range(0, n_rows, NOISE_BLOCK_ROWS):
+        block = values[start : start + NOISE_BLOCK_ROWS]
+        block += rng.normal(SHIFT_SCALE, NOISE_SCALE, size=block.shape) * spread
     n_missing = max(1, round(MISSING_FRACTION * n_rows)) if n_rows else 0
     for column in range(n_cols):
         values[rng.choice(n_rows, size=n_missing, replace=False), column] = np.nan

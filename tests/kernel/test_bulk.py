@@ -98,6 +98,19 @@ def test_a_null_in_a_copied_column_is_an_error_not_garbage(postgres_database):
     engine.dispose()
 
 
+@pytest.mark.parametrize("rows_expected", [0, 10, 5_000, 20_000])
+def test_reads_do_not_depend_on_the_expected_row_count(engine, monkeypatch, rows_expected):
+    monkeypatch.setattr(bulk, "DECODE_BYTES", 30_000)
+    loaded = load(engine, 5_000)
+    query = select(samples.c.sample_index, func.coalesce(samples.c.alcohol, float("nan")).label("alcohol")).order_by(
+        samples.c.sample_index
+    )
+    with engine.connect() as connection:
+        arrays = bulk.select_columns(connection, query, {"sample_index": "int32", "alcohol": "float64"}, rows=rows_expected)
+    assert arrays["sample_index"].tolist() == list(range(5_000))
+    assert np.array_equal(arrays["alcohol"], loaded.features["alcohol"].to_numpy(), equal_nan=True)
+
+
 def test_without_the_right_to_skip_checks_the_copy_still_works(postgres_database):
     """A PostgreSQL role that may not set session_replication_role gets the checked COPY."""
     url = postgres_database()

@@ -18,8 +18,9 @@ from mlops.simulator.store import replace_set
 
 @pytest.fixture
 def small_copy_blocks(monkeypatch):
-    """Encode COPY streams in small blocks, so a test set spans several of them."""
+    """Encode and decode COPY streams in small blocks, so a test set spans several of them."""
     monkeypatch.setattr(bulk, "COPY_BLOCK_ROWS", 3_000)
+    monkeypatch.setattr(bulk, "DECODE_BYTES", 50_000)
 
 
 def null_counts(connection) -> list[int]:
