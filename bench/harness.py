@@ -39,6 +39,7 @@ class Config:
 
     quick: bool = False
     work_dir: Path = Path("/tmp")
+    profile: bool = False
 
 
 # --- the machine ---------------------------------------------------------------------------
@@ -351,3 +352,68 @@ def peak_rss_bytes(leaders: list[int]) -> dict[int, int]:
 def python() -> str:
     """The interpreter running the benchmarks (the project's venv)."""
     return sys.executable
+
+
+# --- profiles ------------------------------------------------------------------------------
+
+
+@contextmanager
+def profiled(name: str, leaders: dict[str, int], enabled: bool) -> Iterator[None]:
+    """Sample the services' workers with py-spy while the block runs (if enabled and installed);
+    print and save where their time went (bench/results/<name>-<service>.txt)."""
+    import shutil
+    import signal
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not enabled or not Path(spy).exists():
+        yield
+        return
+    RESULTS_DIR.mkdir(exist_ok=True)
+    recorders = {}
+    for service, leader in leaders.items():
+        workers = [pid for pid in group_pids(leader) if pid != leader] or [leader]
+        for pid in workers:
+            path = RESULTS_DIR / f"{name}-{service}-{pid}.collapsed"
+            recorders[(service, path)] = subprocess.Popen(
+                [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--function", "--output", str(path), "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+    time.sleep(0.5)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for recorder in recorders.values():
+            recorder.send_signal(signal.SIGINT)
+        for (service, path), recorder in recorders.items():
+            try:
+                recorder.wait(30)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
+            if path.exists():
+                summary = summarise_profile(path.read_text())
+                (RESULTS_DIR / f"{name}-{service}.txt").write_text(summary + "\n")
+                say(f"--- profile of {service} during {name} (py-spy, top inclusive time):\n{summary}")
+
+
+def summarise_profile(collapsed: str, top: int = 15) -> str:
+    """The functions with the most inclusive samples in a py-spy raw (collapsed stack) profile."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = stack.split(";")
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+        own[frames[-1]] = own.get(frames[-1], 0) + samples
+    if not total:
+        return "(no samples)"
+    lines = [f"{total} samples"]
+    for frame, samples in sorted(inclusive.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"{100 * samples / total:5.1f}% incl {100 * own.get(frame, 0) / total:5.1f}% self  {frame[:150]}")
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ import copy
 import tempfile
 from pathlib import Path
 
-from bench.harness import Config, Goal, Result, bench_settings, call, median, say, services, table, timed
+from bench.harness import Config, Goal, Result, bench_settings, call, median, profiled, say, services, table, timed
 
 WALKTHROUGH_OPTIMIZATION = {
     "request_information": "optimization",
@@ -51,9 +51,10 @@ def run(config: Config) -> Result:
             for attempt in range(repeats + 1):
                 per_model = bare_compute(request)
                 bare_s = sum(per_model.values())
-                request_s, answer = timed(
-                    lambda: call("POST", tracking + "/root/tracking/model_management", json=request, expect=(200, 201))
-                )
+                with profiled("p1-request", {"tracking": running["tracking"].process.pid}, config.profile and attempt == 1):
+                    request_s, answer = timed(
+                        lambda: call("POST", tracking + "/root/tracking/model_management", json=request, expect=(200, 201))
+                    )
                 say(f"p1: try {attempt}: bare {bare_s:.2f} s ({', '.join(f'{m} {s:.2f}' for m, s in per_model.items())}), request {request_s:.2f} s")
                 if attempt == 0:
                     first = {"bare_s": bare_s, "request_s": request_s}

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from bench.harness import Config, Goal, Result, bench_settings, call, free_port, say, services, stop, table
+from bench.harness import Config, Goal, Result, bench_settings, call, free_port, profiled, say, services, stop, table
 from bench.load import LoadResult, run_load
 from bench.p4_scale import WALKTHROUGH_MODEL
 
@@ -44,15 +44,19 @@ def run(config: Config) -> Result:
             call("POST", ml + "/root/ml", json={"dataset": "training"})
             model_dir = save_as_mlflow_model(settings.dataset_db, data_dir / "mlflow-model")
             payloads = testing_payloads(settings.dataset_db)
-            with mlflow_serve(model_dir, data_dir) as mlflow_url:
+            server = mlflow_serve(model_dir, data_dir)
+            with server as mlflow_url:
+                mlflow_pid = [server.process.pid]
                 targets = {"ours": ml + "/root/ml/predict", "mlflow": mlflow_url + "/invocations"}
                 same_answers(targets, payloads)
                 rows = []
                 for payload_name, body in payloads.items():
                     measured = {name: [] for name in targets}
-                    for _ in range(2):
+                    for attempt in range(2):
                         for name, url in targets.items():
-                            measured[name].append(run_load(url, body, concurrency=CONCURRENCY, seconds=seconds / 2))
+                            leaders = {"ml": running["ml"].process.pid} if name == "ours" else {"mlflow-serve": mlflow_pid[0]}
+                            with profiled(f"p2-{payload_name.replace(' ', '')}", leaders, config.profile and attempt == 1):
+                                measured[name].append(run_load(url, body, concurrency=CONCURRENCY, seconds=seconds / 2))
                     for name in targets:
                         merged = merge(measured[name])
                         figures = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from bench.harness import Config, Goal, Result, bench_settings, call, median, say, services, table, timed
+from bench.harness import Config, Goal, Result, bench_settings, call, median, profiled, say, services, table, timed
 from bench.p4_scale import WALKTHROUGH_MODEL
 
 TARGET, PREDICTION = "target", "prediction"
@@ -36,7 +36,8 @@ def run(config: Config) -> Result:
             for attempt in range(repeats + 1):
                 call("POST", simulator + "/root/simulator", json={"set_name": "production"})
                 call("POST", ml + "/root/ml", json={"dataset": "production"})
-                report_s, _ = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
+                with profiled("p3-report", {"monitoring": running["monitoring"].process.pid}, config.profile and attempt == 1):
+                    report_s, _ = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
                 repeat_s, _ = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
                 reference, current = frames(settings.dataset_db)
                 raw_s, _ = timed(lambda: raw_evidently_report(reference, current))

@@ -24,6 +24,7 @@ from bench.harness import (
     call,
     fmt,
     peak_rss_bytes,
+    profiled,
     postgres_database,
     reset_peak_rss,
     say,
@@ -48,7 +49,7 @@ def run(config: Config) -> Result:
     with postgres_database() as url:
         compare_writes(url, sizes[-1], result)
     with postgres_database() as url, tempfile.TemporaryDirectory(dir=config.work_dir) as data_dir:
-        through_services(url, Path(data_dir), sizes, result)
+        through_services(url, Path(data_dir), sizes, result, config.profile)
     plot(result.figures["by_size"], (config.work_dir if config.quick else RESULTS_DIR) / "p4-scale.png")
     largest = result.figures["by_size"][-1]
     result.goals = [
@@ -124,7 +125,7 @@ def compare_writes(url: str, rows: int, result: Result) -> None:
     say(f"p4: COPY is {to_sql_s / copy_s:.1f}x faster than to_sql on {rows:,} rows")
 
 
-def through_services(url: str, data_dir: Path, sizes: list[int], result: Result) -> None:
+def through_services(url: str, data_dir: Path, sizes: list[int], result: Result, profile: bool) -> None:
     """Load, evaluate and report on each size through the services; peak RSS per size."""
     settings = bench_settings(data_dir, dataset_db_url=url)
     by_size = []
@@ -138,9 +139,13 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result)
         call("POST", ml + "/root/ml", json={"dataset": "testing"})
         for rows in sizes:
             reset_peak_rss(list(leaders))
-            load_s, _ = timed(lambda rows=rows: call("POST", simulator + "/root/simulator", json={"set_name": "production", "size": rows}))
-            evaluate_s, scored = timed(lambda: call("POST", ml + "/root/ml", json={"dataset": "production"}))
-            report_s, report = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
+            largest = profile and rows == sizes[-1]
+            with profiled("p4-load", {"simulator": running["simulator"].process.pid}, largest):
+                load_s, _ = timed(lambda rows=rows: call("POST", simulator + "/root/simulator", json={"set_name": "production", "size": rows}))
+            with profiled("p4-evaluate", {"ml": running["ml"].process.pid}, largest):
+                evaluate_s, scored = timed(lambda: call("POST", ml + "/root/ml", json={"dataset": "production"}))
+            with profiled("p4-report", {"monitoring": running["monitoring"].process.pid}, largest):
+                report_s, report = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
             repeat_s, _ = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
             peaks = {leaders[pid]: peak for pid, peak in peak_rss_bytes(list(leaders)).items()}
             rss = sum(peaks.values())
