@@ -360,6 +360,12 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(sa_exc.InterfaceError)
     @app.errorhandler(sa_exc.TimeoutError)
     def database_unavailable(error: Exception):
+        if _lost_to_a_concurrent_change(error):
+            log.warning("transaction lost to a concurrent one: %s", error)
+            return {
+                "error": "Conflict",
+                "message": "The request collided with a concurrent change of the same data; send it again",
+            }, 409
         log.warning("dataset database unavailable: %s", error)
         return {
             "error": "Service Unavailable",
@@ -370,6 +376,13 @@ def _register_error_handlers(app: Flask) -> None:
     def unexpected(error: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return {"error": "Internal Server Error", "message": "An unexpected error occurred; see the service log"}, 500
+
+
+def _lost_to_a_concurrent_change(error: Exception) -> bool:
+    """Whether PostgreSQL rolled the transaction back for another one (deadlock, serialization
+    failure: SQLSTATE class 40); the database itself is fine and the request can be sent again."""
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None) or ""
+    return sqlstate.startswith("40")
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
