@@ -18,6 +18,7 @@ import functools
 import importlib.metadata
 import logging
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -37,7 +38,9 @@ from mlops.kernel.errors import BadRequest, Conflict, NotFound, Unavailable
 log = logging.getLogger(__name__)
 
 RUNS_PAGE_SIZE = 50_000  # MLflow's largest page of search_runs
-FINISHED, FAILED, RUNNING = "FINISHED", "FAILED", "RUNNING"
+FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+# Which process runs a run ("<host>:<pid>"), so that a run whose process died can be ended later.
+PROCESS_TAG = "mlops.process"
 # The artifact path of the best estimator inside its run, as in runs:/<run_id>/model.
 MODEL_ARTIFACT = "model"
 _import_lock = threading.Lock()
@@ -164,8 +167,12 @@ class MlflowBackend:
             with _file_lock(self.lock_path):
                 _create_sqlite_schema(self.tracking_uri, self.artifact_root)
                 store = SqlAlchemyStore(self.tracking_uri, self.artifact_root)
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        self._experiment_store = store
+            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        try:
+            end_orphaned_runs(client)
+        except Exception:  # the service works without it; the runs stay RUNNING until next time
+            log.exception("could not end the runs left RUNNING by stopped processes")
+        self._client, self._experiment_store = client, store
         log.info("MLflow store %s ready in %.2f s", _safe_uri(self.tracking_uri), time.perf_counter() - started)
 
     def ping(self) -> None:
@@ -414,13 +421,15 @@ def delete_run(backend: MlflowBackend, experiment_id: str, run_id: str) -> None:
 def tracked_run(backend: MlflowBackend, experiment_id: str, run_name: str, tags: dict[str, str]) -> Iterator[str]:
     """Create a run and yield its id; end it FINISHED, or FAILED (tag `error`) if anything raises.
 
-    No run is ever left RUNNING by an exception, including a worker being stopped mid-request.
+    No run is left RUNNING by an exception. A process killed outright cannot end its run; the
+    next process of this host to open the store ends it KILLED (see end_orphaned_runs).
     """
     import_libraries()
     from mlflow.entities import RunTag
 
     client = backend.client()
     with _mlflow_errors():
+        tags = {**tags, PROCESS_TAG: _this_process()}
         run_id = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
     try:
         yield run_id
@@ -434,6 +443,48 @@ def tracked_run(backend: MlflowBackend, experiment_id: str, run_name: str, tags:
         raise
     with _mlflow_errors():
         client.set_terminated(run_id, FINISHED)
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def end_orphaned_runs(client) -> list[str]:
+    """End KILLED the RUNNING runs started by processes of this host that no longer exist (a worker
+    killed mid-optimization); return their ids. Runs of live processes or other hosts are left."""
+    from mlflow.entities import RunTag, ViewType
+
+    host = socket.gethostname()
+    experiment_ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=50_000)]
+    if not experiment_ids:
+        return []
+    running = client.search_runs(
+        experiment_ids,
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{PROCESS_TAG}` LIKE '{host}:%'",
+        run_view_type=ViewType.ALL,
+        max_results=RUNS_PAGE_SIZE,
+    )
+    ended = []
+    for run in running:
+        run_host, _, pid = run.data.tags[PROCESS_TAG].rpartition(":")
+        if run_host == host and pid.isdigit() and not _process_alive(int(pid)):
+            message = "The tracking service process running this optimization stopped before it finished"
+            client.log_batch(run.info.run_id, tags=[RunTag("error", message)])
+            client.set_terminated(run.info.run_id, KILLED)
+            ended.append(run.info.run_id)
+    if ended:
+        log.warning("ended %d run(s) left RUNNING by a stopped process: %s", len(ended), ", ".join(ended))
+    return ended
 
 
 def log_params_and_metrics(

@@ -30,8 +30,8 @@ STATISTIC_METRICS = {
     "precision": "model_precision",
     "recall": "model_recall",
 }
-# MLflow's own tags (mlflow.runName, mlflow.user, ...) are not the user's.
-SYSTEM_TAG_PREFIX = "mlflow."
+# MLflow's own tags (mlflow.runName, ...) and ours (mlops.process) are not the user's.
+SYSTEM_TAG_PREFIXES = ("mlflow.", "mlops.")
 
 
 def format_time(epoch_ms: int | None) -> str | None:
@@ -43,7 +43,7 @@ def format_time(epoch_ms: int | None) -> str | None:
 
 def user_tags(tags: dict[str, str]) -> dict[str, str]:
     """The tags without MLflow's system tags."""
-    return {key: value for key, value in tags.items() if not key.startswith(SYSTEM_TAG_PREFIX)}
+    return {key: value for key, value in tags.items() if not key.startswith(SYSTEM_TAG_PREFIXES)}
 
 
 def experiments_overview(experiments: Iterable[ExperimentRecord], runs: Iterable[RunRecord]) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ over HTTP, with the dataset DB and MLflow on SQLite, then both on PostgreSQL."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 import requests
@@ -149,3 +151,40 @@ def test_setting_while_the_ml_service_is_stopped_is_503_and_mlflow_stays_clean(s
     assert failed.status_code == 400 and failed.json()["error"] == "Grid search failed"
     runs = requests.get(tracking.url + "/root/tracking/runs", params={"experiment_id": "1"}, timeout=10).json()["data"]
     assert sorted(r["status"] for r in runs) == ["FAILED", "FINISHED"]
+
+
+def test_a_tracking_service_killed_mid_optimization_leaves_no_run_running(start_service, stack_settings):
+    simulator = start_service("simulator", stack_settings)
+    tracking = start_service("tracking", stack_settings)
+    assert post(simulator.url + "/root/simulator", {"set_name": "training"}).status_code == 200
+    # Long enough to be caught running: 30 candidates x 5 folds of forests.
+    slow = {
+        **WALKTHROUGH_OPTIMIZATION,
+        "models": ["RandomForest"],
+        "hyperparameters": {"RandomForest": {"n_estimators": list(range(50, 550, 50)), "max_depth": [None, 3, 5]}},
+    }
+    threading.Thread(target=lambda: _post_quietly(tracking.url + "/root/tracking/model_management", slow), daemon=True).start()
+    runs_url = tracking.url + "/root/tracking/runs"
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        listed = requests.get(runs_url, params={"experiment_id": "1"}, timeout=TIMEOUT)
+        if listed.status_code == 200 and listed.json()["data"][0]["status"] == "RUNNING":
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the optimization never showed a RUNNING run")
+    tracking.kill()
+
+    tracking = start_service("tracking", stack_settings)
+    [run] = requests.get(runs_url, params={"experiment_id": "1"}, timeout=30).json()["data"]
+    assert run["status"] == "KILLED"
+    assert "stopped before it finished" in run["tags"]["error"]
+    general = post(tracking.url + "/root/tracking/experiments", {"experiment_id": "1", "request_information": "general"})
+    assert general.json()["data"]["experiment_runs"]["stopped_runs"] == 1
+
+
+def _post_quietly(url, body):
+    try:
+        requests.post(url, json=body, timeout=TIMEOUT)
+    except requests.RequestException:
+        pass  # the service is killed under this request

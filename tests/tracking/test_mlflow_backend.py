@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import pytest
 
 from mlops.kernel.config import Settings
@@ -45,3 +48,26 @@ def test_an_unreachable_database_is_503_without_mlflow_retrying_for_minutes(tmp_
     assert unavailable.value.status == 503 and "MLflow" in unavailable.value.message
     with pytest.raises(Exception):
         backend.ping()
+
+
+def test_runs_left_running_by_dead_processes_of_this_host_are_ended_killed(backend):
+    import socket
+    import subprocess
+
+    client = backend.client()
+    experiment_id = mlflow_log.find_or_create_experiment(backend, f"orphans-{uuid.uuid4().hex[:8]}", {})
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    runs = {
+        "dead": client.create_run(experiment_id, tags={mlflow_log.PROCESS_TAG: f"{host}:{dead.pid}"}).info.run_id,
+        "alive": client.create_run(experiment_id, tags={mlflow_log.PROCESS_TAG: f"{host}:{os.getpid()}"}).info.run_id,
+        "elsewhere": client.create_run(experiment_id, tags={mlflow_log.PROCESS_TAG: f"other-{host}:{dead.pid}"}).info.run_id,
+        "untagged": client.create_run(experiment_id).info.run_id,
+    }
+    assert runs["dead"] in mlflow_log.end_orphaned_runs(client)
+    status = {name: client.get_run(run_id).info.status for name, run_id in runs.items()}
+    assert status == {"dead": "KILLED", "alive": "RUNNING", "elsewhere": "RUNNING", "untagged": "RUNNING"}
+    assert "stopped" in client.get_run(runs["dead"]).data.tags["error"]
+    for name in ("alive", "elsewhere", "untagged"):
+        client.set_terminated(runs[name], "FINISHED")
