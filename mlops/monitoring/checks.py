@@ -8,6 +8,7 @@ Evidently upgrade touches this file only.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from evidently.legacy.report import Report
     from evidently.legacy.test_suite import TestSuite
 
+# Evidently's package imports itself in circles: two threads importing it for the first time at
+# once deadlock, and leave it half-imported (and every later check failing) for the process's life.
+_IMPORT_LOCK = threading.Lock()
 TARGET = "target"
 PREDICTION = "prediction"
 # The request's names of the test presets, in the order they run.
@@ -45,6 +49,16 @@ class EvidentlyRun:
         return self.evidently.get_html()
 
 
+def import_evidently() -> None:
+    """Import the parts of Evidently used here, one thread at a time (the first import takes seconds)."""
+    with _IMPORT_LOCK:
+        import evidently.legacy.metric_preset
+        import evidently.legacy.pipeline.column_mapping
+        import evidently.legacy.report
+        import evidently.legacy.test_preset
+        import evidently.legacy.test_suite  # noqa: F401
+
+
 def column_mapping():
     """Tell Evidently which column is what: the 13 wine features are numerical, the task classification."""
     from evidently.legacy.pipeline.column_mapping import ColumnMapping
@@ -59,6 +73,7 @@ def column_mapping():
 
 def run_report(reference: pd.DataFrame, current: pd.DataFrame) -> EvidentlyRun:
     """Compute data drift, data quality, target drift and classification metrics of current against reference."""
+    import_evidently()
     from evidently.legacy.metric_preset import (
         ClassificationPreset,
         DataDriftPreset,
@@ -73,6 +88,7 @@ def run_report(reference: pd.DataFrame, current: pd.DataFrame) -> EvidentlyRun:
 
 def run_test_suite(reference: pd.DataFrame, current: pd.DataFrame, presets: tuple[str, ...]) -> EvidentlyRun:
     """Run the named test presets (names from TEST_PRESETS) on current against reference."""
+    import_evidently()
     from evidently.legacy.test_preset import (
         DataDriftTestPreset,
         DataQualityTestPreset,
