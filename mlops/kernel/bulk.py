@@ -21,7 +21,7 @@ COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 COPY_HEADER = COPY_SIGNATURE + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 # Rows encoded per COPY block: bounds the encoder's memory to a few tens of MB.
-COPY_BLOCK_ROWS = 100_000
+COPY_BLOCK_ROWS = 50_000
 EXECUTEMANY_CHUNK_ROWS = 50_000
 # A COPY out is decoded whenever this much of it has arrived.
 DECODE_BYTES = 8 * 2**20
@@ -92,10 +92,10 @@ def parent_checked_by_caller(connection: Connection) -> Iterator[bool]:
     except exc.DBAPIError:
         yield False
         return
-    try:
-        yield True
-    finally:
-        connection.execute(select(func.set_config("session_replication_role", previous, True)))
+    yield True
+    # Restored only after the block succeeded: after an error the transaction is aborted and takes
+    # the (SET LOCAL) setting with it, and a statement here would only hide that error.
+    connection.execute(select(func.set_config("session_replication_role", previous, True)))
 
 
 def refresh_statistics(connection: Connection, *tables: Table) -> None:
@@ -145,19 +145,17 @@ def _driver_cursor(connection: Connection, statement: object) -> Iterator:
 
 def _copy_in(connection: Connection, table: Table, columns: Mapping[str, np.ndarray]) -> None:
     from psycopg import sql
-    from psycopg.copy import QueuedLibpqWriter
 
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    with _driver_cursor(connection, statement) as cursor:
-        # A writer thread sends each block while this one encodes the next: the encoding overlaps
-        # the server's work instead of waiting for it.
-        with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
-            copy.write(COPY_HEADER)
-            for block in _encode_blocks(columns):
-                copy.write(block)
-            copy.write(COPY_TRAILER)
+    # The server works on one block while the next is encoded (a queued writer thread would let
+    # the encoder run ahead by up to psycopg's 128 MB queue: memory for no gain here).
+    with _driver_cursor(connection, statement) as cursor, cursor.copy(statement) as copy:
+        copy.write(COPY_HEADER)
+        for block in _encode_blocks(columns):
+            copy.write(block)
+        copy.write(COPY_TRAILER)
 
 
 def _executemany(connection: Connection, table: Table, columns: Mapping[str, np.ndarray]) -> None:

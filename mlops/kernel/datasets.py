@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Float, and_, delete, func, literal, select
 
-from mlops.kernel.bulk import insert_columns, parent_checked_by_caller, refresh_statistics, select_columns
+from mlops.kernel.bulk import (
+    insert_columns,
+    is_postgresql,
+    parent_checked_by_caller,
+    refresh_statistics,
+    select_columns,
+)
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, datasets, predictions, samples, targets
 from mlops.kernel.errors import Conflict
 
@@ -22,6 +28,10 @@ NO_PREDICTION = -1
 # Below this many rows the planner's estimates hardly matter and ANALYZE would cost more than it saves.
 ANALYZE_MIN_ROWS = 10_000
 LOAD_HINT = 'POST /root/simulator {{"set_name": "{name}"}}'
+# How often a read starts over when the set is replaced under it before giving up with a 409.
+READ_ATTEMPTS = 5
+# pg_advisory_xact_lock's first key for "predictions of a dataset" (the second is the dataset id).
+PREDICTIONS_LOCK = 0x6D6C7072
 
 
 @dataclass(frozen=True)
@@ -42,13 +52,31 @@ def dataset_row(connection: Connection, name: str):
 
 
 def read_set(connection: Connection, name: str, *, with_predictions: bool = False) -> LoadedSet:
-    """Read a loaded set in one statement; a set not loaded yet is a 409 saying how to load it."""
-    row = dataset_row(connection, name)
-    if row is None:
-        raise Conflict(
-            f"The {name} set is not loaded yet: load it first with " + LOAD_HINT.format(name=name),
-            error="Set not loaded",
-        )
+    """Read a loaded set in one statement; a set not loaded yet is a 409 saying how to load it.
+
+    The set's datasets row and its rows are two statements: a reload that commits between them
+    leaves the read with fewer rows than the row announced (none, on PostgreSQL), so it starts
+    over with the new version.
+    """
+    for _ in range(READ_ATTEMPTS):
+        row = dataset_row(connection, name)
+        if row is None:
+            raise Conflict(
+                f"The {name} set is not loaded yet: load it first with " + LOAD_HINT.format(name=name),
+                error="Set not loaded",
+            )
+        loaded = _read_version(connection, row, with_predictions)
+        if loaded is not None:
+            return loaded
+    raise Conflict(
+        f"The {name} set kept being reloaded while it was read; send the request again",
+        error="Set reloaded",
+    )
+
+
+def _read_version(connection: Connection, row, with_predictions: bool) -> LoadedSet | None:
+    """Read one version of a set (its datasets row), or None if it was replaced meanwhile."""
+    name = row.name
     # NULL features come back as NaN and a missing prediction as -1, so every row has the same
     # width and PostgreSQL can send the set by binary COPY (see mlops.kernel.bulk).
     columns = [
@@ -76,12 +104,12 @@ def read_set(connection: Connection, name: str, *, with_predictions: bool = Fals
         dtypes["prediction"] = "int32"
     query = query.where(samples.c.dataset_id == row.id).order_by(samples.c.sample_index)
     arrays = select_columns(connection, query, dtypes, rows=row.n_samples)
+    if len(arrays["sample_index"]) != row.n_samples:
+        return None
     index = pd.Index(arrays["sample_index"].astype("int64"), name="sample_index")
-    # copy=False: the frame keeps the decoded columns instead of copying them into one block
+    # One block of 13 columns, as scikit-learn wants it (np.asarray of the frame is then a view).
     features = pd.DataFrame(
-        {feature: arrays[column] for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)},
-        index=index,
-        copy=False,
+        {feature: arrays.pop(column) for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)}, index=index
     )
     prediction = None
     if with_predictions:
@@ -105,7 +133,14 @@ def read_set(connection: Connection, name: str, *, with_predictions: bool = Fals
 def replace_predictions(
     connection: Connection, dataset_id: int, sample_index: pd.Index, predicted: np.ndarray, model_version: int
 ) -> None:
-    """Store the predictions for one version of a set, replacing earlier ones for it."""
+    """Store the predictions for one version of a set, replacing earlier ones for it.
+
+    Two of these for the same set at once (two evaluations) take turns: otherwise, on
+    PostgreSQL, the second one's DELETE cannot see the rows the first one is inserting and the
+    two collide on the primary key or deadlock. (SQLite lets one writer in at a time anyway.)
+    """
+    if is_postgresql(connection):
+        connection.execute(select(func.pg_advisory_xact_lock(PREDICTIONS_LOCK, dataset_id)))
     connection.execute(delete(predictions).where(predictions.c.dataset_id == dataset_id))
     rows = {
         "dataset_id": np.full(len(sample_index), dataset_id, dtype=np.int32),
