@@ -396,8 +396,13 @@ def profiled(name: str, leaders: dict[str, int], enabled: bool) -> Iterator[None
                 say(f"--- profile of {service} during {name} (py-spy, top inclusive time):\n{summary}")
 
 
-def summarise_profile(collapsed: str, top: int = 15) -> str:
-    """The functions with the most inclusive samples in a py-spy raw (collapsed stack) profile."""
+# Frames of the server and the interpreter around every request: not where the time goes.
+PLUMBING = ("threading.py", "concurrent/futures", "gunicorn/", "flask/", "werkzeug/", "mlops/kernel/web.py", "<module>")
+
+
+def summarise_profile(collapsed: str, top: int = 12) -> str:
+    """Where the samples of a py-spy raw (collapsed stack) profile went: the functions with the
+    most inclusive time (server plumbing left out) and those with the most time of their own."""
     inclusive: dict[str, int] = {}
     own: dict[str, int] = {}
     total = 0
@@ -413,7 +418,9 @@ def summarise_profile(collapsed: str, top: int = 15) -> str:
         own[frames[-1]] = own.get(frames[-1], 0) + samples
     if not total:
         return "(no samples)"
-    lines = [f"{total} samples"]
-    for frame, samples in sorted(inclusive.items(), key=lambda item: -item[1])[:top]:
-        lines.append(f"{100 * samples / total:5.1f}% incl {100 * own.get(frame, 0) / total:5.1f}% self  {frame[:150]}")
-    return "\n".join(lines)
+
+    def listed(counts: dict[str, int]) -> list[str]:
+        kept = [(frame, n) for frame, n in counts.items() if not any(p in frame for p in PLUMBING)]
+        return [f"  {100 * n / total:5.1f}%  {frame[:140]}" for frame, n in sorted(kept, key=lambda item: -item[1])[:top]]
+
+    return "\n".join([f"{total} samples; inclusive:", *listed(inclusive), "own:", *listed(own)])

@@ -55,7 +55,7 @@ def run(config: Config) -> Result:
     result.goals = [
         Goal(f"load {largest['rows']:,} rows (write)", result.figures["copy_rows_per_s"], LOAD_GOAL_ROWS_PER_S, "rows/s", at_most=False),
         Goal(f"evaluate {largest['rows']:,} rows", largest["evaluate_s"], EVALUATE_GOAL_S, "s", at_most=True),
-        Goal("peak RSS across services", max(r["peak_rss_bytes"] for r in result.figures["by_size"]) / 1e9, RSS_GOAL_BYTES / 1e9, "GB", at_most=True),
+        Goal(f"peak RSS across services while evaluating {largest['rows']:,} rows", largest["evaluate_peak_rss_bytes"] / 1e9, RSS_GOAL_BYTES / 1e9, "GB", at_most=True),
     ]
     return result
 
@@ -138,16 +138,23 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
         call("POST", ml + "/root/ml", json={"dataset": "training"})
         call("POST", ml + "/root/ml", json={"dataset": "testing"})
         for rows in sizes:
-            reset_peak_rss(list(leaders))
             largest = profile and rows == sizes[-1]
+            reset_peak_rss(list(leaders))
             with profiled("p4-load", {"simulator": running["simulator"].process.pid}, largest):
                 load_s, _ = timed(lambda rows=rows: call("POST", simulator + "/root/simulator", json={"set_name": "production", "size": rows}))
+            load_peaks_bytes = peak_rss_bytes(list(leaders))
+            reset_peak_rss(list(leaders))
             with profiled("p4-evaluate", {"ml": running["ml"].process.pid}, largest):
                 evaluate_s, scored = timed(lambda: call("POST", ml + "/root/ml", json={"dataset": "production"}))
+            evaluate_peaks = {leaders[pid]: peak for pid, peak in peak_rss_bytes(list(leaders)).items()}
+            reset_peak_rss(list(leaders))
             with profiled("p4-report", {"monitoring": running["monitoring"].process.pid}, largest):
                 report_s, report = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
             repeat_s, _ = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
-            peaks = {leaders[pid]: peak for pid, peak in peak_rss_bytes(list(leaders)).items()}
+            load_peaks = {leaders[pid]: peak for pid, peak in load_peaks_bytes.items()}
+            report_peaks = {leaders[pid]: peak for pid, peak in peak_rss_bytes(list(leaders)).items()}
+            # the peak of each service over the three phases
+            peaks = {name: max(load_peaks[name], evaluate_peaks[name], report_peaks[name]) for name in load_peaks}
             rss = sum(peaks.values())
             sampled = "sample" in str(report.get("notes", report))[:100_000] if isinstance(report, dict) else False
             by_size.append(
@@ -161,20 +168,23 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
                     "report_says_sampled": sampled,
                     "peak_rss_bytes": rss,
                     "peak_rss_bytes_by_service": peaks,
+                    "evaluate_peak_rss_bytes": sum(evaluate_peaks.values()),
+                    "evaluate_peak_rss_bytes_by_service": evaluate_peaks,
                     "score": scored.get("message"),
                 }
             )
             say(
                 f"p4: {rows:>9,} rows: load {load_s:6.2f} s, evaluate {evaluate_s:6.2f} s, report {report_s:6.2f} s "
-                f"(again {repeat_s * 1000:.0f} ms{', sampled' if sampled else ''}), peak RSS {rss / 1e6:,.0f} MB "
+                f"(again {repeat_s * 1000:.0f} ms{', sampled' if sampled else ''}), peak RSS {rss / 1e6:,.0f} MB, "
+                f"{sum(evaluate_peaks.values()) / 1e6:,.0f} MB while evaluating "
                 f"({', '.join(f'{name} {peak / 1e6:,.0f}' for name, peak in peaks.items())})"
             )
     result.figures["by_size"] = by_size
     say(
         table(
-            ["rows", "load s", "rows/s", "evaluate s", "report s", "report again s", "peak RSS MB"],
+            ["rows", "load s", "rows/s", "evaluate s", "report s", "report again s", "peak RSS MB", "evaluating MB"],
             [
-                [f"{r['rows']:,}", r["load_s"], f"{r['load_rows_per_s']:,.0f}", r["evaluate_s"], r["report_s"], r["report_repeat_s"], f"{r['peak_rss_bytes'] / 1e6:,.0f}"]
+                [f"{r['rows']:,}", r["load_s"], f"{r['load_rows_per_s']:,.0f}", r["evaluate_s"], r["report_s"], r["report_repeat_s"], f"{r['peak_rss_bytes'] / 1e6:,.0f}", f"{r['evaluate_peak_rss_bytes'] / 1e6:,.0f}"]
                 for r in by_size
             ],
         )
