@@ -38,7 +38,7 @@ from mlops.kernel.errors import BadRequest, Conflict, NotFound, Unavailable
 log = logging.getLogger(__name__)
 
 RUNS_PAGE_SIZE = 50_000  # MLflow's largest page of search_runs
-FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+FINISHED, FAILED = "FINISHED", "FAILED"
 # Which process runs a run ("<host>:<pid>"), so that a run whose process died can be ended later.
 PROCESS_TAG = "mlops.process"
 # The artifact path of the best estimator inside its run, as in runs:/<run_id>/model.
@@ -422,7 +422,7 @@ def tracked_run(backend: MlflowBackend, experiment_id: str, run_name: str, tags:
     """Create a run and yield its id; end it FINISHED, or FAILED (tag `error`) if anything raises.
 
     No run is left RUNNING by an exception. A process killed outright cannot end its run; the
-    next process of this host to open the store ends it KILLED (see end_orphaned_runs).
+    next process of this host to open the store ends it FAILED (see end_orphaned_runs).
     """
     import_libraries()
     from mlflow.entities import RunTag
@@ -460,7 +460,7 @@ def _process_alive(pid: int) -> bool:
 
 
 def end_orphaned_runs(client) -> list[str]:
-    """End KILLED the RUNNING runs started by processes of this host that no longer exist (a worker
+    """End FAILED the RUNNING runs started by processes of this host that no longer exist (a worker
     killed mid-optimization); return their ids. Runs of live processes or other hosts are left."""
     from mlflow.entities import RunTag, ViewType
 
@@ -480,7 +480,7 @@ def end_orphaned_runs(client) -> list[str]:
         if run_host == host and pid.isdigit() and not _process_alive(int(pid)):
             message = "The tracking service process running this optimization stopped before it finished"
             client.log_batch(run.info.run_id, tags=[RunTag("error", message)])
-            client.set_terminated(run.info.run_id, KILLED)
+            client.set_terminated(run.info.run_id, FAILED)
             ended.append(run.info.run_id)
     if ended:
         log.warning("ended %d run(s) left RUNNING by a stopped process: %s", len(ended), ", ".join(ended))

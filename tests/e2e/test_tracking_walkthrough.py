@@ -177,10 +177,10 @@ def test_a_tracking_service_killed_mid_optimization_leaves_no_run_running(start_
 
     tracking = start_service("tracking", stack_settings)
     [run] = requests.get(runs_url, params={"experiment_id": "1"}, timeout=30).json()["data"]
-    assert run["status"] == "KILLED"
+    assert run["status"] == "FAILED"
     assert "stopped before it finished" in run["tags"]["error"]
     general = post(tracking.url + "/root/tracking/experiments", {"experiment_id": "1", "request_information": "general"})
-    assert general.json()["data"]["experiment_runs"]["stopped_runs"] == 1
+    assert general.json()["data"]["experiment_runs"]["failed_runs"] == 1
 
 
 def _post_quietly(url, body):

@@ -50,7 +50,7 @@ def test_an_unreachable_database_is_503_without_mlflow_retrying_for_minutes(tmp_
         backend.ping()
 
 
-def test_runs_left_running_by_dead_processes_of_this_host_are_ended_killed(backend):
+def test_runs_left_running_by_dead_processes_of_this_host_are_ended_failed(backend):
     import socket
     import subprocess
 
@@ -67,7 +67,7 @@ def test_runs_left_running_by_dead_processes_of_this_host_are_ended_killed(backe
     }
     assert runs["dead"] in mlflow_log.end_orphaned_runs(client)
     status = {name: client.get_run(run_id).info.status for name, run_id in runs.items()}
-    assert status == {"dead": "KILLED", "alive": "RUNNING", "elsewhere": "RUNNING", "untagged": "RUNNING"}
+    assert status == {"dead": "FAILED", "alive": "RUNNING", "elsewhere": "RUNNING", "untagged": "RUNNING"}
     assert "stopped" in client.get_run(runs["dead"]).data.tags["error"]
     for name in ("alive", "elsewhere", "untagged"):
         client.set_terminated(runs[name], "FINISHED")
