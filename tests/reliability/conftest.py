@@ -364,15 +364,19 @@ class Clients:
     round-robin (a lane of its own keeps a write from racing with itself, where that is not the
     point of the test)."""
 
-    def __init__(self, lanes: list[list[Probe]], *, timeout: float = 60, pause: float = 0.0):
+    def __init__(self, lanes: list[list[Probe]], *, timeout: float = 60, pause: float = 0.0,
+                 pauses: list[float] | None = None):
         import threading
 
-        self.lanes, self.timeout, self.pause = [lane for lane in lanes if lane], timeout, pause
+        self.lanes, self.timeout = [lane for lane in lanes if lane], timeout
+        self.pauses = pauses or [pause] * len(lanes)
         self.answers: list[Answer] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._run, args=(lane, i), daemon=True) for i, lane in enumerate(self.lanes)
+            # lanes with the same probes start at different ones
+            threading.Thread(target=self._run, args=(lane, self.lanes[:i].count(lane), self.pauses[i]), daemon=True)
+            for i, lane in enumerate(self.lanes)
         ]
 
     def __enter__(self) -> Clients:
@@ -389,7 +393,7 @@ class Clients:
             thread.join(self.timeout + 10)
         return self.answers
 
-    def _run(self, lane: list[Probe], offset: int) -> None:
+    def _run(self, lane: list[Probe], offset: int, pause: float) -> None:
         import time
 
         session = requests.Session()
@@ -410,8 +414,8 @@ class Clients:
                 session = requests.Session()
             with self._lock:
                 self.answers.append(answer)
-            if self.pause:
-                time.sleep(self.pause)
+            if pause:
+                time.sleep(pause)
 
     def since(self, moment: float) -> list[Answer]:
         with self._lock:
