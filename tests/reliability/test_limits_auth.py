@@ -4,12 +4,23 @@ network or the database."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import requests
 
 from mlops.kernel.config import Settings
 from tests.processes import free_port
-from tests.reliability.conftest import ALL_SERVICES, assert_json_error, listening_addresses, require_services
+from tests.reliability.conftest import (
+    ALL_SERVICES,
+    MODEL,
+    WALKTHROUGH_OPTIMIZATION,
+    WINE_ROW,
+    assert_json_error,
+    call,
+    listening_addresses,
+    require_services,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
@@ -130,3 +141,87 @@ def test_protect_reads_closes_reads_too_but_not_health(service, tmp_path, start_
     health = requests.get(process.url + "/health", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "ok"
 
+
+
+def test_grid_size_and_cv_caps_refuse_before_anything_is_logged(tmp_path, start_service):
+    require_services("simulator", "tracking")
+    settings = settings_for(tmp_path, grid_max_fits=20)
+    simulator = start_service("simulator", settings)
+    tracking = start_service("tracking", settings)
+    call("POST", simulator.url + "/root/simulator", json={"set_name": "training"})
+    url = tracking.url + "/root/tracking/model_management"
+    too_big = requests.post(url, json=WALKTHROUGH_OPTIMIZATION | {"experiment_name": "r5-caps"}, timeout=120)
+    body = assert_json_error(too_big, 400)
+    assert "20" in body["message"] and "MLOPS_GRID_MAX_FITS" in body["message"]
+    small = {**WALKTHROUGH_OPTIMIZATION, "experiment_name": "r5-caps", "models": ["LogisticRegression"],
+             "hyperparameters": {"LogisticRegression": {"C": [1], "solver": ["liblinear"]}}}
+    for cv in (1, 0, -3, 29, 500, 10_000):  # the training set's smallest class has 28 samples
+        assert_json_error(requests.post(url, json=small | {"cv": cv}, timeout=120), 400)
+    # nothing was logged, so nothing was left RUNNING either
+    experiments = call("GET", tracking.url + "/root/tracking/experiments")["data"]
+    assert all(e["run_count"] == 0 for e in experiments if e["name"] == "r5-caps"), experiments
+    assert call("POST", url, json=small | {"cv": 3}, expect=201)["data"]["run_ids"]
+
+
+def test_service_to_service_calls_carry_the_token(tmp_path, start_service):
+    require_services("simulator", "ml", "tracking")
+    settings = settings_for(tmp_path, api_token=TOKEN)
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    simulator = start_service("simulator", settings)
+    ml = start_service("ml", settings)
+    tracking = start_service("tracking", settings)
+    call("POST", simulator.url + "/root/simulator", json={"set_name": "training"}, headers=good)
+    body = WALKTHROUGH_OPTIMIZATION | {"experiment_name": "r5-token", "models": ["RandomForest"],
+                                       "hyperparameters": {"RandomForest": {"n_estimators": [3]}}, "cv": 3}
+    run_id = call("POST", tracking.url + "/root/tracking/model_management", json=body, headers=good,
+                  expect=201)["data"]["run_ids"]["RandomForest"]
+    setting = {"request_information": "setting", "run_id": run_id}
+    assert_json_error(requests.post(tracking.url + "/root/tracking/model_management", json=setting, timeout=60), 401)
+    # tracking -> ML service: the deploy goes through only because tracking sends the token on
+    assert call("POST", tracking.url + "/root/tracking/model_management", json=setting, headers=good) == {
+        "message": "Model successfully uploaded"
+    }
+    assert call("GET", ml.url + "/root/ml")["model"]["model_name"] == "RandomForest"
+
+
+def test_the_model_is_stored_with_skops_and_untrusted_content_is_never_loaded(tmp_path, start_service):
+    require_services("simulator", "ml")
+    import pickle
+
+    import skops.io
+    from sqlalchemy import select, update
+
+    from mlops.kernel.catalogue import TRUSTED_TYPES
+    from mlops.kernel.db import deployed_model, make_engine
+
+    settings = settings_for(tmp_path)
+    simulator = start_service("simulator", settings)
+    ml = start_service("ml", settings)
+    call("POST", simulator.url + "/root/simulator", json={"set_name": "training"})
+    call("POST", ml.url + "/root/ml/set_model", json=MODEL)
+    call("POST", ml.url + "/root/ml", json={"dataset": "training"})
+    engine = make_engine(settings.dataset_db)
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(select(deployed_model.c.pipeline)).scalar_one()
+        # a skops archive (a zip, not a pickle) naming only types the catalogue trusts explicitly
+        assert stored[:2] == b"PK"
+        assert set(skops.io.get_untrusted_types(data=stored)) <= set(TRUSTED_TYPES)
+        canary = tmp_path / "pwned"
+
+        class Exploit:
+            def __reduce__(self):
+                return (os.system, (f"touch {canary}",))
+
+        for payload in (pickle.dumps(Exploit()), skops.io.dumps({"run": os.system}), b"garbage"):
+            with engine.begin() as connection:
+                connection.execute(update(deployed_model).values(
+                    pipeline=payload, version=deployed_model.c.version + 1))
+            answer = requests.post(ml.url + "/root/ml/predict", json=[WINE_ROW], timeout=60)
+            assert_json_error(answer, 409)
+            assert not canary.exists(), "the stored model was unpickled"
+    finally:
+        engine.dispose()
+    # training again replaces the unusable model
+    call("POST", ml.url + "/root/ml", json={"dataset": "training"})
+    assert call("POST", ml.url + "/root/ml/predict", json=[WINE_ROW])["predictions"]
