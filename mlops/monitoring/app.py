@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from flask import Flask, Response, current_app
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from mlops.kernel.config import Settings
@@ -43,8 +43,13 @@ class MonitoringRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    metric: Literal["report", "tests", "summary"]
-    tests: TestFlags | None = None
+    metric: Literal["report", "tests", "summary"] = Field(
+        description="report: data drift, data quality, target drift and classification metrics; "
+        "tests: the test suites with every test; summary: only the suites' pass/fail counts"
+    )
+    tests: TestFlags | None = Field(
+        None, description="for tests and summary: the test presets to run (all five when absent)"
+    )
 
     @field_validator("tests", mode="before")
     @classmethod
@@ -94,7 +99,9 @@ class TestsQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tests: str | None = None
+    tests: str | None = Field(
+        None, description="comma-separated test presets, e.g. data_drift,data_quality (all five when absent)"
+    )
 
     def presets(self) -> tuple[str, ...]:
         """The named test presets, in TEST_PRESETS order; an unknown name is a 400 listing the five."""
