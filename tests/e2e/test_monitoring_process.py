@@ -103,10 +103,11 @@ def test_health_answers_while_reports_are_computed(start_service, service_settin
 
     # The first two requests of a fresh process import Evidently in two threads at once.
     answers: dict[str, requests.Response] = {}
-    workers = [
-        threading.Thread(target=lambda m=metric: answers.setdefault(m, post(monitoring.url + "/root/monitoring", {"metric": m}, timeout=300)))
-        for metric in ("report", "tests")
-    ]
+
+    def ask(metric: str) -> None:
+        answers[metric] = post(monitoring.url + "/root/monitoring", {"metric": metric}, timeout=300)
+
+    workers = [threading.Thread(target=ask, args=(metric,)) for metric in ("report", "tests")]
     for worker in workers:
         worker.start()
     answered_during_reports = []
@@ -174,7 +175,9 @@ def render_in_chromium(url: str, work_dir: Path) -> tuple[str, list[str]]:
     return completed.stdout, fetched
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (make tools installs it)")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian's chromium is not installed (make tools installs it)"
+)
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_html_pages_render_in_chromium_without_fetching_anything(start_service, service_settings, tmp_path):
     simulator = start_service("simulator", service_settings)

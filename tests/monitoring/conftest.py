@@ -53,7 +53,8 @@ def evaluate(engine, model, name: str, model_version: int = 1) -> None:
     """Predict a stored set with model and store the predictions, as the ML service's evaluation does."""
     with engine.begin() as connection:
         stored = read_set(connection, name)
-        replace_predictions(connection, stored.dataset_id, stored.features.index, model.predict(stored.features), model_version)
+        predicted = model.predict(stored.features)
+        replace_predictions(connection, stored.dataset_id, stored.features.index, predicted, model_version)
 
 
 @pytest.fixture

@@ -157,8 +157,9 @@ def test_a_repeat_is_served_from_the_cache_until_the_data_changes(client, evalua
     evaluate(evaluated, wine_model, "production")
     reloaded = monitor(client, "report")
     assert reloaded.headers[CACHE_HEADER] == "miss"
-    assert reloaded.get_json()["datasets"]["current"]["dataset_id"] > first.get_json()["datasets"]["current"]["dataset_id"]
-    assert reloaded.get_json()["data"]["timestamp"] != first.get_json()["data"]["timestamp"]
+    first_answer, reloaded_answer = first.get_json(), reloaded.get_json()
+    assert reloaded_answer["datasets"]["current"]["dataset_id"] > first_answer["datasets"]["current"]["dataset_id"]
+    assert reloaded_answer["data"]["timestamp"] != first_answer["data"]["timestamp"]
 
     # So are predictions of another model version, and the answer points out the mismatch.
     evaluate(evaluated, wine_model, "testing", model_version=2)
