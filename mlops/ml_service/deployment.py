@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from mlops.kernel.catalogue import TRUSTED_TYPES
 from mlops.kernel.db import deployed_model
 from mlops.kernel.errors import Conflict
+from mlops.ml_service.fastpath import CompiledPipeline, compile_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -210,36 +211,38 @@ def _unusable(reason: str) -> Conflict:
 
 @dataclass
 class PipelineCache:
-    """The trained pipeline this process last loaded or trained, keyed on the deployed version.
+    """The trained pipeline this process last loaded or trained, keyed on the deployed version,
+    compiled for fast prediction (see fastpath.py).
 
     The key also holds the training time, so a database recreated under a running service
     (versions counting from 1 again) is never mistaken for the one the pipeline came from.
     """
 
     key: tuple[int, datetime | None] | None = None
-    pipeline: Any = None
+    compiled: CompiledPipeline | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def put(self, model: DeployedModel, pipeline: Any) -> None:
         """Remember pipeline as the one trained for model."""
+        compiled = compile_pipeline(pipeline)
         with self._lock:
-            self.key, self.pipeline = _cache_key(model), pipeline
+            self.key, self.compiled = _cache_key(model), compiled
 
-    def trained_pipeline(self, connection: Connection) -> tuple[DeployedModel, Any]:
+    def trained_pipeline(self, connection: Connection) -> tuple[DeployedModel, CompiledPipeline]:
         """The deployed model and its trained pipeline, loaded from the DB only if the version moved."""
         model = require_trained(read_deployed(connection))
         with self._lock:
             if self.key == _cache_key(model):
-                return model, self.pipeline
+                return model, self.compiled
             # Spec and bytes in one SELECT, so they belong together even if the version moved again.
             row = connection.execute(
                 select(*_SPEC_COLUMNS, deployed_model.c.pipeline).where(deployed_model.c.id == ROW_ID)
             ).first()
             model = require_trained(_as_model(row) if row is not None else None)
-            pipeline = load_pipeline(row.pipeline)
-            self.key, self.pipeline = _cache_key(model), pipeline
+            compiled = compile_pipeline(load_pipeline(row.pipeline))
+            self.key, self.compiled = _cache_key(model), compiled
             log.info("loaded the %s pipeline, version %s", model.model_name, model.version)
-            return model, pipeline
+            return model, compiled
 
 
 def _cache_key(model: DeployedModel) -> tuple[int, datetime | None]:

@@ -110,9 +110,9 @@ def train(engine: Engine, cache: PipelineCache) -> Score:
 def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
     """Predict a loaded set with the trained model, store the predictions and score them."""
     with engine.connect() as connection:
-        model, pipeline = cache.trained_pipeline(connection)
+        model, compiled = cache.trained_pipeline(connection)
         loaded = read_set(connection, set_name)
-    predicted = pipeline.predict(loaded.features)
+    predicted, _ = compiled.predict(loaded.features)
     retry = f'evaluate again with POST /root/ml {{"dataset": "{set_name}"}}'
     with _predictions_transaction(engine, loaded, retry=retry) as connection:
         replace_predictions(connection, loaded.dataset_id, loaded.features.index, predicted, model.version)
@@ -148,12 +148,10 @@ def _set_reloaded(loaded: LoadedSet, retry: str) -> Conflict:
 def predict(engine: Engine, cache: PipelineCache, rows: pd.DataFrame) -> Prediction:
     """Predict rows (columns = FEATURES, NaN where missing) with the trained model."""
     with engine.connect() as connection:
-        model, pipeline = cache.trained_pipeline(connection)
+        model, compiled = cache.trained_pipeline(connection)
     try:
-        predicted = pipeline.predict(rows)
-        probabilities = None
-        if hasattr(pipeline, "predict_proba"):  # an SVC without probability=True has none
-            probabilities = pipeline.predict_proba(rows)
+        predicted, probabilities = compiled.predict(rows)
+        if probabilities is not None:
             # Extreme inputs can overflow a model's scores; JSON has no NaN, so say "unknown".
             probabilities = np.where(np.isfinite(probabilities), probabilities, None).tolist()
     except ValueError as error:
@@ -161,7 +159,7 @@ def predict(engine: Engine, cache: PipelineCache, rows: pd.DataFrame) -> Predict
         raise BadRequest(f"These rows cannot be predicted: {error}", error="Invalid values") from None
     return Prediction(
         model=model,
-        classes=pipeline.classes_.tolist(),
+        classes=compiled.classes.tolist(),
         predicted=predicted.tolist(),
         probabilities=probabilities,
     )

@@ -1,0 +1,53 @@
+"""The compiled prediction path answers exactly what scikit-learn's pipeline answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlops.ml_service.fastpath import compile_pipeline
+from mlops.ml_service.pipeline import make_pipeline
+from mlops.simulator.splits import load_split
+
+MODELS = [
+    ("RandomForest", {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}, True),
+    ("RandomForest", {"n_estimators": 3, "max_depth": None}, True),
+    ("LogisticRegression", {"C": 0.1, "solver": "liblinear"}, True),
+    ("LogisticRegression", {"C": 1.0}, True),
+    ("SVC", {"probability": True}, False),
+    ("SVC", {"kernel": "linear"}, False),
+]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_split("training"), load_split("production", size=3000)
+
+
+@pytest.mark.parametrize(("model_name", "hyperparameters", "compiled"), MODELS)
+def test_compiled_prediction_equals_the_pipeline(data, model_name, hyperparameters, compiled):
+    training, production = data
+    pipeline = make_pipeline(model_name, hyperparameters).fit(training.features, training.target)
+    fast = compile_pipeline(pipeline)
+    assert (fast.probabilities is not None) is compiled
+    rows = production.features  # noisy, with NaN in every column
+    predicted, probabilities = fast.predict(rows)
+    assert predicted.tolist() == pipeline.predict(rows).tolist()
+    assert fast.classes.tolist() == pipeline.classes_.tolist()
+    if hasattr(pipeline, "predict_proba"):
+        np.testing.assert_allclose(probabilities, pipeline.predict_proba(rows), rtol=0, atol=1e-12)
+    else:
+        assert probabilities is None
+    one_row = rows.iloc[:1]
+    assert fast.predict(one_row)[0].tolist() == pipeline.predict(one_row).tolist()
+
+
+def test_compiled_forest_refuses_values_beyond_float32_like_scikit_learn(data):
+    training, _ = data
+    pipeline = make_pipeline("RandomForest", {"n_estimators": 5}).fit(training.features, training.target)
+    rows = training.features.iloc[:2].copy()
+    rows.iloc[0, 0] = 1e300
+    with pytest.raises(ValueError, match="infinity or a value too large"):
+        compile_pipeline(pipeline).predict(rows)
+    with pytest.raises(ValueError, match="infinity or a value too large"):
+        pipeline.predict(rows)
