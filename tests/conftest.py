@@ -85,6 +85,11 @@ def start_service(tmp_path):
         return process.start(timeout)
 
     yield start
+    # SIGTERM them all first: each may wait a few seconds for the test's idle keep-alive
+    # connections (gunicorn's graceful timeout), and those waits then overlap.
+    for process in reversed(started):
+        if process.process and process.process.poll() is None:
+            process.process.terminate()
     for process in reversed(started):
         process.stop()
 
