@@ -85,6 +85,9 @@ def start_service(tmp_path):
         return process.start(timeout)
 
     yield start
+    import gc
+
+    gc.collect()  # closes the test's finished responses' connections, which would delay the stop
     # SIGTERM them all first: each may wait a few seconds for the test's idle keep-alive
     # connections (gunicorn's graceful timeout), and those waits then overlap.
     for process in reversed(started):

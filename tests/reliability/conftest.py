@@ -296,6 +296,10 @@ def start_stack(start_service, settings, services=None, **start_options) -> dict
 
 def stop_stack(processes) -> None:
     """Stop services side by side (each may wait a few seconds for idle keep-alive connections)."""
+    import gc
+
+    gc.collect()  # finished responses in reference cycles still hold their keep-alive connections
+    processes = list(processes)
     for process in processes:
         if process.process and process.process.poll() is None:
             process.process.terminate()
