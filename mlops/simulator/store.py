@@ -2,20 +2,53 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, exc, insert, select
 
 from mlops.kernel.bulk import insert_columns, parent_checked_by_caller, refresh_statistics
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, datasets, predictions, samples, targets
+
+log = logging.getLogger(__name__)
 
 # Below this many rows the planner's estimates hardly matter and ANALYZE would cost more than it saves.
 ANALYZE_MIN_ROWS = 10_000
 
 
+LOAD_ATTEMPTS = 5
+
+
 def replace_set(engine: Engine, name: str, features: pd.DataFrame, target: pd.Series) -> int:
+    """Replace the stored set `name` with these rows in one transaction; return its new id.
+
+    Two loads of the same set at once are serialised: the one that loses the race for the set's
+    name (a unique violation on PostgreSQL, a stale snapshot on SQLite) starts again and replaces
+    the winner's rows, so the set ends up loaded once, never duplicated and never a 500.
+    """
+    for attempt in range(1, LOAD_ATTEMPTS + 1):
+        try:
+            return _replace_set_once(engine, name, features, target)
+        except (exc.IntegrityError, exc.OperationalError) as error:
+            if attempt == LOAD_ATTEMPTS or not _lost_a_race(engine, error):
+                raise
+            log.info("load of the %s set raced another load (%s); starting again", name, type(error).__name__)
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _lost_a_race(engine: Engine, error: exc.DBAPIError) -> bool:
+    """Whether error means another transaction wrote the same set first (worth starting again)."""
+    if isinstance(error, exc.IntegrityError):
+        return True
+    # SQLite: a write after another writer committed ("database is locked" / snapshot busy).
+    return engine.dialect.name == "sqlite" and "locked" in str(error.orig).lower()
+
+
+def _replace_set_once(engine: Engine, name: str, features: pd.DataFrame, target: pd.Series) -> int:
     """Replace the stored set `name` with these rows in one transaction; return its new id.
 
     The old set, its targets and any predictions made on it are deleted in the same transaction,

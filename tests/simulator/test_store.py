@@ -111,3 +111,23 @@ def test_resampling_is_seeded_and_keeps_the_fouling():
     assert (first.features.mean() > clean).sum() >= 10
     # a different size is a different sample, not a prefix of the same one
     assert not load_split("production", 1_000).features.equals(first.features.iloc[:1_000])
+
+
+def test_concurrent_loads_of_the_same_set_end_with_it_loaded_once(engine):
+    """Six loads of one set at once: none fails, and the set is stored once, whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from mlops.kernel.db import datasets, samples
+    from mlops.simulator.splits import load_split
+    from mlops.simulator.store import replace_set
+
+    split = load_split("testing")
+    with ThreadPoolExecutor(6) as pool:
+        ids = list(pool.map(lambda _: replace_set(engine, "testing", split.features, split.target), range(6)))
+    assert len(set(ids)) == 6
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(datasets)).scalar() == 1
+        assert connection.execute(select(func.count()).select_from(samples)).scalar() == 36
+        assert connection.execute(select(datasets.c.id)).scalar() in ids
