@@ -34,6 +34,8 @@ class Settings(BaseModel):
     grid_max_fits: int = Field(2000, ge=1)
     n_jobs: int = -1
     workers: int = Field(1, ge=1)
+    # online prediction is CPU-bound under the GIL: the ML service gets a process per core
+    ml_workers: int = Field(2, ge=1)
     # monitoring samples (seeded) a set larger than this before handing it to Evidently
     monitoring_max_rows: int = Field(100_000, ge=10)
 
@@ -110,5 +112,6 @@ ENVIRONMENT_VARIABLES = {
     "grid_max_fits": "MLOPS_GRID_MAX_FITS",
     "n_jobs": "MLOPS_N_JOBS",
     "workers": "MLOPS_WORKERS",
+    "ml_workers": "ML_WORKERS",
     "monitoring_max_rows": "MONITORING_MAX_ROWS",
 }

@@ -26,6 +26,11 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def worker_count(service: str, settings: Settings) -> int:
+    """How many gunicorn workers serve `service` (the ML service at least ML_WORKERS)."""
+    return max(settings.workers, settings.ml_workers) if service == "ml" else settings.workers
+
+
 def gunicorn_command(service: str, settings: Settings, *, workers: int | None = None) -> list[str]:
     """The command line that serves `service` under gunicorn on settings' host and port.
 
@@ -38,7 +43,7 @@ def gunicorn_command(service: str, settings: Settings, *, workers: int | None = 
         "--bind",
         f"{settings.host}:{settings.port_of(service)}",
         "--workers",
-        str(workers or settings.workers),
+        str(workers or worker_count(service, settings)),
         "--threads",
         "4",
         # a report or a grid search may take a while; gunicorn must not kill the worker for it
