@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, exc, text
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 
 from mlops.kernel.catalogue import TRUSTED_TYPES
 from mlops.kernel.config import Settings
 from mlops.kernel.db import normalize_url
-from mlops.kernel.errors import BadRequest, Conflict, NotFound, Unavailable
+from mlops.kernel.errors import ApiError, BadRequest, Conflict, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,11 @@ class MlflowBackend:
             with _file_lock(self.lock_path):
                 _create_sqlite_schema(self.tracking_uri, self.artifact_root)
                 store = SqlAlchemyStore(self.tracking_uri, self.artifact_root)
+            if make_url(self.tracking_uri).get_backend_name() == "sqlite":
+                from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+
+                for engine in (store.engine, RegistryStore(self.tracking_uri).engine):
+                    _use_write_ahead_log(engine)
             client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         try:
             end_orphaned_runs(client)
@@ -228,6 +233,23 @@ def _create_sqlite_schema(uri: str, artifact_root: str) -> None:
     side = path.with_name(f"{path.name}.creating-{os.getpid()}")
     SqlAlchemyStore(url.set(database=str(side)).render_as_string(hide_password=False), artifact_root).engine.dispose()
     os.replace(side, path)
+
+
+def _use_write_ahead_log(engine: Engine) -> None:
+    """Make an MLflow SQLite engine commit to a write-ahead log, synced at checkpoints rather than
+    at every commit: logging a run takes a dozen commits, each otherwise waiting for several
+    fsyncs. (A power cut may lose the last commits but never corrupts the file; the dataset DB
+    does the same.)"""
+    if not event.contains(engine, "connect", _write_ahead_log_pragmas):
+        event.listen(engine, "connect", _write_ahead_log_pragmas)
+        engine.dispose()  # connections opened before the listener reconnect with it
+
+
+def _write_ahead_log_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def _safe_uri(uri: str) -> str:
@@ -417,32 +439,37 @@ def delete_run(backend: MlflowBackend, experiment_id: str, run_id: str) -> None:
         backend.client().delete_run(run_id)
 
 
-@contextlib.contextmanager
-def tracked_run(backend: MlflowBackend, experiment_id: str, run_name: str, tags: dict[str, str]) -> Iterator[str]:
-    """Create a run and yield its id; end it FINISHED, or FAILED (tag `error`) if anything raises.
+def start_run(backend: MlflowBackend, experiment_id: str, run_name: str, tags: dict[str, str]) -> str:
+    """Create a RUNNING run and return its id; whoever starts it must end_run it, come what may.
 
-    No run is left RUNNING by an exception. A process killed outright cannot end its run; the
-    next process of this host to open the store ends it FAILED (see end_orphaned_runs).
+    A process killed outright cannot end its runs; the next process of this host to open the
+    store ends them FAILED (see end_orphaned_runs).
+    """
+    with _mlflow_errors():
+        tags = {**tags, PROCESS_TAG: _this_process()}
+        return backend.client().create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+
+
+def end_run(backend: MlflowBackend, run_id: str, error: BaseException | None = None) -> None:
+    """End a run FINISHED, or FAILED with the error as its `error` tag.
+
+    Ending a run FAILED never raises (it is called while another error propagates); if MLflow
+    cannot be reached the failure is logged and the run is ended by the next start.
     """
     import_libraries()
     from mlflow.entities import RunTag
 
     client = backend.client()
-    with _mlflow_errors():
-        tags = {**tags, PROCESS_TAG: _this_process()}
-        run_id = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+    if error is None:
+        with _mlflow_errors():
+            client.set_terminated(run_id, FINISHED)
+        return
     try:
-        yield run_id
-    except BaseException as error:
-        try:
-            with _mlflow_errors():
-                client.log_batch(run_id, tags=[RunTag("error", str(error)[:5000] or type(error).__name__)])
-                client.set_terminated(run_id, FAILED)
-        except Exception:
-            log.exception("could not mark run %s FAILED", run_id)
-        raise
-    with _mlflow_errors():
-        client.set_terminated(run_id, FINISHED)
+        with _mlflow_errors():
+            client.log_batch(run_id, tags=[RunTag("error", str(error)[:5000] or type(error).__name__)])
+            client.set_terminated(run_id, FAILED)
+    except Exception:
+        log.exception("could not mark run %s FAILED", run_id)
 
 
 def _this_process() -> str:
@@ -540,7 +567,14 @@ def log_model(backend: MlflowBackend, experiment_id: str, run_id: str, estimator
                     skops_trusted_types=list(TRUSTED_TYPES),
                     pip_requirements=list(model_requirements()),
                 )
-                client.log_model_artifacts(logged.model_id, path)
+                try:
+                    client.log_model_artifacts(logged.model_id, path)
+                except OSError as error:
+                    raise ApiError(
+                        f"Could not store the model under {logged.artifact_location} ({error}): check "
+                        "MLFLOW_ARTIFACT_ROOT",
+                        error="Artifact store error",
+                    ) from error
         except BaseException:
             client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
             raise

@@ -8,9 +8,12 @@ anything is logged, so a bad request leaves MLflow untouched.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
@@ -25,6 +28,8 @@ from mlops.tracking.mlflow_log import MlflowBackend
 
 if TYPE_CHECKING:  # pandas (behind LoadedSet) is imported when a request needs it, not at start-up
     from mlops.kernel.datasets import LoadedSet
+
+log = logging.getLogger(__name__)
 
 # What each run is called and tagged, and the prefixes its params and metrics are logged with
 # (the run endpoints strip them again).
@@ -173,6 +178,10 @@ def check_against_data(request: OptimizationRequest, training: LoadedSet) -> Non
 def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: int) -> SearchResult:
     """Grid-search one model, then cross-validate its best estimator; time and CPU measured.
 
+    The best estimator's cross-validated predictions are the ones its own grid-search folds made
+    (same stratified folds, same parameters, same seed, so the same fits as cross_val_predict's);
+    only if they are missing are the folds fitted again.
+
     The folds run on joblib's threading backend: the fits on this small data take milliseconds,
     where a process pool would spend more on shipping data than on fitting. cpu_usage is the
     CPU time of this process over the search, in percent of the machine's capacity over the same
@@ -180,13 +189,19 @@ def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: in
     """
     import numpy as np
     from joblib import parallel_config
-    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+    from sklearn.metrics import accuracy_score, f1_score, get_scorer, precision_score, recall_score
     from sklearn.model_selection import GridSearchCV, cross_val_predict
 
     started, started_cpu = time.perf_counter(), time.process_time()
+    fold_predictions = FoldPredictions(get_scorer(scoring), list(search.grid))
     with parallel_config(backend="threading"):
         grid_search = GridSearchCV(
-            build_estimator(search.model_name), search.grid, scoring=scoring, cv=cv, n_jobs=n_jobs, error_score=np.nan
+            build_estimator(search.model_name),
+            search.grid,
+            scoring=fold_predictions,
+            cv=cv,
+            n_jobs=n_jobs,
+            error_score=np.nan,
         )
         try:
             grid_search.fit(X, y)
@@ -195,7 +210,9 @@ def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: in
                     f"{search.model_name}: no candidate could be scored with {scoring!r} "
                     "(the scorer failed on every fold)"
                 )
-            predicted = cross_val_predict(grid_search.best_estimator_, X, y, cv=cv, n_jobs=n_jobs)
+            predicted = fold_predictions.of(grid_search.best_params_, X.index)
+            if predicted is None:
+                predicted = cross_val_predict(grid_search.best_estimator_, X, y, cv=cv, n_jobs=n_jobs)
         except (ValueError, TypeError, ArithmeticError) as error:
             raise SearchFailed(f"{search.model_name}: {_last_line(error)}") from error
     elapsed = time.perf_counter() - started
@@ -212,6 +229,39 @@ def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: in
         execution_time=elapsed,
         cpu_usage=round(100 * cpu / (max(elapsed, 1e-9) * _cores()), 1),
     )
+
+
+class FoldPredictions:
+    """A scorer for GridSearchCV that scores as the named scorer does and keeps each candidate's
+    predictions on each test fold (the threading backend shares them with this process)."""
+
+    def __init__(self, scorer, grid_keys: list[str]):
+        self.scorer = scorer
+        self.grid_keys = sorted(grid_keys)
+        self.folds: dict[tuple, tuple] = {}
+        self._lock = threading.Lock()
+
+    def _candidate(self, params: dict[str, Any]) -> tuple:
+        return tuple((key, repr(params[key])) for key in self.grid_keys)
+
+    def __call__(self, estimator, X, y, **kwargs):
+        predicted = estimator.predict(X)
+        with self._lock:
+            self.folds[(self._candidate(estimator.get_params(deep=False)), tuple(X.index))] = (X.index, predicted)
+        return self.scorer(estimator, X, y, **kwargs)
+
+    def of(self, params: dict[str, Any], index):
+        """The candidate's predictions on every sample of index, or None if a fold is missing."""
+        import pandas as pd
+
+        candidate = self._candidate(params)
+        folds = [pd.Series(predicted, index=fold) for (key, _), (fold, predicted) in self.folds.items() if key == candidate]
+        if sum(len(fold) for fold in folds) != len(index):
+            return None
+        combined = pd.concat(folds)
+        if not combined.index.is_unique or not combined.index.sort_values().equals(index.sort_values()):
+            return None
+        return combined.reindex(index).to_numpy()
 
 
 def _cores() -> int:
@@ -254,8 +304,10 @@ def run_metrics(result: SearchResult) -> dict[str, float]:
 def optimize(backend: MlflowBackend, engine: Engine, settings: Settings, request: OptimizationRequest) -> Optimization:
     """Check the request, then grid-search each model in turn, logging one MLflow run per model.
 
-    A model whose search fails ends its run FAILED and stops the request with a 400 that names
-    the runs (the ones before it stay FINISHED).
+    A model's results are logged to MLflow in a background thread while the next model is
+    searched, so the request waits only for the last model's logging. Every run is ended
+    before the answer: FINISHED, or FAILED if its search or its logging failed. A search that
+    fails stops the request with a 400 naming the runs.
     """
     mlflow_log.import_libraries()  # first, before any lazy import of this request
     from mlops.kernel.datasets import read_set
@@ -269,24 +321,45 @@ def optimize(backend: MlflowBackend, engine: Engine, settings: Settings, request
         backend, request.experiment_name, {key: value for key, value in tags.items() if value}
     )
     run_ids: dict[str, str] = {}
-    for search in searches:
-        run_tags = {"model_type": search.model_name, "experiment_type": EXPERIMENT_TYPE}
-        run_name = RUN_NAME.format(model=search.model_name)
-        run_id = None
-        try:
-            with mlflow_log.tracked_run(backend, experiment_id, run_name, run_tags) as run_id:
+    # Leaving this block waits for the logging still under way, also when an error propagates.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-logging") as background:
+        pending_log: Future | None = None
+        for search in searches:
+            run_tags = {"model_type": search.model_name, "experiment_type": EXPERIMENT_TYPE}
+            run_id = mlflow_log.start_run(backend, experiment_id, RUN_NAME.format(model=search.model_name), run_tags)
+            try:
                 result = search_model(
                     search, training.features, training.target, scoring=request.scoring, cv=request.cv, n_jobs=settings.n_jobs
                 )
-                mlflow_log.log_params_and_metrics(
-                    backend, run_id, run_params(search, result, training, request.scoring, request.cv), run_metrics(result)
-                )
-                mlflow_log.log_model(backend, experiment_id, run_id, result.best_estimator, search.model_name)
-        except SearchFailed as failure:
-            finished = ", ".join(f"{name} {rid}" for name, rid in run_ids.items()) or "none"
-            raise SearchFailed(
-                f"{failure.message.rstrip('.')}. Its run {run_id} in experiment {experiment_id} is marked FAILED; "
-                f"runs finished before it: {finished}"
-            ) from failure
-        run_ids[search.model_name] = run_id
+                if pending_log is not None:
+                    pending_log.result()  # the previous model's, done meanwhile: its error stops us here
+            except BaseException as error:
+                mlflow_log.end_run(backend, run_id, error)
+                if isinstance(error, SearchFailed):
+                    logged = ", ".join(f"{name} {rid}" for name, rid in run_ids.items()) or "none"
+                    raise SearchFailed(
+                        f"{error.message.rstrip('.')}. Its run {run_id} in experiment {experiment_id} is marked "
+                        f"FAILED; runs logged before it: {logged}"
+                    ) from error
+                raise
+            params = run_params(search, result, training, request.scoring, request.cv)
+            pending_log = background.submit(log_run, backend, experiment_id, run_id, search.model_name, params, result)
+            run_ids[search.model_name] = run_id
+        if pending_log is not None:
+            pending_log.result()
     return Optimization(experiment_id, run_ids)
+
+
+def log_run(
+    backend: MlflowBackend, experiment_id: str, run_id: str, model_name: str, params: dict[str, str], result: SearchResult
+) -> None:
+    """Log a searched model's params, metrics and best estimator, then end its run FINISHED
+    (FAILED, logged, if logging fails)."""
+    try:
+        mlflow_log.log_params_and_metrics(backend, run_id, params, run_metrics(result))
+        mlflow_log.log_model(backend, experiment_id, run_id, result.best_estimator, model_name)
+    except BaseException as error:
+        log.exception("logging run %s (%s) failed", run_id, model_name)
+        mlflow_log.end_run(backend, run_id, error)
+        raise
+    mlflow_log.end_run(backend, run_id)

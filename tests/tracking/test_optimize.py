@@ -141,3 +141,26 @@ def test_a_scorer_that_fails_on_every_candidate_is_a_search_failure(training):
     with pytest.raises(SearchFailed) as failed:
         search_model(search, training.features, training.target, scoring="neg_log_loss", cv=3, n_jobs=1)
     assert "neg_log_loss" in failed.value.message
+
+
+@pytest.mark.parametrize("model_name", ["LogisticRegression", "RandomForest", "SVC"])
+@pytest.mark.parametrize(("scoring", "cv"), [("accuracy", 5), ("f1_weighted", 3)])
+def test_the_best_candidates_own_fold_predictions_are_what_cross_val_predict_gives(training, model_name, scoring, cv):
+    """The search reuses the grid search's fold predictions instead of fitting the folds again."""
+    import numpy as np
+    from sklearn.metrics import get_scorer
+    from sklearn.model_selection import GridSearchCV, cross_val_predict
+
+    from mlops.kernel.catalogue import build_estimator
+    from mlops.tracking.optimize import FoldPredictions
+
+    grid = WALKTHROUGH_OPTIMIZATION["hyperparameters"][model_name]
+    recorder = FoldPredictions(get_scorer(scoring), list(grid))
+    search = GridSearchCV(build_estimator(model_name), grid, scoring=recorder, cv=cv).fit(training.features, training.target)
+    plain = GridSearchCV(build_estimator(model_name), grid, scoring=scoring, cv=cv).fit(training.features, training.target)
+    assert search.best_params_ == plain.best_params_
+    assert np.array_equal(search.cv_results_["mean_test_score"], plain.cv_results_["mean_test_score"])
+    reused = recorder.of(search.best_params_, training.features.index)
+    assert reused is not None
+    refitted = cross_val_predict(plain.best_estimator_, training.features, training.target, cv=cv)
+    assert np.array_equal(reused, refitted)

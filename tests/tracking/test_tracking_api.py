@@ -8,7 +8,7 @@ import re
 import pytest
 
 from mlops.tracking import mlflow_log
-from tests.tracking.conftest import WALKTHROUGH_LR_ACCURACY, optimization
+from tests.tracking.conftest import WALKTHROUGH_LR_ACCURACY, load_training, optimization
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 MODELS = ("LogisticRegression", "RandomForest", "SVC")
@@ -375,3 +375,22 @@ def test_health_checks_the_dataset_db_and_the_mlflow_store(client):
     health = client.get("/health")
     assert health.status_code == 200
     assert health.get_json() == {"status": "ok", "service": "tracking", "database": "ok", "mlflow": "ok"}
+
+
+def test_an_unwritable_artifact_store_is_a_clear_500_and_its_run_is_failed(tracking_settings, tmp_path):
+    from mlops.tracking.app import create_app
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the artifact root's directory should be")
+    app = create_app(tracking_settings.model_copy(update={"mlflow_artifact_root": (blocker / "artifacts").as_uri()}))
+    load_training(app.extensions["mlops"].engine)
+    client, backend = app.test_client(), app.extensions["tracking"]
+    body = optimization(models=["LogisticRegression", "SVC"], hyperparameters={}, cv=2)
+    answer = assert_error(optimize(client, body), 500, "Artifact store error")
+    assert "MLFLOW_ARTIFACT_ROOT" in answer["message"]
+    experiment = experiment_named(backend, body["experiment_name"])
+    statuses = {run.tags["model_type"]: run.status for run in mlflow_log.list_runs(backend, [experiment.experiment_id])}
+    # The first model's logging failed while the second was searched; both runs are ended.
+    assert statuses["LogisticRegression"] == "FAILED"
+    assert "RUNNING" not in statuses.values()
+    app.extensions["mlops"].dispose()
