@@ -53,8 +53,8 @@ def model_of_run(run: RunRecord) -> dict[str, Any]:
 def deploy_run(backend: MlflowBackend, settings: Settings, run_id: str) -> ServiceReply:
     """Send the run's model to the ML service's set_model and return its answer.
 
-    The ML service's 2xx/4xx answers and a 503 (its database down) are relayed as they are;
-    any other 5xx is a fault of the ML service, a 502 here.
+    The ML service's 2xx/4xx answers and a 503 (its database down) are relayed as they are; a
+    refused token or any other 5xx is a fault between the services, a 502 here.
     """
     body = model_of_run(mlflow_log.get_run(backend, run_id))
     reply = call_service(
@@ -68,6 +68,12 @@ def deploy_run(backend: MlflowBackend, settings: Settings, run_id: str) -> Servi
     if not isinstance(reply.body, dict):
         raise UpstreamError(
             f"The {ML_SERVICE} answered {reply.status} with a JSON {type(reply.body).__name__}, not an object",
+            error=f"{ML_SERVICE} error",
+        )
+    if reply.status in (401, 403):  # not the caller's fault: the services' tokens differ
+        raise UpstreamError(
+            f"The {ML_SERVICE} refused the tracking service's token (HTTP {reply.status}): give both "
+            "services the same MLOPS_API_TOKEN",
             error=f"{ML_SERVICE} error",
         )
     if reply.status >= 500 and reply.status != 503:

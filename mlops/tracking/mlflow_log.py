@@ -332,7 +332,8 @@ def find_or_create_experiment(backend: MlflowBackend, name: str, tags: dict[str,
                 error="Experiment deleted",
             )
         for key, value in tags.items():
-            client.set_experiment_tag(experiment.experiment_id, key, value)
+            if experiment.tags.get(key) != value:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
 
 
@@ -360,7 +361,7 @@ def get_experiment(backend: MlflowBackend, experiment_id: str) -> ExperimentReco
     """The active experiment with this id; unknown or deleted is a 404."""
     client = backend.client()
     missing = NotFound(f"Experiment {experiment_id!r} not found (unknown or deleted)", error="Experiment not found")
-    if not experiment_id.isdigit():  # MLflow's database store numbers its experiments
+    if not (experiment_id.isascii() and experiment_id.isdigit()):  # MLflow's database store numbers them
         raise missing
     try:
         with _mlflow_errors():

@@ -1,9 +1,9 @@
 """Grid search + cross-validation of several models on the training set, each logged as one MLflow run.
 
-For each model: GridSearchCV(estimator, grid, scoring, cv) picks the best hyperparameters, then
-cross_val_predict(best estimator, cv) gives the predictions that accuracy and the weighted
-F1 / precision / recall are computed from. Everything the request asks is checked before
-anything is logged, so a bad request leaves MLflow untouched.
+For each model: GridSearchCV(estimator, grid, scoring, cv) picks the best hyperparameters, and
+the best estimator's cross-validated predictions (cross_val_predict(best estimator, cv)) give
+accuracy and the weighted F1 / precision / recall. Everything the request asks is checked
+before anything is logged, so a bad request leaves MLflow untouched.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ RUN_NAME = "{model} Grid_Search_Opt and CV_Performance"
 EXPERIMENT_TYPE = "GridSearch_CrossValidation"
 MODEL_PREFIX, DATA_PREFIX, GRID_PREFIX, SYSTEM_PREFIX = "model_", "data_", "grid_search_", "system_"
 MODEL_METRICS = ("model_accuracy", "model_f1_score", "model_precision", "model_recall")
-SYSTEM_METRICS = ("system_cpu_usage", "system_execution_time")
 # MLflow refuses longer param values; a grid's candidate list is logged as one.
 MAX_PARAM_TEXT = 6000
 
@@ -124,8 +123,6 @@ def plan_searches(request: OptimizationRequest, settings: Settings) -> list[Mode
             error="Invalid scoring",
         )
     searches = [ModelSearch(name, request.hyperparameters.get(name, {})) for name in request.models]
-    for search in searches:
-        check_grid(search)
     fits = sum(search.candidates * request.cv for search in searches)
     if fits > settings.grid_max_fits:
         detail = ", ".join(f"{s.model_name} {s.candidates} candidates" for s in searches)
@@ -134,6 +131,8 @@ def plan_searches(request: OptimizationRequest, settings: Settings) -> list[Mode
             f"{settings.grid_max_fits} (MLOPS_GRID_MAX_FITS): search fewer values or folds",
             error="Grid too large",
         )
+    for search in searches:
+        check_grid(search)
     return searches
 
 

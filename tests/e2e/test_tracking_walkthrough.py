@@ -188,3 +188,28 @@ def _post_quietly(url, body):
         requests.post(url, json=body, timeout=TIMEOUT)
     except requests.RequestException:
         pass  # the service is killed under this request
+
+
+def test_setting_sends_the_api_token_and_names_a_token_mismatch(start_service, stack_settings):
+    protected = stack_settings.model_copy(update={"api_token": "s3cret"})
+    simulator = start_service("simulator", protected)
+    tracking = start_service("tracking", protected)
+    ml = start_service("ml", protected.model_copy(update={"api_token": "another"}))
+    auth = {"Authorization": "Bearer s3cret"}
+    loaded = requests.post(simulator.url + "/root/simulator", json={"set_name": "training"}, headers=auth, timeout=TIMEOUT)
+    assert loaded.status_code == 200
+    manage = tracking.url + "/root/tracking/model_management"
+    body = {**WALKTHROUGH_OPTIMIZATION, "models": ["SVC"], "hyperparameters": {}, "cv": 2}
+    assert requests.post(manage, json=body, timeout=TIMEOUT).status_code == 401  # no token, no optimization
+    created = requests.post(manage, json=body, headers=auth, timeout=TIMEOUT)
+    assert created.status_code == 201, created.text
+    setting = {"request_information": "setting", "run_id": created.json()["data"]["run_ids"]["SVC"]}
+
+    refused = requests.post(manage, json=setting, headers=auth, timeout=TIMEOUT)
+    assert refused.status_code == 502
+    assert "MLOPS_API_TOKEN" in refused.json()["message"]
+
+    ml.stop()
+    start_service("ml", protected)
+    deployed = requests.post(manage, json=setting, headers=auth, timeout=TIMEOUT)
+    assert deployed.status_code == 200 and deployed.json() == {"message": "Model successfully uploaded"}
