@@ -152,6 +152,8 @@ def _runs_of(experiment_id: str) -> tuple[mlflow_log.ExperimentRecord, list[mlfl
         400: "Invalid request, grid, scoring or cv; or a model's grid search failed (its run is FAILED)",
         404: "Run not found",
         409: "The training set is not loaded, the experiment name is deleted, or the run has no model",
+        500: "The model could not be stored in the MLflow artifact store (its run is FAILED)",
+        502: "The ML service refused the tracking service's token, or failed",
         503: "The ML service or the MLflow store is unreachable",
     },
 )
