@@ -434,10 +434,24 @@ def get_run(backend: MlflowBackend, run_id: str, experiment_id: str | None = Non
 
 
 def delete_run(backend: MlflowBackend, experiment_id: str, run_id: str) -> None:
-    """Soft-delete one run of an experiment."""
+    """Soft-delete one run of an experiment.
+
+    Deleting an experiment deletes its runs with it; the walkthrough then deletes one of those
+    runs, so a run of that experiment which went with it answers as deleted (nothing to do)
+    rather than 404. A run deleted on its own before is a 404, like any unknown run.
+    """
+    client = backend.client()
+    try:
+        with _mlflow_errors():
+            run = client.get_run(run_id)
+            experiment = client.get_experiment(run.info.experiment_id)
+    except (NotFound, BadRequest):
+        run = experiment = None
+    if run is not None and run.info.experiment_id == experiment_id and experiment.lifecycle_stage != "active":
+        return
     get_run(backend, run_id, experiment_id)
     with _mlflow_errors():
-        backend.client().delete_run(run_id)
+        client.delete_run(run_id)
 
 
 def start_run(backend: MlflowBackend, experiment_id: str, run_name: str, tags: dict[str, str]) -> str:

@@ -349,6 +349,12 @@ def test_deleting_runs_and_experiments(client, backend, training_loaded):
     assert_error(runs(client, experiment_id=experiment_id, run_id=svc, request_information="metrics", type="model"), 404)
     assert_error(client.delete(f"/root/tracking/experiments?experiment_id={experiment_id}"), 404)
     assert_error(optimize(client, {"request_information": "setting", "run_id": svc}), 404)
+    # the walkthrough deletes a run after its experiment: the run went with it, nothing to do
+    deleted = client.delete(f"/root/tracking/runs?experiment_id={experiment_id}&run_id={svc}")
+    assert deleted.status_code == 200
+    assert deleted.get_json() == {"message": "Run deleted successfully", "data": {"experiment_id": experiment_id, "run_id": svc}}
+    # ... but only through its own experiment
+    assert_error(client.delete(f"/root/tracking/runs?experiment_id={other['experiment_id']}&run_id={svc}"), 404)
     assert experiment_id not in [e["experiment_id"] for e in client.get("/root/tracking/experiments").get_json()["data"]]
     # the other experiment is untouched
     assert len(client.get(f"/root/tracking/runs?experiment_id={other['experiment_id']}").get_json()["data"]) == 2
