@@ -42,9 +42,9 @@ WALKTHROUGH = [
     ("monitoring_url", "POST", "/root/monitoring", {"metric": "report"}),
     ("monitoring_url", "POST", "/root/monitoring", {"metric": "tests"}),
     ("monitoring_url", "POST", "/root/monitoring", {"metric": "summary"}),
-    # The run before its experiment: a run of a deleted experiment is gone with it (404).
-    ("tracking_url", "DELETE", "/root/tracking/runs", None),
+    # The experiment, then one of its runs (which went with it: the delete answers 200).
     ("tracking_url", "DELETE", "/root/tracking/experiments", None),
+    ("tracking_url", "DELETE", "/root/tracking/runs", None),
 ]
 
 
