@@ -230,8 +230,6 @@ def test_mixed_clients_while_production_is_reloaded_see_one_version_at_a_time(st
         assert by_kind["reload production"] > 5
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "simulator replace_set: two reloads of one set at once collide on datasets.name (UniqueViolation, a 500)"))
 def test_concurrent_reloads_of_one_set_all_succeed_and_leave_it_whole(stack, record_figures):
     """Two people pressing "load production" at the same moment both get their answer."""
     simulator = stack["processes"]["simulator"].url
