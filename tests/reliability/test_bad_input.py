@@ -207,8 +207,10 @@ HYPERPARAMETER_NAMES = {
     "LogisticRegression": ["C", "solver", "penalty", "l1_ratio", "max_iter", "tol", "fit_intercept",
                            "class_weight", "intercept_scaling", "dual", "random_state", "warm_start"],
 }
-# Values that make training itself huge are a denial of service, not bad input: kept out here.
-EXPENSIVE = {"n_estimators": 50, "max_iter": 1000, "cache_size": 1000, "degree": 5}
+# Values that make training itself huge are a denial of service, not bad input: kept out here
+# (test_hyperparameters_that_would_exhaust_the_service_are_refused tries the worst of them).
+EXPENSIVE = {"n_estimators": 50, "max_iter": 1000, "cache_size": 1000, "degree": 5, "n_jobs": 2,
+             "max_leaf_nodes": 10_000}
 
 
 @st.composite
