@@ -26,6 +26,10 @@ TRUSTED_TYPES = (
 )
 
 
+# Set by the service, never by a request: a client's n_jobs of 100,000 would start as many threads.
+SERVICE_CONTROLLED = frozenset({"n_jobs", "verbose"})
+
+
 def _estimator_classes() -> dict[str, type]:
     # Imported here so that services which never build a model do not pay for scikit-learn.
     from sklearn.ensemble import RandomForestClassifier
@@ -62,6 +66,13 @@ def build_estimator(model_name: str, hyperparameters: dict[str, Any] | None = No
         raise BadRequest(
             f"Unknown hyperparameter(s) for {model_name}: {', '.join(unknown)}. "
             f"Valid: {', '.join(sorted(valid))}",
+            error="Invalid hyperparameter",
+        )
+    controlled = sorted(set(hyperparameters) & SERVICE_CONTROLLED)
+    if controlled:
+        raise BadRequest(
+            f"{', '.join(controlled)} cannot be set per request: the service decides how it runs "
+            "(MLOPS_N_JOBS for the tracking service's grid search)",
             error="Invalid hyperparameter",
         )
     if "random_state" in valid:

@@ -90,11 +90,12 @@ def train(engine: Engine, cache: PipelineCache) -> Score:
     pipeline = make_pipeline(model.model_name, model.hyperparameters)
     try:
         pipeline.fit(training.features, training.target)
-    except (ValueError, TypeError, OverflowError) as error:
-        # Hyperparameters that scikit-learn accepts one by one but not together, or not on this data.
+    except (ValueError, TypeError, OverflowError, MemoryError) as error:
+        # Hyperparameters that scikit-learn accepts one by one but not together, or not on this
+        # data, or that ask for more memory than there is (max_leaf_nodes=2**62 allocates up front).
         raise Conflict(
             f"The deployed {model.model_name} model cannot be trained with these hyperparameters: "
-            f"{error}. Set other ones with {SET_MODEL_HINT}",
+            f"{error or type(error).__name__}. Set other ones with {SET_MODEL_HINT}",
             error="Model cannot be trained",
         ) from None
     predicted = pipeline.predict(training.features)

@@ -361,7 +361,8 @@ def get_experiment(backend: MlflowBackend, experiment_id: str) -> ExperimentReco
     """The active experiment with this id; unknown or deleted is a 404."""
     client = backend.client()
     missing = NotFound(f"Experiment {experiment_id!r} not found (unknown or deleted)", error="Experiment not found")
-    if not (experiment_id.isascii() and experiment_id.isdigit()):  # MLflow's database store numbers them
+    # MLflow's database store numbers them with 64-bit integers (SQLite overflows beyond).
+    if not (experiment_id.isascii() and experiment_id.isdigit()) or int(experiment_id) >= 2**63:
         raise missing
     try:
         with _mlflow_errors():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mlops.kernel.db import FEATURES
 from tests.ml_service.conftest import stored_state, use
 
@@ -128,3 +130,13 @@ def test_an_oversized_body_is_a_413(client):
     response = client.post("/root/ml/predict", data=body, content_type=JSON)
     assert response.status_code == 413
     assert set(response.get_json()) == {"error", "message"}
+
+
+def test_service_controlled_hyperparameters_are_refused():
+    """n_jobs and verbose are the service's to set: a client's n_jobs=100000 would start 100,000 threads."""
+    from mlops.kernel.catalogue import build_estimator
+    from mlops.kernel.errors import BadRequest
+
+    for name in ("n_jobs", "verbose"):
+        with pytest.raises(BadRequest, match=name):
+            build_estimator("RandomForest", {name: 2})
