@@ -17,21 +17,7 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import Config, Goal, Result, bench_settings, call, median, profiled, say, services, table, timed
-
-WALKTHROUGH_OPTIMIZATION = {
-    "request_information": "optimization",
-    "experiment_name": "wine_test_1",
-    "experiment_description": "Grid Search Optimization - Cross Validation Performance",
-    "experiment_owner": "Ale",
-    "models": ["LogisticRegression", "RandomForest", "SVC"],
-    "hyperparameters": {
-        "LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]},
-        "RandomForest": {"n_estimators": [1, 3], "max_depth": [None, 3], "min_samples_split": [2, 5]},
-        "SVC": {"C": [0.1, 10], "kernel": ["linear", "rbf"], "gamma": ["scale", "auto"]},
-    },
-    "scoring": "accuracy",
-    "cv": 5,
-}
+from mlops.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 
 
 def run(config: Config) -> Result:

@@ -32,11 +32,8 @@ from bench.harness import (
     table,
     timed,
 )
+from mlops.walkthrough import RANDOM_FOREST_MODEL as WALKTHROUGH_MODEL
 
-WALKTHROUGH_MODEL = {
-    "model_name": "RandomForest",
-    "hyperparameters": {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1},
-}
 LOAD_GOAL_ROWS_PER_S = 250_000
 EVALUATE_GOAL_S = 10.0
 RSS_GOAL_BYTES = 2 * 10**9

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from mlops.kernel.config import Settings
 from mlops.kernel.launch import SERVICE_APPS
 from mlops.kernel.web import Operation
+from mlops.walkthrough import OPTIMIZATION_REQUEST as OPTIMIZATION
 
 DEFAULT_OUTPUT = Path("docs/API.md")
 # Ids as the walkthrough shows them.
@@ -93,20 +94,6 @@ DATASETS = {
 }
 ALL_TESTS = ["data_drift", "data_quality", "data_stability", "no_target_performance", "multi_class_classification"]
 SUMMARY_MESSAGE = "41 of 86 tests did not pass: production data differs from testing data, consider re-training"
-OPTIMIZATION = {
-    "request_information": "optimization",
-    "experiment_name": "wine_test_1",
-    "experiment_description": "Grid Search Optimization - Cross Validation Performance",
-    "experiment_owner": "Ale",
-    "models": ["LogisticRegression", "RandomForest", "SVC"],
-    "hyperparameters": {
-        "LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]},
-        "RandomForest": {"n_estimators": [1, 3], "max_depth": [None, 3], "min_samples_split": [2, 5]},
-        "SVC": {"C": [0.1, 10], "kernel": ["linear", "rbf"], "gamma": ["scale", "auto"]},
-    },
-    "scoring": "accuracy",
-    "cv": 5,
-}
 
 
 def _run_query(information: str, kind: str, run_id: str = LR_RUN) -> dict[str, str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from mlops.kernel.config import Settings
+from mlops.walkthrough import optimization_request
 
 MODELS = ["LogisticRegression", "RandomForest", "SVC"]
 BEST_BY = "model_accuracy"
@@ -25,20 +26,7 @@ BEST_BY = "model_accuracy"
 
 def optimization_body(experiment_name: str) -> dict[str, Any]:
     """The walkthrough's optimization request, logged under experiment_name."""
-    return {
-        "request_information": "optimization",
-        "experiment_name": experiment_name,
-        "experiment_description": "Grid Search Optimization - Cross Validation Performance",
-        "experiment_owner": "Ale",
-        "models": MODELS,
-        "hyperparameters": {
-            "LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]},
-            "RandomForest": {"n_estimators": [1, 3], "max_depth": [None, 3], "min_samples_split": [2, 5]},
-            "SVC": {"C": [0.1, 10], "kernel": ["linear", "rbf"], "gamma": ["scale", "auto"]},
-        },
-        "scoring": "accuracy",
-        "cv": 5,
-    }
+    return optimization_request(experiment_name) | {"models": MODELS}
 
 
 MONITORING_SUMMARY_BODY = {

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from mlops.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
+from mlops.walkthrough import RANDOM_FOREST_MODEL as WALKTHROUGH_MODEL
 from tests.processes import free_port
 
 # The default form of every suite is short enough for `make test`; the long form (the figures in
@@ -445,24 +447,6 @@ def describe(answer: Answer) -> str:
 
 # --- the walkthrough, as the user runs it -----------------------------------------------------------
 
-WALKTHROUGH_OPTIMIZATION = {
-    "request_information": "optimization",
-    "experiment_name": "wine_test_1",
-    "experiment_description": "Grid Search Optimization - Cross Validation Performance",
-    "experiment_owner": "Ale",
-    "models": ["LogisticRegression", "RandomForest", "SVC"],
-    "hyperparameters": {
-        "LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]},
-        "RandomForest": {"n_estimators": [1, 3], "max_depth": [None, 3], "min_samples_split": [2, 5]},
-        "SVC": {"C": [0.1, 10], "kernel": ["linear", "rbf"], "gamma": ["scale", "auto"]},
-    },
-    "scoring": "accuracy",
-    "cv": 5,
-}
-WALKTHROUGH_MODEL = {
-    "model_name": "RandomForest",
-    "hyperparameters": {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1},
-}
 ALL_TESTS = dict.fromkeys(
     ("data_drift", "data_quality", "data_stability", "no_target_performance", "multi_class_classification"), True
 )

@@ -12,23 +12,9 @@ from mlops.kernel.config import Settings
 from mlops.simulator.splits import load_split
 from mlops.simulator.store import replace_set
 from mlops.tracking.app import create_app
+from mlops.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 from tests.processes import free_port
 
-# The walkthrough's request, verbatim (null is None).
-WALKTHROUGH_OPTIMIZATION = {
-    "request_information": "optimization",
-    "experiment_name": "wine_test_1",
-    "experiment_description": "Grid Search Optimization - Cross Validation Performance",
-    "experiment_owner": "Ale",
-    "models": ["LogisticRegression", "RandomForest", "SVC"],
-    "hyperparameters": {
-        "LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]},
-        "RandomForest": {"n_estimators": [1, 3], "max_depth": [None, 3], "min_samples_split": [2, 5]},
-        "SVC": {"C": [0.1, 10], "kernel": ["linear", "rbf"], "gamma": ["scale", "auto"]},
-    },
-    "scoring": "accuracy",
-    "cv": 5,
-}
 # What the walkthrough's LogisticRegression grid scores, cross-validated on the 106 training rows.
 WALKTHROUGH_LR_ACCURACY = 98 / 106
 
