@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, delete, exc, insert, select
+from sqlalchemy import Engine, delete, exc, func, insert, select
 
-from mlops.kernel.bulk import insert_columns, parent_checked_by_caller, refresh_statistics
-from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, datasets, predictions, samples, targets
+from mlops.kernel.bulk import insert_columns, is_postgresql, parent_checked_by_caller, refresh_statistics
+from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, SET_NAMES, datasets, predictions, samples, targets
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +19,17 @@ log = logging.getLogger(__name__)
 ANALYZE_MIN_ROWS = 10_000
 
 
-LOAD_ATTEMPTS = 5
+LOAD_ATTEMPTS = 10
+# pg_advisory_xact_lock's first key for "loads of a set" (the second is the set's position in SET_NAMES).
+LOAD_LOCK = 0x6D6C6C64
 
 
 def replace_set(engine: Engine, name: str, features: pd.DataFrame, target: pd.Series) -> int:
     """Replace the stored set `name` with these rows in one transaction; return its new id.
 
-    Two loads of the same set at once are serialised: the one that loses the race for the set's
-    name (a unique violation on PostgreSQL, a stale snapshot on SQLite) starts again and replaces
-    the winner's rows, so the set ends up loaded once, never duplicated and never a 500.
+    Two loads of the same set at once take turns: on PostgreSQL through a per-set advisory lock,
+    on SQLite through its single writer; one that still loses a race for the set's name starts
+    again and replaces the winner's rows. The set ends up loaded once, never duplicated, never a 500.
     """
     for attempt in range(1, LOAD_ATTEMPTS + 1):
         try:
@@ -58,6 +60,8 @@ def _replace_set_once(engine: Engine, name: str, features: pd.DataFrame, target:
     n_rows = len(target)
     sample_index = np.arange(n_rows, dtype=np.int32)
     with engine.begin() as connection:
+        if is_postgresql(connection):
+            connection.execute(select(func.pg_advisory_xact_lock(LOAD_LOCK, SET_NAMES.index(name))))
         old = connection.execute(select(datasets.c.id).where(datasets.c.name == name)).scalar()
         if old is not None:
             for table in (predictions, targets, samples):
