@@ -100,13 +100,9 @@ def start_service(tmp_path):
 @pytest.fixture
 def service_settings(tmp_path, db_url) -> Settings:
     """Settings with free ports for every service, for tests that start real processes."""
-    from tests.processes import free_port
+    from tests.processes import settings_on_free_ports
 
-    return Settings(
+    return settings_on_free_ports(
         data_dir=tmp_path,
         dataset_db_url=db_url,
-        simulator_port=free_port(),
-        ml_port=free_port(),
-        tracking_port=free_port(),
-        monitoring_port=free_port(),
-    )
+            )

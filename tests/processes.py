@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from mlops.kernel.config import Settings
+from mlops.kernel.config import SERVICE_NAMES, Settings
 # settings_environment lives in the kernel (the `mlops` command needs it too); re-exported here
 from mlops.kernel.launch import gunicorn_command, settings_environment  # noqa: F401
 
@@ -22,6 +22,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def settings_on_free_ports(**fields) -> Settings:
+    """Settings with every service on a port nobody listens on now, plus the given fields."""
+    return Settings(**{f"{service}_port": free_port() for service in SERVICE_NAMES} | fields)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from mlops.kernel.config import Settings
-from tests.processes import ServiceProcess, free_port
+from tests.processes import ServiceProcess, free_port, settings_on_free_ports
 from tests.reliability.conftest import (
     ALL_SERVICES,
     MODEL,
@@ -77,13 +77,9 @@ def stack(request, tmp_path_factory, postgres_database):
         databases = {"dataset_db_url": postgres_database(), "mlflow_tracking_uri": postgres_database()}
     else:
         databases = {}
-    settings = Settings(
+    settings = settings_on_free_ports(
         data_dir=data_dir,
-        simulator_port=free_port(),
-        ml_port=free_port(),
-        tracking_port=free_port(),
-        monitoring_port=free_port(),
-        **databases,
+                **databases,
     )
     processes = {s: ServiceProcess(s, settings, data_dir / f"{s}.log") for s in landed_services()}
     try:

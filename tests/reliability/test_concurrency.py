@@ -20,9 +20,8 @@ import pytest
 import requests
 from sqlalchemy import distinct, func, select
 
-from mlops.kernel.config import Settings
 from mlops.kernel.db import datasets, make_engine, predictions, samples, targets
-from tests.processes import ServiceProcess, free_port
+from tests.processes import ServiceProcess, settings_on_free_ports
 from tests.reliability.conftest import (
     LONG,
     MODEL,
@@ -55,8 +54,7 @@ def stack(request, tmp_path, postgres_database):
         {"dataset_db_url": postgres_database(), "mlflow_tracking_uri": postgres_database()}
         if request.param == "postgresql" else {}
     )
-    settings = Settings(data_dir=tmp_path, simulator_port=free_port(), ml_port=free_port(),
-                        tracking_port=free_port(), monitoring_port=free_port(), **databases)
+    settings = settings_on_free_ports(data_dir=tmp_path, **databases)
     processes = {s: ServiceProcess(s, settings, tmp_path / f"{s}.log") for s in landed_services()}
     try:
         start_stack(lambda service, _settings: processes[service].start(), settings, list(processes))

@@ -15,9 +15,8 @@ import pytest
 import requests
 from sqlalchemy import func, select, text
 
-from mlops.kernel.config import Settings
 from mlops.kernel.db import datasets, make_engine, predictions, samples, targets
-from tests.processes import ServiceProcess, free_port
+from tests.processes import ServiceProcess, free_port, settings_on_free_ports
 from tests.reliability.conftest import (
     LONG,
     MODEL,
@@ -53,15 +52,11 @@ KILLS = pick(1, 3)  # kills per scenario
 def stack(tmp_path_factory, postgres_database):
     """Every landed service on PostgreSQL (dataset DB and MLflow), in the walkthrough's state."""
     data_dir = tmp_path_factory.mktemp("r2")
-    settings = Settings(
+    settings = settings_on_free_ports(
         data_dir=data_dir,
         dataset_db_url=postgres_database(),
         mlflow_tracking_uri=postgres_database(),
-        simulator_port=free_port(),
-        ml_port=free_port(),
-        tracking_port=free_port(),
-        monitoring_port=free_port(),
-    )
+            )
     processes = {s: ServiceProcess(s, settings, data_dir / f"{s}.log") for s in landed_services()}
     try:
         start_stack(lambda service, _settings: processes[service].start(), settings, list(processes))

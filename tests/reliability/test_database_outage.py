@@ -10,9 +10,8 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from mlops.kernel.config import Settings
 from mlops.kernel.db import datasets, deployed_model, make_engine, predictions, samples, targets
-from tests.processes import free_port
+from tests.processes import settings_on_free_ports
 from tests.reliability.conftest import (
     WINE_ROW,
     Clients,
@@ -69,15 +68,11 @@ def test_services_answer_503_while_postgres_is_down_and_recover_by_themselves(
 ):
     dataset_url = throwaway_postgres.create_database("dataset")
     mlflow_url = throwaway_postgres.create_database("mlflow")
-    settings = Settings(
+    settings = settings_on_free_ports(
         data_dir=tmp_path,
         dataset_db_url=dataset_url,
         mlflow_tracking_uri=mlflow_url,
-        simulator_port=free_port(),
-        ml_port=free_port(),
-        tracking_port=free_port(),
-        monitoring_port=free_port(),
-        request_timeout=REQUEST_TIMEOUT,
+                request_timeout=REQUEST_TIMEOUT,
     )
     stack = start_stack(start_service, settings)
     made = bring_to_walkthrough_state(stack, optimize=True)

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from mlops.kernel.config import Settings
-from tests.processes import free_port
+from tests.processes import settings_on_free_ports
 from tests.reliability.conftest import (
     ALL_SERVICES,
     MODEL,
@@ -30,13 +30,9 @@ MUTATING = ("post", "put", "patch", "delete")
 
 def settings_for(tmp_path, **overrides) -> Settings:
     """Settings with free ports for every service and a SQLite dataset DB in tmp_path."""
-    return Settings(
+    return settings_on_free_ports(
         data_dir=tmp_path,
-        simulator_port=free_port(),
-        ml_port=free_port(),
-        tracking_port=free_port(),
-        monitoring_port=free_port(),
-        **overrides,
+                **overrides,
     )
 
 
