@@ -20,7 +20,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-.PHONY: install up down status test tools demo bench lint clean
+.PHONY: install up down status test tools demo bench clean
 install: $(VENV)/.installed
 
 ## up: start the four services on 127.0.0.1 (SQLite under ./var by default) until Ctrl-C

@@ -8,12 +8,12 @@ before anything is logged, so a bad request leaves MLflow untouched.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
@@ -152,10 +152,18 @@ def check_grid(search: ModelSearch) -> None:
 
 
 def check_against_data(request: OptimizationRequest, training: LoadedSet) -> None:
-    """Check that cv and scoring suit the training set; 400 naming the problem."""
+    """Check that the training features are finite and that cv and scoring suit the training set;
+    400 naming the problem."""
+    import numpy as np
     from sklearn.dummy import DummyClassifier
     from sklearn.metrics import get_scorer
 
+    if not np.isfinite(training.features.to_numpy(dtype=float)).all():
+        raise BadRequest(
+            "The training set has missing or infinite feature values: reload it (POST /root/simulator "
+            '{"set_name": "training"})',
+            error="Invalid training set",
+        )
     counts = training.target.value_counts()
     if request.cv > counts.min():
         raise BadRequest(
@@ -177,6 +185,10 @@ def check_against_data(request: OptimizationRequest, training: LoadedSet) -> Non
 def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: int) -> SearchResult:
     """Grid-search one model, then cross-validate its best estimator; time and CPU measured.
 
+    The search runs on the features as a numpy array: scikit-learn's per-fold checks of a
+    DataFrame (column names, dtypes, pandas indexing) cost more than these small fits. The best
+    candidate is then fitted once on the DataFrame, so the logged model knows its feature names.
+
     The best estimator's cross-validated predictions are the ones its own grid-search folds made
     (same stratified folds, same parameters, same seed, so the same fits as cross_val_predict's);
     only if they are missing are the folds fitted again.
@@ -187,44 +199,51 @@ def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: in
     wall time (100 = every core busy; it includes whatever else the process did meanwhile).
     """
     import numpy as np
+    import sklearn
     from joblib import parallel_config
-    from sklearn.metrics import accuracy_score, f1_score, get_scorer, precision_score, recall_score
-    from sklearn.model_selection import GridSearchCV, cross_val_predict
+    from sklearn.base import clone
+    from sklearn.metrics import accuracy_score, get_scorer, precision_recall_fscore_support
+    from sklearn.model_selection import GridSearchCV, check_cv, cross_val_predict
 
     started, started_cpu = time.perf_counter(), time.process_time()
+    features, target = X.to_numpy(), y.to_numpy()
+    # GridSearchCV's own folds for a classifier (stratified, not shuffled), made once and shared.
+    folds = list(check_cv(cv, target, classifier=True).split(features, target))
     fold_predictions = FoldPredictions(get_scorer(scoring), list(search.grid))
-    with parallel_config(backend="threading"):
+    # plan_searches checked every candidate value and check_against_data that the features are
+    # finite: scikit-learn need not check them again in each of the hundreds of fits.
+    with parallel_config(backend="threading"), sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
         grid_search = GridSearchCV(
             build_estimator(search.model_name),
             search.grid,
             scoring=fold_predictions,
-            cv=cv,
+            cv=folds,
             n_jobs=n_jobs,
             error_score=np.nan,
+            refit=False,
         )
         try:
-            grid_search.fit(X, y)
+            grid_search.fit(features, target)
             if not np.isfinite(grid_search.cv_results_["mean_test_score"]).any():
                 raise SearchFailed(
                     f"{search.model_name}: no candidate could be scored with {scoring!r} "
                     "(the scorer failed on every fold)"
                 )
-            predicted = fold_predictions.of(grid_search.best_params_, X.index)
+            best_estimator = clone(grid_search.estimator).set_params(**grid_search.best_params_)
+            predicted = fold_predictions.of(grid_search.best_params_, features, folds)
             if predicted is None:
-                predicted = cross_val_predict(grid_search.best_estimator_, X, y, cv=cv, n_jobs=n_jobs)
+                predicted = cross_val_predict(best_estimator, features, target, cv=folds, n_jobs=n_jobs)
+            best_estimator.fit(X, y)
         except (ValueError, TypeError, ArithmeticError) as error:
             raise SearchFailed(f"{search.model_name}: {_last_line(error)}") from error
+        precision, recall, f1, _ = precision_recall_fscore_support(target, predicted, average="weighted", zero_division=0)
+        accuracy = accuracy_score(target, predicted)
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - started_cpu
     return SearchResult(
-        best_estimator=grid_search.best_estimator_,
+        best_estimator=best_estimator,
         best_params=dict(grid_search.best_params_),
-        metrics={
-            "accuracy": float(accuracy_score(y, predicted)),
-            "f1_score": float(f1_score(y, predicted, average="weighted", zero_division=0)),
-            "precision": float(precision_score(y, predicted, average="weighted", zero_division=0)),
-            "recall": float(recall_score(y, predicted, average="weighted", zero_division=0)),
-        },
+        metrics={"accuracy": float(accuracy), "f1_score": float(f1), "precision": float(precision), "recall": float(recall)},
         execution_time=elapsed,
         cpu_usage=round(100 * cpu / (max(elapsed, 1e-9) * _cores()), 1),
     )
@@ -232,12 +251,16 @@ def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: in
 
 class FoldPredictions:
     """A scorer for GridSearchCV that scores as the named scorer does and keeps each candidate's
-    predictions on each test fold (the threading backend shares them with this process)."""
+    predictions on each test fold (the threading backend shares them with this process).
+
+    A scorer is given a fold's rows but not their positions, so a fold is recognised by the bytes
+    of its rows; `of` puts the predictions back in place from the folds the search used.
+    """
 
     def __init__(self, scorer, grid_keys: list[str]):
         self.scorer = scorer
         self.grid_keys = sorted(grid_keys)
-        self.folds: dict[tuple, tuple] = {}
+        self.predictions: dict[tuple, Any] = {}
         self._lock = threading.Lock()
 
     def _candidate(self, params: dict[str, Any]) -> tuple:
@@ -246,21 +269,30 @@ class FoldPredictions:
     def __call__(self, estimator, X, y, **kwargs):
         predicted = estimator.predict(X)
         with self._lock:
-            self.folds[(self._candidate(estimator.get_params(deep=False)), tuple(X.index))] = (X.index, predicted)
+            self.predictions[(self._candidate(estimator.get_params(deep=False)), _fingerprint(X))] = predicted
         return self.scorer(estimator, X, y, **kwargs)
 
-    def of(self, params: dict[str, Any], index):
-        """The candidate's predictions on every sample of index, or None if a fold is missing."""
-        import pandas as pd
+    def of(self, params: dict[str, Any], X, folds: list[tuple]):
+        """The candidate's predictions on every row of X, from its predictions on the test side of
+        each fold; None if a fold is missing or two folds cannot be told apart."""
+        import numpy as np
 
         candidate = self._candidate(params)
-        folds = [pd.Series(predicted, index=fold) for (key, _), (fold, predicted) in self.folds.items() if key == candidate]
-        if sum(len(fold) for fold in folds) != len(index):
+        fingerprints = [_fingerprint(X[test]) for _, test in folds]
+        if len(set(fingerprints)) != len(folds) or any((candidate, f) not in self.predictions for f in fingerprints):
             return None
-        combined = pd.concat(folds)
-        if not combined.index.is_unique or not combined.index.sort_values().equals(index.sort_values()):
+        tested = np.concatenate([test for _, test in folds])
+        if not np.array_equal(np.sort(tested), np.arange(len(X))):
             return None
-        return combined.reindex(index).to_numpy()
+        combined = np.empty(len(X), dtype=self.predictions[(candidate, fingerprints[0])].dtype)
+        for (_, test), fingerprint in zip(folds, fingerprints, strict=True):
+            combined[test] = self.predictions[(candidate, fingerprint)]
+        return combined
+
+
+def _fingerprint(rows) -> bytes:
+    """A digest of a block of rows (numpy): the same for the same values in the same order."""
+    return hashlib.blake2b(rows.tobytes(), digest_size=16).digest()
 
 
 def _cores() -> int:
@@ -301,12 +333,13 @@ def run_metrics(result: SearchResult) -> dict[str, float]:
 
 
 def optimize(backend: MlflowBackend, engine: Engine, settings: Settings, request: OptimizationRequest) -> Optimization:
-    """Check the request, then grid-search each model in turn, logging one MLflow run per model.
+    """Check the request, then grid-search and log each model in turn, one MLflow run per model.
 
-    A model's results are logged to MLflow in a background thread while the next model is
-    searched, so the request waits only for the last model's logging. Every run is ended
-    before the answer: FINISHED, or FAILED if its search or its logging failed. A search that
-    fails stops the request with a 400 naming the runs.
+    Every run is ended before the answer: FINISHED, or FAILED if its search or its logging
+    failed. A search that fails stops the request with a 400 naming the runs.
+
+    Logging a model while the next one is searched gains nothing: both hold the GIL most of the
+    time, and on two cores the search slowed by as much as the logging it hid (docs/performance.md).
     """
     mlflow_log.import_libraries()  # first, before any lazy import of this request
     from mlops.kernel.datasets import read_set
@@ -320,32 +353,25 @@ def optimize(backend: MlflowBackend, engine: Engine, settings: Settings, request
         backend, request.experiment_name, {key: value for key, value in tags.items() if value}
     )
     run_ids: dict[str, str] = {}
-    # Leaving this block waits for the logging still under way, also when an error propagates.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-logging") as background:
-        pending_log: Future | None = None
-        for search in searches:
-            run_tags = {"model_type": search.model_name, "experiment_type": EXPERIMENT_TYPE}
-            run_id = mlflow_log.start_run(backend, experiment_id, RUN_NAME.format(model=search.model_name), run_tags)
-            try:
-                result = search_model(
-                    search, training.features, training.target, scoring=request.scoring, cv=request.cv, n_jobs=settings.n_jobs
-                )
-                if pending_log is not None:
-                    pending_log.result()  # the previous model's, done meanwhile: its error stops us here
-            except BaseException as error:
-                mlflow_log.end_run(backend, run_id, error)
-                if isinstance(error, SearchFailed):
-                    logged = ", ".join(f"{name} {rid}" for name, rid in run_ids.items()) or "none"
-                    raise SearchFailed(
-                        f"{error.message.rstrip('.')}. Its run {run_id} in experiment {experiment_id} is marked "
-                        f"FAILED; runs logged before it: {logged}"
-                    ) from error
-                raise
-            params = run_params(search, result, training, request.scoring, request.cv)
-            pending_log = background.submit(log_run, backend, experiment_id, run_id, search.model_name, params, result)
-            run_ids[search.model_name] = run_id
-        if pending_log is not None:
-            pending_log.result()
+    for search in searches:
+        run_tags = {"model_type": search.model_name, "experiment_type": EXPERIMENT_TYPE}
+        run_id = mlflow_log.start_run(backend, experiment_id, RUN_NAME.format(model=search.model_name), run_tags)
+        try:
+            result = search_model(
+                search, training.features, training.target, scoring=request.scoring, cv=request.cv, n_jobs=settings.n_jobs
+            )
+        except BaseException as error:
+            mlflow_log.end_run(backend, run_id, error)
+            if isinstance(error, SearchFailed):
+                logged = ", ".join(f"{name} {rid}" for name, rid in run_ids.items()) or "none"
+                raise SearchFailed(
+                    f"{error.message.rstrip('.')}. Its run {run_id} in experiment {experiment_id} is marked "
+                    f"FAILED; runs logged before it: {logged}"
+                ) from error
+            raise
+        params = run_params(search, result, training, request.scoring, request.cv)
+        log_run(backend, experiment_id, run_id, search.model_name, params, result)
+        run_ids[search.model_name] = run_id
     return Optimization(experiment_id, run_ids)
 
 

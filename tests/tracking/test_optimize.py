@@ -149,18 +149,44 @@ def test_the_best_candidates_own_fold_predictions_are_what_cross_val_predict_giv
     """The search reuses the grid search's fold predictions instead of fitting the folds again."""
     import numpy as np
     from sklearn.metrics import get_scorer
-    from sklearn.model_selection import GridSearchCV, cross_val_predict
+    from sklearn.model_selection import GridSearchCV, check_cv, cross_val_predict
 
     from mlops.kernel.catalogue import build_estimator
     from mlops.tracking.optimize import FoldPredictions
 
     grid = WALKTHROUGH_OPTIMIZATION["hyperparameters"][model_name]
+    features, target = training.features.to_numpy(), training.target.to_numpy()
+    folds = list(check_cv(cv, target, classifier=True).split(features, target))
     recorder = FoldPredictions(get_scorer(scoring), list(grid))
-    search = GridSearchCV(build_estimator(model_name), grid, scoring=recorder, cv=cv).fit(training.features, training.target)
+    search = GridSearchCV(build_estimator(model_name), grid, scoring=recorder, cv=folds).fit(features, target)
     plain = GridSearchCV(build_estimator(model_name), grid, scoring=scoring, cv=cv).fit(training.features, training.target)
     assert search.best_params_ == plain.best_params_
     assert np.array_equal(search.cv_results_["mean_test_score"], plain.cv_results_["mean_test_score"])
-    reused = recorder.of(search.best_params_, training.features.index)
+    reused = recorder.of(search.best_params_, features, folds)
     assert reused is not None
     refitted = cross_val_predict(plain.best_estimator_, training.features, training.target, cv=cv)
     assert np.array_equal(reused, refitted)
+
+
+def test_folds_that_cannot_be_told_apart_are_fitted_again():
+    """Two test folds with the same rows give no reusable predictions: the search falls back."""
+    import numpy as np
+    from sklearn.metrics import get_scorer
+    from sklearn.model_selection import GridSearchCV, check_cv
+
+    from mlops.kernel.catalogue import build_estimator
+    from mlops.tracking.optimize import FoldPredictions
+
+    features = np.repeat(np.arange(6.0).reshape(3, 2), 2, axis=0)  # each row twice
+    target = np.array([0, 0, 1, 1, 2, 2])
+    folds = list(check_cv(2, target, classifier=True).split(features, target))  # two identical folds
+    recorder = FoldPredictions(get_scorer("accuracy"), ["C"])
+    search = GridSearchCV(build_estimator("SVC"), {"C": [1.0]}, scoring=recorder, cv=folds).fit(features, target)
+    assert recorder.of(search.best_params_, features, folds) is None
+
+
+def test_the_logged_estimator_knows_the_feature_names(training):
+    result = search_model(
+        ModelSearch("SVC", {"C": [0.1, 1.0]}), training.features, training.target, scoring="accuracy", cv=3, n_jobs=2
+    )
+    assert list(result.best_estimator.feature_names_in_) == list(training.features.columns)
