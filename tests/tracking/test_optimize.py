@@ -89,6 +89,19 @@ def test_cv_must_fit_the_smallest_class_and_scoring_the_three_classes(training):
     check_against_data(request(scoring="f1_weighted"), training)
 
 
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
+def test_a_training_set_with_missing_or_infinite_features_is_refused_before_any_fit(training, bad_value):
+    # The fits then skip scikit-learn's own finiteness checks, so this is the one check.
+    from mlops.kernel.datasets import LoadedSet
+
+    features = training.features.copy()
+    features.iloc[3, 2] = bad_value
+    with pytest.raises(BadRequest) as refused:
+        check_against_data(request(), LoadedSet("training", 1, None, features, training.target))
+    assert refused.value.error == "Invalid training set"
+    assert "POST /root/simulator" in refused.value.message
+
+
 def test_walkthrough_logistic_regression_grid_scores_honestly(training):
     """liblinear on three classes (one-vs-rest) succeeds, with the walkthrough's accuracy."""
     search = ModelSearch("LogisticRegression", {"C": [0.1, 1], "solver": ["liblinear"]})
