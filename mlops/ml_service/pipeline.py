@@ -113,7 +113,7 @@ def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
     with engine.connect() as connection:
         model, compiled = cache.trained_pipeline(connection)
         loaded = read_set(connection, set_name)
-    predicted, _ = compiled.predict(loaded.features)
+    predicted = compiled.predict_classes(loaded.features)
     retry = f'evaluate again with POST /root/ml {{"dataset": "{set_name}"}}'
     with _predictions_transaction(engine, loaded, retry=retry) as connection:
         replace_predictions(connection, loaded.dataset_id, loaded.features.index, predicted, model.version)

@@ -8,7 +8,6 @@ Evidently upgrade touches this file only.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,14 +15,12 @@ import pandas as pd
 
 from mlops.kernel.db import FEATURES
 from mlops.kernel.errors import Conflict
+from mlops.kernel.imports import import_heavy
 
 if TYPE_CHECKING:
     from evidently.legacy.report import Report
     from evidently.legacy.test_suite import TestSuite
 
-# Evidently's package imports itself in circles: two threads importing it for the first time at
-# once deadlock, and leave it half-imported (and every later check failing) for the process's life.
-_IMPORT_LOCK = threading.Lock()
 TARGET = "target"
 PREDICTION = "prediction"
 # The request's names of the test presets, in the order they run.
@@ -50,13 +47,14 @@ class EvidentlyRun:
 
 
 def import_evidently() -> None:
-    """Import the parts of Evidently used here, one thread at a time (the first import takes seconds)."""
-    with _IMPORT_LOCK:
-        import evidently.legacy.metric_preset
-        import evidently.legacy.pipeline.column_mapping
-        import evidently.legacy.report
-        import evidently.legacy.test_preset
-        import evidently.legacy.test_suite  # noqa: F401
+    """Import the parts of Evidently used here (the first import takes seconds)."""
+    import_heavy(
+        "evidently.legacy.metric_preset",
+        "evidently.legacy.pipeline.column_mapping",
+        "evidently.legacy.report",
+        "evidently.legacy.test_preset",
+        "evidently.legacy.test_suite",
+    )
 
 
 def column_mapping():

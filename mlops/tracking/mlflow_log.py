@@ -34,6 +34,7 @@ from mlops.kernel.catalogue import TRUSTED_TYPES
 from mlops.kernel.config import Settings
 from mlops.kernel.db import normalize_url
 from mlops.kernel.errors import ApiError, BadRequest, Conflict, NotFound, Unavailable
+from mlops.kernel.imports import import_heavy
 
 log = logging.getLogger(__name__)
 
@@ -43,34 +44,29 @@ FINISHED, FAILED = "FINISHED", "FAILED"
 PROCESS_TAG = "mlops.process"
 # The artifact path of the best estimator inside its run, as in runs:/<run_id>/model.
 MODEL_ARTIFACT = "model"
-_import_lock = threading.Lock()
 
 
 def import_libraries() -> None:
-    """Import MLflow and the libraries an optimization uses, once, under a lock.
-
-    Two threads importing mlflow for the first time at once (the warm-up and a request) can meet
-    its circular imports half-done (ImportError), so every first import goes through here.
-    Cheap once imported.
-    """
-    with _import_lock:
-        import joblib  # noqa: F401
-        import mlflow  # noqa: F401
-        import mlflow.entities  # noqa: F401
-        import mlflow.exceptions  # noqa: F401
-        import mlflow.models  # noqa: F401
-        import mlflow.sklearn  # noqa: F401
-        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-        import numpy  # noqa: F401
-        import pandas  # noqa: F401
-        import skops.io  # noqa: F401
-        import sklearn.dummy  # noqa: F401
-        import sklearn.ensemble  # noqa: F401
-        import sklearn.metrics  # noqa: F401
-        import sklearn.model_selection  # noqa: F401
-        import sklearn.svm  # noqa: F401
-
-        import mlops.kernel.liblinear  # noqa: F401
+    """Import MLflow and the libraries an optimization uses, once (see import_heavy: the warm-up
+    and a request may import them at the same time). Cheap once imported."""
+    import_heavy(
+        "joblib",
+        "mlflow",
+        "mlflow.entities",
+        "mlflow.exceptions",
+        "mlflow.models",
+        "mlflow.sklearn",
+        "mlflow.store.tracking.sqlalchemy_store",
+        "numpy",
+        "pandas",
+        "skops.io",
+        "sklearn.dummy",
+        "sklearn.ensemble",
+        "sklearn.metrics",
+        "sklearn.model_selection",
+        "sklearn.svm",
+        "mlops.kernel.liblinear",
+    )
 
 
 @dataclass(frozen=True)

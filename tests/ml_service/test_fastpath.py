@@ -42,6 +42,17 @@ def test_compiled_prediction_equals_the_pipeline(data, model_name, hyperparamete
     assert fast.predict(one_row)[0].tolist() == pipeline.predict(one_row).tolist()
 
 
+@pytest.mark.parametrize(("model_name", "hyperparameters", "compiled"), MODELS[1::2])
+def test_batch_classes_in_chunks_equal_the_pipeline(data, model_name, hyperparameters, compiled, monkeypatch):
+    from mlops.ml_service import fastpath
+
+    training, production = data
+    pipeline = make_pipeline(model_name, hyperparameters).fit(training.features, training.target)
+    monkeypatch.setattr(fastpath, "CHUNK_ROWS", 701)  # 3000 rows: four full chunks and a short one
+    classes = compile_pipeline(pipeline).predict_classes(production.features)
+    assert classes.tolist() == pipeline.predict(production.features).tolist()
+
+
 def test_compiled_forest_refuses_values_beyond_float32_like_scikit_learn(data):
     training, _ = data
     pipeline = make_pipeline("RandomForest", {"n_estimators": 5}).fit(training.features, training.target)
