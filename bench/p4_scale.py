@@ -177,9 +177,10 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
             )
             say(
                 f"p4: {rows:>9,} rows: load {load_s:6.2f} s, evaluate {evaluate_s:6.2f} s, report {report_s:6.2f} s "
-                f"(again {repeat_s * 1000:.0f} ms{', sampled' if sampled else ''}), peak RSS {rss / 1e6:,.0f} MB, "
+                f"(again {repeat_s * 1000:.0f} ms{', sampled' if sampled else ''}), peak RSS {rss / 1e6:,.0f} MB "
+                f"({', '.join(f'{name} {peak / 1e6:,.0f}' for name, peak in peaks.items())}), "
                 f"{sum(evaluate_peaks.values()) / 1e6:,.0f} MB while evaluating "
-                f"({', '.join(f'{name} {peak / 1e6:,.0f}' for name, peak in peaks.items())})"
+                f"({', '.join(f'{name} {peak / 1e6:,.0f}' for name, peak in evaluate_peaks.items())})"
             )
     result.figures["by_size"] = by_size
     say(
