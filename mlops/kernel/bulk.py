@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Connection, Select, Table, exc, func, insert, select
@@ -50,9 +51,22 @@ def insert_columns(connection: Connection, table: Table, columns: Mapping[str, n
         _executemany(connection, table, columns)
 
 
-def select_columns(
-    connection: Connection, query: Select, dtypes: Mapping[str, str], *, rows: int = 0
-) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class Columns:
+    """A query's columns as arrays, by label (`columns["alcohol"]`).
+
+    The float64 columns are the columns of `floats`, one 2-D array (rows x float64 columns, in
+    query order) in Fortran order: a DataFrame of them takes it as its one block, without a copy.
+    """
+
+    arrays: dict[str, np.ndarray]
+    floats: np.ndarray
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+
+def select_columns(connection: Connection, query: Select, dtypes: Mapping[str, str], *, rows: int = 0) -> Columns:
     """Run a query and return its columns (named as in `dtypes`, in query order) as arrays.
 
     `dtypes` maps each selected column's label to "int32" or "float64"; `rows`, the number of
@@ -62,14 +76,53 @@ def select_columns(
     """
     if is_postgresql(connection):
         return _copy_out(connection, query, dtypes, rows)
-    result = connection.execute(query)
-    rows = result.all()
-    return {
-        name: np.array([row[i] for row in rows], dtype=np.float64 if dtype == "float64" else np.int64).astype(dtype)
-        if rows
-        else np.empty(0, dtype)
-        for i, (name, dtype) in enumerate(dtypes.items())
-    }
+    result = connection.execute(query).all()
+    buffer = _ColumnBuffer(dtypes, len(result))
+    for i, (name, dtype) in enumerate(dtypes.items()):
+        values = [row[i] for row in result]
+        buffer.column(name)[:] = np.array(values, dtype=np.float64 if dtype == "float64" else np.int64)
+    buffer.filled = len(result)
+    return buffer.columns()
+
+
+class _ColumnBuffer:
+    """Arrays for a query's columns, filled a block of rows at a time; float64 columns share one
+    Fortran-ordered 2-D array (see Columns). Grows by doubling when more rows come than expected."""
+
+    def __init__(self, dtypes: Mapping[str, str], capacity: int):
+        self.float_positions = {name: j for j, name in enumerate(n for n, d in dtypes.items() if d == "float64")}
+        self.floats = np.empty((capacity, len(self.float_positions)), order="F")
+        self.others = {name: np.empty(capacity, dtype) for name, dtype in dtypes.items() if dtype != "float64"}
+        self.filled = 0
+
+    def column(self, name: str) -> np.ndarray:
+        """The whole array of a column (capacity rows), to write into."""
+        if name in self.float_positions:
+            return self.floats[:, self.float_positions[name]]
+        return self.others[name]
+
+    def make_room(self, n_rows: int) -> None:
+        """Make sure n_rows more rows fit after the filled ones."""
+        needed = self.filled + n_rows
+        if needed <= len(self.floats):
+            return
+        capacity = max(needed, 2 * len(self.floats))
+        floats = np.empty((capacity, self.floats.shape[1]), order="F")
+        floats[: self.filled] = self.floats[: self.filled]
+        self.floats = floats
+        for name, values in self.others.items():
+            grown = np.empty(capacity, values.dtype)
+            grown[: self.filled] = values[: self.filled]
+            self.others[name] = grown
+
+    def columns(self) -> Columns:
+        """The filled rows."""
+        floats = self.floats[: self.filled]
+        if not floats.flags.f_contiguous:  # fewer rows came than room was made for: one copy
+            floats = np.asfortranarray(floats)
+        arrays = {name: floats[:, j] for name, j in self.float_positions.items()}
+        arrays |= {name: values[: self.filled] for name, values in self.others.items()}
+        return Columns(arrays, floats)
 
 
 @contextmanager
@@ -205,7 +258,7 @@ def _encode_blocks(columns: Mapping[str, np.ndarray]) -> Iterator[bytes]:
         yield (raw if keep is None else raw[keep]).tobytes()
 
 
-def _copy_out(connection: Connection, query: Select, dtypes: Mapping[str, str], rows: int) -> dict[str, np.ndarray]:
+def _copy_out(connection: Connection, query: Select, dtypes: Mapping[str, str], rows: int) -> Columns:
     from psycopg import sql
 
     compiled = query.compile(dialect=connection.dialect)
@@ -227,8 +280,7 @@ class _RowDecoder:
     def __init__(self, dtypes: Mapping[str, str], rows: int):
         self.dtypes = dict(dtypes)
         self.layout = _row_dtype(dtypes)
-        self.columns = {name: np.empty(rows, dtype) for name, dtype in dtypes.items()}
-        self.filled = 0
+        self.buffer = _ColumnBuffer(dtypes, rows)
         self.pending = bytearray()
         self.header_read = False
 
@@ -237,9 +289,9 @@ class _RowDecoder:
         if len(self.pending) >= DECODE_BYTES:
             self._decode(final=False)
 
-    def finish(self) -> dict[str, np.ndarray]:
+    def finish(self) -> Columns:
         self._decode(final=True)
-        return {name: values[: self.filled] for name, values in self.columns.items()}
+        return self.buffer.columns()
 
     def _decode(self, *, final: bool) -> None:
         data = memoryview(self.pending)
@@ -257,10 +309,11 @@ class _RowDecoder:
         n_rows = len(data) // self.layout.itemsize
         rows = np.frombuffer(data[: n_rows * self.layout.itemsize], self.layout)
         self._check(rows)
-        self._make_room(n_rows)
-        for name, values in self.columns.items():
-            values[self.filled : self.filled + n_rows] = rows[name]
-        self.filled += n_rows
+        buffer = self.buffer
+        buffer.make_room(n_rows)
+        for name in self.dtypes:
+            buffer.column(name)[buffer.filled : buffer.filled + n_rows] = rows[name]
+        buffer.filled += n_rows
         rest = bytes(data[n_rows * self.layout.itemsize :])
         del rows, data
         self.pending = bytearray(rest)
@@ -271,11 +324,3 @@ class _RowDecoder:
         for name, dtype in self.dtypes.items():
             if rows.size and not (rows[f"_length_{name}"] == np.dtype(dtype).itemsize).all():
                 raise ValueError(f"column {name} holds NULLs or values of another type")
-
-    def _make_room(self, n_rows: int) -> None:
-        needed = self.filled + n_rows
-        for name, values in self.columns.items():
-            if len(values) < needed:
-                grown = np.empty(max(needed, 2 * len(values)), values.dtype)
-                grown[: self.filled] = values[: self.filled]
-                self.columns[name] = grown

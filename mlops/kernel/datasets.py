@@ -107,10 +107,9 @@ def _read_version(connection: Connection, row, with_predictions: bool) -> Loaded
     if len(arrays["sample_index"]) != row.n_samples:
         return None
     index = pd.Index(arrays["sample_index"].astype("int64"), name="sample_index")
-    # One block of 13 columns, as scikit-learn wants it (np.asarray of the frame is then a view).
-    features = pd.DataFrame(
-        {feature: arrays.pop(column) for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)}, index=index
-    )
+    # The 13 feature columns are the float columns, decoded side by side into one 2-D array: the
+    # frame takes it as its one block without a copy, and np.asarray of the frame is a view of it.
+    features = pd.DataFrame(arrays.floats, index=index, columns=list(FEATURES), copy=False)
     prediction = None
     if with_predictions:
         if (arrays["prediction"] == NO_PREDICTION).any():

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, exc, func, select, text
 
 from mlops.kernel import bulk
 from mlops.kernel.datasets import read_set, replace_predictions
-from mlops.kernel.db import datasets, ensure_schema, make_engine, normalize_url, predictions, samples
+from mlops.kernel.db import FEATURE_COLUMNS, datasets, ensure_schema, make_engine, normalize_url, predictions, samples
 from mlops.kernel.errors import Conflict
 from mlops.simulator.splits import load_split
 from mlops.simulator.store import replace_set
@@ -134,3 +134,27 @@ def test_without_the_right_to_skip_checks_the_copy_still_works(postgres_database
             connection.execute(text(f'DROP OWNED BY "{role}"'))
             connection.execute(text(f'DROP ROLE "{role}"'))
         admin.dispose()
+
+
+@pytest.mark.parametrize("rows_expected", [0, 3_000])
+def test_float_columns_come_as_one_block_that_a_frame_takes_without_a_copy(engine, monkeypatch, rows_expected):
+    monkeypatch.setattr(bulk, "DECODE_BYTES", 20_000)  # several blocks, and growth when 0 rows were expected
+    loaded = load(engine, 3_000)
+    first, second = FEATURE_COLUMNS[:2]
+    nan = float("nan")
+    query = select(
+        samples.c.sample_index,
+        func.coalesce(samples.c[first], nan).label(first),
+        func.coalesce(samples.c[second], nan).label(second),
+    ).order_by(samples.c.sample_index)
+    dtypes = {"sample_index": "int32", first: "float64", second: "float64"}
+    with engine.connect() as connection:
+        columns = bulk.select_columns(connection, query, dtypes, rows=rows_expected)
+    assert columns.floats.shape == (3_000, 2) and columns.floats.flags.f_contiguous
+    for j, name in enumerate((first, second)):
+        assert np.shares_memory(columns[name], columns.floats)
+        assert np.array_equal(columns.floats[:, j], loaded.features.iloc[:, j].to_numpy(), equal_nan=True)
+    frame = pd.DataFrame(columns.floats, copy=False)
+    assert np.shares_memory(frame.to_numpy(), columns.floats)
+    # read_set's features are such a frame: one block, no copy of the decoded rows
+    assert loaded.features._mgr.nblocks == 1 and loaded.features.to_numpy().flags.f_contiguous
