@@ -48,7 +48,6 @@ class CompiledPipeline:
         probabilities = self.probabilities(X)
         return self.classes.take(np.argmax(probabilities, axis=1)), probabilities
 
-
     def predict_classes(self, rows: pd.DataFrame) -> np.ndarray:
         """Predicted classes of any number of rows, computed CHUNK_ROWS rows at a time."""
         starts = range(0, max(len(rows), 1), CHUNK_ROWS)
