@@ -25,6 +25,7 @@ from typing import Any
 import requests
 
 from mlops.kernel.config import Settings
+from tests.processes import ServiceProcess, free_port, settings_on_free_ports  # noqa: F401 (free_port: for bench modules)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -201,82 +202,28 @@ def postgres_database() -> Iterator[str]:
 # --- services as processes -----------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now (never one of 5001-5004)."""
-    import socket
-
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not 5000 <= port <= 5004:
-            return port
-
-
 def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings with free ports for every service and data under data_dir."""
-    return Settings(
-        data_dir=data_dir,
-        simulator_port=free_port(),
-        ml_port=free_port(),
-        tracking_port=free_port(),
-        monitoring_port=free_port(),
-        **overrides,
-    )
-
-
-@dataclass
-class Service:
-    """One service under gunicorn, started by `services()`."""
-
-    name: str
-    url: str
-    process: subprocess.Popen
-    log_path: Path
+    return settings_on_free_ports(data_dir=data_dir, **overrides)
 
 
 @contextmanager
-def services(settings: Settings, names: list[str], *, timeout: float = 120.0) -> Iterator[dict[str, Service]]:
-    """Start these services (in their own process groups), wait for /health, stop them at the end."""
-    from mlops.kernel.launch import gunicorn_command, settings_environment
+def services(settings: Settings, names: list[str], *, timeout: float = 120.0) -> Iterator[dict[str, ServiceProcess]]:
+    """Start these services under gunicorn as the tests do (in their own process groups, with the
+    workers the settings give), wait for each /health, stop them at the end."""
+    from mlops.kernel.launch import worker_count
 
-    env = {**os.environ, **settings_environment(settings)}
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    started: dict[str, Service] = {}
+    started: dict[str, ServiceProcess] = {}
     try:
         for name in names:
-            log_path = log_dir / f"{name}.log"
-            process = subprocess.Popen(
-                gunicorn_command(name, settings),
-                env=env,
-                stdout=log_path.open("ab"),
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            started[name] = Service(name, f"http://127.0.0.1:{settings.port_of(name)}", process, log_path)
-        for service in started.values():
-            wait_healthy(service, timeout)
+            service = ServiceProcess(name, settings, log_dir / f"{name}.log", workers=worker_count(name, settings))
+            started[name] = service.start(timeout)
         yield started
     finally:
         for service in started.values():
-            stop(service.process)
-
-
-def wait_healthy(service: Service, timeout: float) -> None:
-    """Wait until the service's /health answers 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"{service.name} exited at start:\n{service.log_path.read_text()[-3000:]}")
-        try:
-            if requests.get(service.url + "/health", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{service.name} did not answer /health in {timeout} s")
+            service.stop()
 
 
 def stop(process: subprocess.Popen, grace: float = 15.0) -> None:
