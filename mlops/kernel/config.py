@@ -33,6 +33,8 @@ class Settings(BaseModel):
     protect_reads: bool = False
     grid_max_fits: int = Field(2000, ge=1)
     n_jobs: int = -1
+    # tcp://host:8786: the tracking service's grid-search fits run on that Dask cluster
+    dask_scheduler: str = ""
     workers: int = Field(1, ge=1)
     # online prediction is CPU-bound under the GIL: the ML service gets a process per core
     ml_workers: int = Field(2, ge=1)
@@ -111,6 +113,7 @@ ENVIRONMENT_VARIABLES = {
     "protect_reads": "MLOPS_PROTECT_READS",
     "grid_max_fits": "MLOPS_GRID_MAX_FITS",
     "n_jobs": "MLOPS_N_JOBS",
+    "dask_scheduler": "MLOPS_DASK_SCHEDULER",
     "workers": "MLOPS_WORKERS",
     "ml_workers": "ML_WORKERS",
     "monitoring_max_rows": "MONITORING_MAX_ROWS",

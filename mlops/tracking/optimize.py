@@ -14,6 +14,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
@@ -27,6 +28,8 @@ from mlops.tracking import mlflow_log
 from mlops.tracking.mlflow_log import MlflowBackend
 
 if TYPE_CHECKING:  # pandas (behind LoadedSet) is imported when a request needs it, not at start-up
+    from distributed import Client
+
     from mlops.kernel.datasets import LoadedSet
 
 log = logging.getLogger(__name__)
@@ -123,7 +126,7 @@ def plan_searches(request: OptimizationRequest, settings: Settings) -> list[Mode
             error="Invalid scoring",
         )
     searches = [ModelSearch(name, request.hyperparameters.get(name, {})) for name in request.models]
-    fits = sum(search.candidates * request.cv for search in searches)
+    fits = fit_count(request)
     if fits > settings.grid_max_fits:
         detail = ", ".join(f"{s.model_name} {s.candidates} candidates" for s in searches)
         raise BadRequest(
@@ -182,7 +185,9 @@ def check_against_data(request: OptimizationRequest, training: LoadedSet) -> Non
         ) from None
 
 
-def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: int) -> SearchResult:
+def search_model(
+    search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: int, cluster: Client | None = None, on_fits_done=None
+) -> SearchResult:
     """Grid-search one model, then cross-validate its best estimator; time and CPU measured.
 
     The search runs on the features as a numpy array: scikit-learn's per-fold checks of a
@@ -194,7 +199,11 @@ def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: in
     only if they are missing are the folds fitted again.
 
     The folds run on joblib's threading backend: the fits on this small data take milliseconds,
-    where a process pool would spend more on shipping data than on fitting. cpu_usage is the
+    where a process pool would spend more on shipping data than on fitting. With a Dask client
+    they run on its cluster instead, one task per fit (mlops.tracking.cluster); the predictions
+    made there are not seen here, so the best estimator's folds are predicted again in one more
+    task, with the same folds and seed, hence the same predictions. on_fits_done(n) is called as
+    fits complete. cpu_usage is the
     CPU time of this process over the search, in percent of the machine's capacity over the same
     wall time (100 = every core busy; it includes whatever else the process did meanwhile).
     """
@@ -202,6 +211,9 @@ def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: in
     import sklearn
     from joblib import parallel_config
     from sklearn.base import clone
+    from sklearn.utils.parallel import Parallel, delayed
+
+    from mlops.tracking import cluster as cluster_module
     from sklearn.metrics import accuracy_score, get_scorer, precision_recall_fscore_support
     from sklearn.model_selection import GridSearchCV, check_cv, cross_val_predict
 
@@ -209,14 +221,16 @@ def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: in
     features, target = X.to_numpy(), y.to_numpy()
     # GridSearchCV's own folds for a classifier (stratified, not shuffled), made once and shared.
     folds = list(check_cv(cv, target, classifier=True).split(features, target))
-    fold_predictions = FoldPredictions(get_scorer(scoring), list(search.grid))
+    # On a cluster the scorer runs on the workers: what it keeps never comes back here.
+    fold_predictions = FoldPredictions(get_scorer(scoring), list(search.grid)) if cluster is None else None
     # plan_searches checked every candidate value and check_against_data that the features are
     # finite: scikit-learn need not check them again in each of the hundreds of fits.
-    with parallel_config(backend="threading"), sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+    fits_backend = cluster_module.fits_backend(cluster, on_fits_done)
+    with parallel_config(backend=fits_backend), sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
         grid_search = GridSearchCV(
             build_estimator(search.model_name),
             search.grid,
-            scoring=fold_predictions,
+            scoring=fold_predictions or scoring,
             cv=folds,
             n_jobs=n_jobs,
             error_score=np.nan,
@@ -230,9 +244,11 @@ def search_model(search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: in
                     "(the scorer failed on every fold)"
                 )
             best_estimator = clone(grid_search.estimator).set_params(**grid_search.best_params_)
-            predicted = fold_predictions.of(grid_search.best_params_, features, folds)
+            predicted = fold_predictions.of(grid_search.best_params_, features, folds) if fold_predictions else None
             if predicted is None:
-                predicted = cross_val_predict(best_estimator, features, target, cv=folds, n_jobs=n_jobs)
+                fits_backend.on_done = None  # the search's fits are counted, not these
+                # one task: on a cluster, a task per fold would be as many more tasks per model
+                [predicted] = Parallel(n_jobs=n_jobs)([delayed(cross_val_predict)(best_estimator, features, target, cv=folds)])
             best_estimator.fit(X, y)
         except (ValueError, TypeError, ArithmeticError) as error:
             raise SearchFailed(f"{search.model_name}: {_last_line(error)}") from error
@@ -332,47 +348,70 @@ def run_metrics(result: SearchResult) -> dict[str, float]:
     }
 
 
-def optimize(backend: MlflowBackend, engine: Engine, settings: Settings, request: OptimizationRequest) -> Optimization:
+def optimize(
+    backend: MlflowBackend,
+    engine: Engine,
+    settings: Settings,
+    request: OptimizationRequest,
+    on_fits_done: Callable[[int], None] | None = None,
+) -> Optimization:
     """Check the request, then grid-search and log each model in turn, one MLflow run per model.
 
     Every run is ended before the answer: FINISHED, or FAILED if its search or its logging
-    failed. A search that fails stops the request with a 400 naming the runs.
+    failed. A search that fails stops the request with a 400 naming the runs; a Dask cluster
+    (MLOPS_DASK_SCHEDULER) that cannot be reached stops it with a 503 before anything is logged,
+    one lost during a search with a 503 after its run is ended FAILED. on_fits_done(n) is called
+    as fits of the grid searches complete (fit_count(request) in all).
 
     Logging a model while the next one is searched gains nothing: both hold the GIL most of the
     time, and on two cores the search slowed by as much as the logging it hid (docs/performance.md).
     """
     mlflow_log.import_libraries()  # first, before any lazy import of this request
     from mlops.kernel.datasets import read_set
+    from mlops.tracking.cluster import connected
 
     searches = plan_searches(request, settings)
     with engine.connect() as connection:
         training = read_set(connection, "training")
     check_against_data(request, training)
-    tags = {"description": request.experiment_description, "owner": request.experiment_owner}
-    experiment_id = mlflow_log.find_or_create_experiment(
-        backend, request.experiment_name, {key: value for key, value in tags.items() if value}
-    )
-    run_ids: dict[str, str] = {}
-    for search in searches:
-        run_tags = {"model_type": search.model_name, "experiment_type": EXPERIMENT_TYPE}
-        run_id = mlflow_log.start_run(backend, experiment_id, RUN_NAME.format(model=search.model_name), run_tags)
-        try:
-            result = search_model(
-                search, training.features, training.target, scoring=request.scoring, cv=request.cv, n_jobs=settings.n_jobs
-            )
-        except BaseException as error:
-            mlflow_log.end_run(backend, run_id, error)
-            if isinstance(error, SearchFailed):
-                logged = ", ".join(f"{name} {rid}" for name, rid in run_ids.items()) or "none"
-                raise SearchFailed(
-                    f"{error.message.rstrip('.')}. Its run {run_id} in experiment {experiment_id} is marked "
-                    f"FAILED; runs logged before it: {logged}"
-                ) from error
-            raise
-        params = run_params(search, result, training, request.scoring, request.cv)
-        log_run(backend, experiment_id, run_id, search.model_name, params, result)
-        run_ids[search.model_name] = run_id
+    with connected(settings.dask_scheduler) as cluster:
+        tags = {"description": request.experiment_description, "owner": request.experiment_owner}
+        experiment_id = mlflow_log.find_or_create_experiment(
+            backend, request.experiment_name, {key: value for key, value in tags.items() if value}
+        )
+        run_ids: dict[str, str] = {}
+        for search in searches:
+            run_tags = {"model_type": search.model_name, "experiment_type": EXPERIMENT_TYPE}
+            run_id = mlflow_log.start_run(backend, experiment_id, RUN_NAME.format(model=search.model_name), run_tags)
+            try:
+                result = search_model(
+                    search,
+                    training.features,
+                    training.target,
+                    scoring=request.scoring,
+                    cv=request.cv,
+                    n_jobs=settings.n_jobs,
+                    cluster=cluster,
+                    on_fits_done=on_fits_done,
+                )
+            except BaseException as error:
+                mlflow_log.end_run(backend, run_id, error)
+                if isinstance(error, SearchFailed):
+                    logged = ", ".join(f"{name} {rid}" for name, rid in run_ids.items()) or "none"
+                    raise SearchFailed(
+                        f"{error.message.rstrip('.')}. Its run {run_id} in experiment {experiment_id} is marked "
+                        f"FAILED; runs logged before it: {logged}"
+                    ) from error
+                raise
+            params = run_params(search, result, training, request.scoring, request.cv)
+            log_run(backend, experiment_id, run_id, search.model_name, params, result)
+            run_ids[search.model_name] = run_id
     return Optimization(experiment_id, run_ids)
+
+
+def fit_count(request: OptimizationRequest) -> int:
+    """How many fits the request's grid searches make (candidates x folds, every model)."""
+    return sum(ModelSearch(name, request.hyperparameters.get(name, {})).candidates * request.cv for name in request.models)
 
 
 def log_run(

@@ -1,0 +1,146 @@
+"""Where the grid search's fits run: threads of this process, or a Dask cluster.
+
+Without MLOPS_DASK_SCHEDULER the fits run on joblib's threading backend, as they always did. With
+it (`tcp://host:8786`) they run on that cluster through joblib's dask backend, one task per fit:
+the backend would otherwise send an estimator's own joblib calls (a RandomForest's trees) to the
+cluster as tasks of their own, hundreds of tiny tasks per fit (docs/scaling.md), so inside a task
+every joblib call runs sequentially.
+
+A scheduler that cannot be reached, that has no worker, or that goes away during a search is a
+503 naming it (ClusterUnavailable); the caller ends its runs FAILED.
+
+distributed (about a second to import) is imported only when a scheduler is set
+(mlops.tracking.dask_backend).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+
+from typing import TYPE_CHECKING, Any
+
+from joblib._parallel_backends import ThreadingBackend
+
+from mlops.kernel.errors import Unavailable
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+log = logging.getLogger(__name__)
+
+# How long to wait for the scheduler to answer, and for at least one worker to join it.
+CONNECT_TIMEOUT_S = 5
+WORKERS_TIMEOUT_S = 10
+
+
+class ClusterUnavailable(Unavailable):
+    """The Dask scheduler (or every worker) cannot be reached, or went away during the search."""
+
+    error = "Dask cluster unavailable"
+
+
+@contextlib.contextmanager
+def connected(scheduler_address: str) -> Iterator[Client | None]:
+    """A client of the cluster at scheduler_address (None if it is empty: search on local threads)
+    for the block inside; a loss of the cluster meanwhile is a ClusterUnavailable naming it."""
+    if not scheduler_address:
+        yield None
+        return
+    client = connect(scheduler_address)
+    try:
+        yield client
+    except ClusterUnavailable:
+        raise
+    except Exception as error:
+        if not _is_cluster_loss(error, client):
+            raise
+        raise lost(scheduler_address, error) from error
+    finally:
+        _close(client)
+
+
+def connect(scheduler_address: str):
+    """A distributed Client of the scheduler, or a ClusterUnavailable naming it."""
+    from distributed import Client
+
+    try:
+        return Client(scheduler_address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise unreachable(scheduler_address, error) from error
+
+
+def unreachable(scheduler_address: str, error: BaseException) -> ClusterUnavailable:
+    log.warning("Dask scheduler %s unreachable: %s", scheduler_address, error)
+    return ClusterUnavailable(
+        f"The Dask scheduler at {scheduler_address} (MLOPS_DASK_SCHEDULER) cannot be reached "
+        f"({_reason(error)}): start it, or unset MLOPS_DASK_SCHEDULER to search on this machine"
+    )
+
+
+def lost(scheduler_address: str, error: BaseException) -> ClusterUnavailable:
+    log.warning("Dask cluster %s lost during a search: %s", scheduler_address, error)
+    return ClusterUnavailable(
+        f"The Dask cluster at {scheduler_address} (MLOPS_DASK_SCHEDULER) went away or has no "
+        f"worker ({_reason(error)}): the search stopped; retry once the scheduler and its workers run"
+    )
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _is_cluster_loss(error: BaseException, client) -> bool:
+    """Whether error comes from the cluster (connection, scheduler, workers), not from a fit."""
+    from distributed import KilledWorker
+    from distributed.comm import CommClosedError
+
+    if isinstance(error, (CommClosedError, KilledWorker, OSError, TimeoutError)):
+        return True
+    if type(error).__name__ in ("CancelledError", "FutureCancelledError"):
+        return True
+    return client.status not in ("running", "connecting")
+
+
+def _close(client) -> None:
+    try:
+        client.close(timeout=2)
+    except Exception as error:  # a scheduler that died cannot be told goodbye
+        log.debug("closing the Dask client: %s", error)
+
+
+class CountsFits:
+    """Calls on_done(n) in this process each time a batch of n calls (fits) is done."""
+
+    on_done: Callable[[int], None] | None = None
+
+    def submit(self, func, callback=None):
+        if self.on_done is None:
+            return super().submit(func, callback)
+        calls, on_done = len(func), self.on_done
+
+        def done(result):
+            on_done(calls)
+            if callback is not None:
+                callback(result)
+
+        return super().submit(func, done)
+
+
+class LocalThreadsBackend(CountsFits, ThreadingBackend):
+    """joblib's threading backend, counting the fits done."""
+
+
+def fits_backend(client: Client | None, on_done: Callable[[int], None] | None = None) -> Any:
+    """The joblib backend for a search's fits: local threads without a client, else the cluster;
+    on_done(n) is called as fits complete."""
+    if client is None:
+        backend = LocalThreadsBackend()
+    else:
+        from mlops.tracking.dask_backend import OneTaskPerFitBackend
+
+        backend = OneTaskPerFitBackend(client=client, wait_for_workers_timeout=WORKERS_TIMEOUT_S)
+    backend.on_done = on_done
+    return backend

@@ -1,0 +1,161 @@
+"""The grid search on a Dask cluster of real processes (MLOPS_DASK_SCHEDULER): the same results as
+on local threads, one task per fit, and a 503 naming the scheduler when it is gone."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from mlops.tracking import mlflow_log
+from mlops.tracking.cluster import connected
+from mlops.tracking.optimize import OptimizationRequest, fit_count, plan_searches, search_model
+from tests.dask_processes import DaskProcesses
+from tests.processes import free_port
+from tests.tracking.conftest import WALKTHROUGH_OPTIMIZATION, optimization
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A scheduler and two single-threaded workers, as processes, for the module."""
+    with DaskProcesses(tmp_path_factory.mktemp("dask")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def training():
+    from mlops.kernel.datasets import LoadedSet
+    from mlops.simulator.splits import load_split
+
+    split = load_split("training")
+    return LoadedSet("training", 1, None, split.features, split.target)
+
+
+def test_the_walkthrough_grid_on_the_cluster_finds_what_local_threads_find_with_one_task_per_fit(dask_cluster, training):
+    from distributed import get_task_stream
+
+    from mlops.kernel.config import Settings
+
+    request = OptimizationRequest.model_validate(WALKTHROUGH_OPTIMIZATION)
+    searches = plan_searches(request, Settings())
+    local = [
+        search_model(s, training.features, training.target, scoring="accuracy", cv=5, n_jobs=2) for s in searches
+    ]
+    fits_done: list[int] = []
+    with connected(dask_cluster.address) as client, get_task_stream(client) as stream:
+        on_cluster = [
+            search_model(
+                s, training.features, training.target, scoring="accuracy", cv=5, n_jobs=-1,
+                cluster=client, on_fits_done=fits_done.append,
+            )
+            for s in searches
+        ]
+    for here, there, search in zip(local, on_cluster, searches, strict=True):
+        assert there.best_params == here.best_params, search.model_name
+        assert there.metrics == here.metrics, search.model_name
+        assert type(there.best_estimator) is type(here.best_estimator)
+        assert list(there.best_estimator.feature_names_in_) == list(training.features.columns)
+    fits = fit_count(request)
+    assert fits == 90 and sum(fits_done) == fits
+    # at most one task per fit, plus one per model for its best estimator's folds; never a task
+    # per tree of a forest (RandomForest alone would make hundreds)
+    assert 0 < len(stream.data) <= fits + len(searches), [t["key"] for t in stream.data][:20]
+
+
+def test_an_optimization_on_the_cluster_logs_the_same_best_run_and_metrics(dask_cluster, tracking_settings, training_loaded, app):
+    from mlops.tracking.app import create_app
+
+    on_dask = create_app(tracking_settings.model_copy(update={"dask_scheduler": dask_cluster.address}))
+    try:
+        answers = {}
+        for name, client in (("local", app.test_client()), ("dask", on_dask.test_client())):
+            response = client.post("/root/tracking/model_management", json=optimization())
+            assert response.status_code == 201, response.get_json()
+            data = response.get_json()["data"]
+            best = client.post(
+                "/root/tracking/experiments",
+                json={"experiment_id": data["experiment_id"], "request_information": "best_model", "filter": ["model_accuracy"]},
+            ).get_json()["data"]
+            runs = {model: mlflow_log.get_run(app.extensions["tracking"], run_id) for model, run_id in data["run_ids"].items()}
+            answers[name] = (best, runs)
+        (local_best, local_runs), (dask_best, dask_runs) = answers["local"], answers["dask"]
+        assert (dask_best["model"], dask_best["run_name"], dask_best["metrics"]) == (
+            local_best["model"], local_best["run_name"], local_best["metrics"]
+        )
+        for model, run in local_runs.items():
+            other = dask_runs[model]
+            assert other.status == run.status == "FINISHED"
+            assert other.params == run.params
+            assert {k: v for k, v in other.metrics.items() if k.startswith("model_")} == {
+                k: v for k, v in run.metrics.items() if k.startswith("model_")
+            }
+    finally:
+        on_dask.extensions["mlops"].dispose()
+
+
+def test_an_unreachable_scheduler_is_a_503_naming_it_and_nothing_is_logged(tracking_settings, training_loaded, app):
+    from mlops.tracking.app import create_app
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    unreachable = create_app(tracking_settings.model_copy(update={"dask_scheduler": address}))
+    try:
+        body = optimization()
+        response = unreachable.test_client().post("/root/tracking/model_management", json=body)
+        assert response.status_code == 503, response.get_json()
+        answer = response.get_json()
+        assert answer["error"] == "Dask cluster unavailable"
+        assert address in answer["message"] and "MLOPS_DASK_SCHEDULER" in answer["message"]
+        names = [e.name for e in mlflow_log.list_experiments(app.extensions["tracking"])]
+        assert body["experiment_name"] not in names
+    finally:
+        unreachable.extensions["mlops"].dispose()
+
+
+def test_a_scheduler_that_dies_mid_search_is_a_503_and_no_run_is_left_running(tmp_path, tracking_settings, training_loaded, app):
+    from mlops.tracking.app import create_app
+
+    cluster = DaskProcesses(tmp_path / "dying").start()
+    dying = create_app(tracking_settings.model_copy(update={"dask_scheduler": cluster.address}))
+    # a search of some seconds: 60 candidates x 5 folds of forests of 30-60 trees
+    body = optimization(
+        models=["RandomForest"],
+        hyperparameters={"RandomForest": {"n_estimators": [30, 40, 50, 60], "max_depth": [None, 2, 3, 4, 5], "min_samples_split": [2, 3, 4]}},
+    )
+    answer: dict = {}
+
+    def post():
+        response = dying.test_client().post("/root/tracking/model_management", json=body)
+        answer.update(status=response.status_code, body=response.get_json())
+
+    try:
+        request = threading.Thread(target=post)
+        started = time.monotonic()
+        request.start()
+        _wait_for_running_run(app.extensions["tracking"], body["experiment_name"])
+        cluster.kill_scheduler()
+        request.join(timeout=120)
+        assert not request.is_alive(), "the request hangs after the scheduler died"
+        assert answer["status"] == 503, answer
+        assert answer["body"]["error"] == "Dask cluster unavailable"
+        assert cluster.address in answer["body"]["message"]
+        assert time.monotonic() - started < 90
+        experiment = next(e for e in mlflow_log.list_experiments(app.extensions["tracking"]) if e.name == body["experiment_name"])
+        runs = mlflow_log.list_runs(app.extensions["tracking"], [experiment.experiment_id])
+        assert runs and {run.status for run in runs} == {"FAILED"}
+    finally:
+        cluster.stop()
+        dying.extensions["mlops"].dispose()
+
+
+def _wait_for_running_run(backend, experiment_name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        experiments = [e for e in mlflow_log.list_experiments(backend) if e.name == experiment_name]
+        if experiments and any(r.status == "RUNNING" for r in mlflow_log.list_runs(backend, [experiments[0].experiment_id])):
+            time.sleep(1.0)  # the fits are on the cluster by now
+            return
+        time.sleep(0.1)
+    raise AssertionError("the optimization did not start a run")
