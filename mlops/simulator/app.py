@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from flask import Flask
-from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
 from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine
+from mlops.simulator.schemas import LoadSet
 from mlops.simulator.splits import load_split
 from mlops.simulator.store import replace_set
 
-MAX_PRODUCTION_SIZE = 10_000_000
-
 bp = ApiBlueprint("simulator", __name__)
-
-
-class LoadSet(BaseModel):
-    """Which set to load; production may be resampled to `size` rows for scale tests."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    set_name: Literal["training", "testing", "production"]
-    size: int | None = Field(
-        None, ge=1, le=MAX_PRODUCTION_SIZE, description="production only: resample to this many rows"
-    )
 
 
 @bp.operation("/root/simulator", "GET")

@@ -1,0 +1,104 @@
+"""The monitoring service's request models."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from mlops.kernel.errors import BadRequest
+from mlops.monitoring.checks import TEST_PRESETS
+
+TEST_NAMES = ", ".join(f"'{name}'" for name in TEST_PRESETS)
+
+
+class TestFlags(BaseModel):
+    """Which test presets to run: those set to true (a preset left out is not run)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    data_drift: bool = False
+    data_quality: bool = False
+    data_stability: bool = False
+    no_target_performance: bool = False
+    multi_class_classification: bool = False
+
+
+class MonitoringRequest(BaseModel):
+    """Which check to compute; `tests` picks the test presets of `tests` and `summary` (all five when absent)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    metric: Literal["report", "tests", "summary"] = Field(
+        description="report: data drift, data quality, target drift and classification metrics; "
+        "tests: the test suites with every test; summary: only the suites' pass/fail counts"
+    )
+    tests: TestFlags | None = Field(
+        None, description="for tests and summary: the test presets to run (all five when absent)"
+    )
+
+    @field_validator("tests", mode="before")
+    @classmethod
+    def _known_test_flags(cls, value: Any) -> Any:
+        """Name the five presets when the flags are not a mapping of them to true or false."""
+        if value is None:
+            return value
+        if not isinstance(value, dict):
+            raise _invalid_tests(f"give an object mapping some of {TEST_NAMES} to true or false")
+        unknown = [name for name in value if name not in TEST_PRESETS]
+        if unknown:
+            raise _invalid_tests(f"unknown tests {', '.join(map(repr, unknown))}; the tests are {TEST_NAMES}")
+        not_boolean = {name: flag for name, flag in value.items() if not isinstance(flag, bool)}
+        if not_boolean:
+            given = ", ".join(f"{name!r} is {flag!r}" for name, flag in not_boolean.items())
+            raise _invalid_tests(f"set each test to true or false ({given}); the tests are {TEST_NAMES}")
+        return value
+
+    @model_validator(mode="after")
+    def _tests_choose_something(self) -> MonitoringRequest:
+        """Refuse flags for the report, and flags that choose no preset."""
+        if self.tests is None:
+            return self
+        if self.metric == "report":
+            raise _invalid_tests("`tests` chooses test presets: give it with the metric 'tests' or 'summary'")
+        if not any(self.tests.model_dump().values()):
+            raise _invalid_tests(
+                f"every test is false: set at least one of {TEST_NAMES} to true, or leave `tests` out to run all five"
+            )
+        return self
+
+    def presets(self) -> tuple[str, ...]:
+        """The chosen test presets, in TEST_PRESETS order."""
+        if self.tests is None:
+            return TEST_PRESETS
+        flags = self.tests.model_dump()
+        return tuple(name for name in TEST_PRESETS if flags[name])
+
+
+def _invalid_tests(message: str) -> PydanticCustomError:
+    # no context given, so braces in the client's own names are not taken for placeholders
+    return PydanticCustomError("test_flags", message)
+
+
+class TestsQuery(BaseModel):
+    """The test presets of the HTML page, comma-separated (all five when absent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tests: str | None = Field(
+        None, description="comma-separated test presets, e.g. data_drift,data_quality (all five when absent)"
+    )
+
+    def presets(self) -> tuple[str, ...]:
+        """The named test presets, in TEST_PRESETS order; an unknown name is a 400 listing the five."""
+        if self.tests is None:
+            return TEST_PRESETS
+        names = {name.strip() for name in self.tests.split(",") if name.strip()}
+        unknown = sorted(names - set(TEST_PRESETS))
+        if unknown or not names:
+            problem = f"unknown tests {', '.join(map(repr, unknown))}" if unknown else "no test named"
+            raise BadRequest(
+                f"tests: {problem}; give a comma-separated list of some of {TEST_NAMES}", error="Invalid request"
+            )
+        return tuple(name for name in TEST_PRESETS if name in names)
