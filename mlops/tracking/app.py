@@ -3,143 +3,39 @@ them, deletion, and deployment of a run's model to the ML service."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union, get_args
-
 from flask import Flask, current_app
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
 from mlops.kernel.config import Settings
 from mlops.kernel.db import ping
 from mlops.kernel.errors import NotFound
 from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine
-from mlops.tracking import mlflow_log, queries
+from mlops.tracking import queries
 from mlops.tracking.deploy import deploy_run
-from mlops.tracking.mlflow_log import MlflowBackend
-from mlops.tracking.optimize import MODEL_METRICS, OptimizationRequest, optimize
-from mlops.tracking.queries import STATISTIC_METRICS, MetricKind, ParameterKind
+from mlops.tracking.mlflow import ExperimentRecord, MlflowBackend, RunRecord, reads, writes
+from mlops.tracking.optimize import optimize
+from mlops.tracking.schemas import (
+    BestModelQuery,
+    ExperimentQuery,
+    ExperimentSelector,
+    GeneralQuery,
+    ModelManagement,
+    OptimizationRequest,
+    ParametersQuery,
+    RunQuery,
+    RunSelector,
+)
 
 bp = ApiBlueprint("tracking", __name__)
-
-# The walkthrough sends ids as strings ("1"); Postman users often type a number: both are fine.
-ExperimentId = Annotated[
-    Annotated[str, Field(min_length=1, max_length=32)] | Annotated[int, Field(ge=0)],
-    AfterValidator(str),
-    Field(examples=["1"]),
-]
-RunId = Annotated[str, Field(min_length=1, max_length=64, examples=["5f69f7ee0507453e9787991521adeb82"])]
-BestModelMetric = Literal["model_accuracy", "model_f1_score", "model_precision", "model_recall"]
-assert get_args(BestModelMetric) == MODEL_METRICS
-StatisticName = Literal[
-    "all",
-    "duration",
-    "accuracy",
-    "f1_score",
-    "precision",
-    "recall",
-    "system_execution_time",
-    "model_accuracy",
-    "model_f1_score",
-    "model_precision",
-    "model_recall",
-]
-assert set(STATISTIC_METRICS) | set(STATISTIC_METRICS.values()) | {"all"} == set(get_args(StatisticName))
-STRICT = ConfigDict(extra="forbid", strict=True)
-
-
-class GeneralQuery(BaseModel):
-    """The experiment's details and its runs counted by status."""
-
-    model_config = STRICT
-    experiment_id: ExperimentId
-    request_information: Literal["general"]
-
-
-class BestModelQuery(BaseModel):
-    """The run with the highest value of the filter's metrics (the first decides, the next break ties)."""
-
-    model_config = STRICT
-    experiment_id: ExperimentId
-    request_information: Literal["best_model"]
-    filter: list[BestModelMetric] = Field(min_length=1, max_length=len(MODEL_METRICS))
-
-
-class StatisticsQuery(BaseModel):
-    """mean, median, std_dev, variance, min, max, mode and iqr of the runs' metrics."""
-
-    model_config = STRICT
-    experiment_id: ExperimentId
-    request_information: Literal["statistics"]
-    filter: list[StatisticName] | None = Field(
-        None, min_length=1, max_length=len(get_args(StatisticName)), description='absent or ["all"]: every metric'
-    )
-
-
-class ExperimentQuery(RootModel):
-    """What to tell about one experiment: `general`, `best_model` or `statistics`."""
-
-    root: Annotated[Union[GeneralQuery, BestModelQuery, StatisticsQuery], Field(discriminator="request_information")]
-
-
-class ParametersQuery(BaseModel):
-    """A run's params of one kind: `data`, `grid_search` or `model`."""
-
-    model_config = STRICT
-    experiment_id: ExperimentId
-    run_id: RunId
-    request_information: Literal["parameters"]
-    type: ParameterKind
-
-
-class MetricsQuery(BaseModel):
-    """A run's metrics of one kind: `system` or `model`."""
-
-    model_config = STRICT
-    experiment_id: ExperimentId
-    run_id: RunId
-    request_information: Literal["metrics"]
-    type: MetricKind
-
-
-class RunQuery(RootModel):
-    """What to tell about one run: its `parameters` or its `metrics`."""
-
-    root: Annotated[Union[ParametersQuery, MetricsQuery], Field(discriminator="request_information")]
-
-
-class SettingRequest(BaseModel):
-    """Deploy a run's best model (type and hyperparameters) to the ML service."""
-
-    model_config = STRICT
-    request_information: Literal["setting"]
-    run_id: RunId
-
-
-class ModelManagement(RootModel):
-    """`optimization` (grid search + CV logged to MLflow) or `setting` (deploy a run's model)."""
-
-    root: Annotated[Union[OptimizationRequest, SettingRequest], Field(discriminator="request_information")]
-
-
-class ExperimentSelector(BaseModel):
-    model_config = STRICT
-    experiment_id: ExperimentId
-
-
-class RunSelector(BaseModel):
-    model_config = STRICT
-    experiment_id: ExperimentId
-    run_id: RunId
-
 
 def mlflow_backend() -> MlflowBackend:
     """This app's MLflow backend store."""
     return current_app.extensions["tracking"]
 
 
-def _runs_of(experiment_id: str) -> tuple[mlflow_log.ExperimentRecord, list[mlflow_log.RunRecord]]:
+def _runs_of(experiment_id: str) -> tuple[ExperimentRecord, list[RunRecord]]:
     backend = mlflow_backend()
-    experiment = mlflow_log.get_experiment(backend, experiment_id)
-    return experiment, mlflow_log.list_runs(backend, [experiment.experiment_id])
+    experiment = reads.get_experiment(backend, experiment_id)
+    return experiment, reads.list_runs(backend, [experiment.experiment_id])
 
 
 @bp.operation(
@@ -172,8 +68,8 @@ def model_management(body: ModelManagement):
 def list_experiments():
     """List the active experiments with their number of runs."""
     backend = mlflow_backend()
-    experiments = mlflow_log.list_experiments(backend)
-    runs = mlflow_log.list_runs(backend, [e.experiment_id for e in experiments])
+    experiments = reads.list_experiments(backend)
+    runs = reads.list_runs(backend, [e.experiment_id for e in experiments])
     return {"message": "Experiments retrieved successfully", "data": queries.experiments_overview(experiments, runs)}
 
 
@@ -204,7 +100,7 @@ def query_experiment(body: ExperimentQuery):
 )
 def delete_experiment(query: ExperimentSelector):
     """Delete an experiment and its runs (they move to MLflow's "deleted" lifecycle stage)."""
-    mlflow_log.delete_experiment(mlflow_backend(), query.experiment_id)
+    writes.delete_experiment(mlflow_backend(), query.experiment_id)
     return {"message": "Experiment deleted successfully", "data": {"experiment_id": query.experiment_id}}
 
 
@@ -231,7 +127,7 @@ def list_runs(query: ExperimentSelector):
 def query_run(body: RunQuery):
     """Tell a run's params (data, grid_search, model) or metrics (system, model)."""
     query = body.root
-    run = mlflow_log.get_run(mlflow_backend(), query.run_id, query.experiment_id)
+    run = reads.get_run(mlflow_backend(), query.run_id, query.experiment_id)
     if isinstance(query, ParametersQuery):
         data = queries.run_parameters(run, query.type)
     else:
@@ -247,7 +143,7 @@ def query_run(body: RunQuery):
 )
 def delete_run(query: RunSelector):
     """Delete one run of an experiment (it moves to MLflow's "deleted" lifecycle stage)."""
-    mlflow_log.delete_run(mlflow_backend(), query.experiment_id, query.run_id)
+    writes.delete_run(mlflow_backend(), query.experiment_id, query.run_id)
     data = {"experiment_id": query.experiment_id, "run_id": query.run_id}
     return {"message": "Run deleted successfully", "data": data}
 

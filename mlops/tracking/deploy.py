@@ -9,9 +9,8 @@ from typing import Any
 from mlops.kernel.clients import ServiceReply, call_service
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import Conflict, UpstreamError
-from mlops.tracking import mlflow_log
-from mlops.tracking.mlflow_log import MlflowBackend, RunRecord
-from mlops.tracking.optimize import MODEL_PREFIX
+from mlops.tracking.mlflow import MlflowBackend, RunRecord, reads
+from mlops.tracking.mlflow.naming import MODEL_PREFIX, MODEL_TYPE_TAG, unprefixed
 
 ML_SERVICE = "ML service"
 SET_MODEL_PATH = "/root/ml/set_model"
@@ -36,18 +35,14 @@ def parse_param_value(text: str) -> Any:
 
 def model_of_run(run: RunRecord) -> dict[str, Any]:
     """The {model_name, hyperparameters} body that deploys this run's best model."""
-    if run.status != "FINISHED" or "model_type" not in run.tags:
+    if run.status != "FINISHED" or MODEL_TYPE_TAG not in run.tags:
         raise Conflict(
             f"Run {run.run_id} is {run.status} and has no model to deploy: deploy a FINISHED optimization run "
             "(GET /root/tracking/runs?experiment_id=... lists them)",
             error="Run has no model",
         )
-    hyperparameters = {
-        key[len(MODEL_PREFIX) :]: parse_param_value(value)
-        for key, value in sorted(run.params.items())
-        if key.startswith(MODEL_PREFIX)
-    }
-    return {"model_name": run.tags["model_type"], "hyperparameters": hyperparameters}
+    hyperparameters = {key: parse_param_value(value) for key, value in unprefixed(run.params, MODEL_PREFIX).items()}
+    return {"model_name": run.tags[MODEL_TYPE_TAG], "hyperparameters": hyperparameters}
 
 
 def deploy_run(backend: MlflowBackend, settings: Settings, run_id: str) -> ServiceReply:
@@ -56,7 +51,7 @@ def deploy_run(backend: MlflowBackend, settings: Settings, run_id: str) -> Servi
     The ML service's 2xx/4xx answers and a 503 (its database down) are relayed as they are; a
     refused token or any other 5xx is a fault between the services, a 502 here.
     """
-    body = model_of_run(mlflow_log.get_run(backend, run_id))
+    body = model_of_run(reads.get_run(backend, run_id))
     reply = call_service(
         ML_SERVICE,
         "POST",

@@ -16,16 +16,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from mlops.kernel.catalogue import MODEL_NAMES, UNKNOWN_MODEL_MESSAGE, build_estimator
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
-from mlops.tracking import mlflow_log
-from mlops.tracking.mlflow_log import MlflowBackend
+from mlops.tracking.mlflow import MlflowBackend, store, writes
+from mlops.tracking.mlflow.naming import DATA_PREFIX, GRID_PREFIX, MODEL_PREFIX, SYSTEM_PREFIX, run_name, run_tags
+from mlops.tracking.schemas import OptimizationRequest
 
 if TYPE_CHECKING:  # pandas (behind LoadedSet) is imported when a request needs it, not at start-up
     from distributed import Client
@@ -34,40 +34,8 @@ if TYPE_CHECKING:  # pandas (behind LoadedSet) is imported when a request needs 
 
 log = logging.getLogger(__name__)
 
-# What each run is called and tagged, and the prefixes its params and metrics are logged with
-# (the run endpoints strip them again).
-RUN_NAME = "{model} Grid_Search_Opt and CV_Performance"
-EXPERIMENT_TYPE = "GridSearch_CrossValidation"
-MODEL_PREFIX, DATA_PREFIX, GRID_PREFIX, SYSTEM_PREFIX = "model_", "data_", "grid_search_", "system_"
-MODEL_METRICS = ("model_accuracy", "model_f1_score", "model_precision", "model_recall")
 # MLflow refuses longer param values; a grid's candidate list is logged as one.
 MAX_PARAM_TEXT = 6000
-
-ModelName = Literal["RandomForest", "SVC", "LogisticRegression"]
-assert set(get_args(ModelName)) == set(MODEL_NAMES)  # the catalogue is the source of truth
-# JSON integers beyond 64 bits only overflow inside scikit-learn's compiled code.
-Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-GridValue = bool | Int64 | float | str | None
-
-
-class OptimizationRequest(BaseModel):
-    """Grid-search these models on the training set and log one run per model in an experiment."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    request_information: Literal["optimization"]
-    experiment_name: str = Field(min_length=1, max_length=256, examples=["wine_test_1"])
-    experiment_description: str | None = Field(None, max_length=5000, description="tagged `description`")
-    experiment_owner: str | None = Field(None, max_length=250, description="tagged `owner`")
-    models: list[ModelName] = Field(min_length=1, max_length=len(MODEL_NAMES))
-    hyperparameters: dict[str, dict[str, list[GridValue]]] = Field(
-        default_factory=dict,
-        description="per model: hyperparameter -> candidate values; a model without a grid is "
-        "cross-validated with its defaults",
-        examples=[{"LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]}}],
-    )
-    scoring: str = Field("accuracy", description="a scikit-learn scorer name (sklearn.metrics.get_scorer_names())")
-    cv: int = Field(5, ge=2, le=1000, description="cross-validation folds (stratified)")
 
 
 @dataclass(frozen=True)
@@ -366,7 +334,7 @@ def optimize(
     Logging a model while the next one is searched gains nothing: both hold the GIL most of the
     time, and on two cores the search slowed by as much as the logging it hid (docs/performance.md).
     """
-    mlflow_log.import_libraries()  # first, before any lazy import of this request
+    store.import_libraries()  # first, before any lazy import of this request
     from mlops.kernel.datasets import read_set
     from mlops.tracking.cluster import connected
 
@@ -376,13 +344,12 @@ def optimize(
     check_against_data(request, training)
     with connected(settings.dask_scheduler) as cluster:
         tags = {"description": request.experiment_description, "owner": request.experiment_owner}
-        experiment_id = mlflow_log.find_or_create_experiment(
+        experiment_id = writes.find_or_create_experiment(
             backend, request.experiment_name, {key: value for key, value in tags.items() if value}
         )
         run_ids: dict[str, str] = {}
         for search in searches:
-            run_tags = {"model_type": search.model_name, "experiment_type": EXPERIMENT_TYPE}
-            run_id = mlflow_log.start_run(backend, experiment_id, RUN_NAME.format(model=search.model_name), run_tags)
+            run_id = writes.start_run(backend, experiment_id, run_name(search.model_name), run_tags(search.model_name))
             try:
                 result = search_model(
                     search,
@@ -395,7 +362,7 @@ def optimize(
                     on_fits_done=on_fits_done,
                 )
             except BaseException as error:
-                mlflow_log.end_run(backend, run_id, error)
+                writes.end_run(backend, run_id, error)
                 if isinstance(error, SearchFailed):
                     logged = ", ".join(f"{name} {rid}" for name, rid in run_ids.items()) or "none"
                     raise SearchFailed(
@@ -420,10 +387,10 @@ def log_run(
     """Log a searched model's params, metrics and best estimator, then end its run FINISHED
     (FAILED, logged, if logging fails)."""
     try:
-        mlflow_log.log_params_and_metrics(backend, run_id, params, run_metrics(result))
-        mlflow_log.log_model(backend, experiment_id, run_id, result.best_estimator, model_name)
+        writes.log_params_and_metrics(backend, run_id, params, run_metrics(result))
+        writes.log_model(backend, experiment_id, run_id, result.best_estimator, model_name)
     except BaseException as error:
         log.exception("logging run %s (%s) failed", run_id, model_name)
-        mlflow_log.end_run(backend, run_id, error)
+        writes.end_run(backend, run_id, error)
         raise
-    mlflow_log.end_run(backend, run_id)
+    writes.end_run(backend, run_id)

@@ -6,22 +6,21 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from mlops.kernel.errors import NotFound
-from mlops.tracking.mlflow_log import ExperimentRecord, RunRecord
-from mlops.tracking.optimize import (
-    DATA_PREFIX,
-    GRID_PREFIX,
-    MODEL_PREFIX,
-    SYSTEM_PREFIX,
+from mlops.tracking.mlflow import ExperimentRecord, RunRecord
+from mlops.tracking.mlflow.naming import (
+    METRIC_PREFIXES,
+    MODEL_TYPE_TAG,
+    PARAMETER_PREFIXES,
+    SYSTEM_TAG_PREFIXES,
+    MetricKind,
+    ParameterKind,
+    unprefixed,
 )
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-ParameterKind = Literal["data", "grid_search", "model"]
-MetricKind = Literal["system", "model"]
-PARAMETER_PREFIXES = {"data": DATA_PREFIX, "grid_search": GRID_PREFIX, "model": MODEL_PREFIX}
-METRIC_PREFIXES = {"system": SYSTEM_PREFIX, "model": MODEL_PREFIX}
 # statistics' names -> the metric each describes
 STATISTIC_METRICS = {
     "duration": "system_execution_time",
@@ -30,8 +29,6 @@ STATISTIC_METRICS = {
     "precision": "model_precision",
     "recall": "model_recall",
 }
-# MLflow's own tags (mlflow.runName, ...) and ours (mlops.process) are not the user's.
-SYSTEM_TAG_PREFIXES = ("mlflow.", "mlops.")
 
 
 def format_time(epoch_ms: int | None) -> str | None:
@@ -114,7 +111,7 @@ def best_run(experiment_id: str, runs: Iterable[RunRecord], metric_names: Sequen
     return {
         "run_id": best.run_id,
         "run_name": best.run_name,
-        "model": best.tags.get("model_type"),
+        "model": best.tags.get(MODEL_TYPE_TAG),
         "metrics": {name: best.metrics[name] for name in metric_names},
     }
 
@@ -173,14 +170,10 @@ def statistic_names(filter_: Sequence[str] | None) -> list[str]:
 
 def run_parameters(run: RunRecord, kind: ParameterKind) -> dict[str, str]:
     """The run's params of one kind, prefix stripped, sorted by name."""
-    return _strip_prefix(run.params, PARAMETER_PREFIXES[kind])
+    return unprefixed(run.params, PARAMETER_PREFIXES[kind])
 
 
 def run_metrics(run: RunRecord, kind: MetricKind) -> dict[str, float]:
     """The run's metrics of one kind, prefix stripped, sorted by name."""
-    return _strip_prefix(run.metrics, METRIC_PREFIXES[kind])
-
-
-def _strip_prefix(values: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {key[len(prefix) :]: values[key] for key in sorted(values) if key.startswith(prefix)}
+    return unprefixed(run.metrics, METRIC_PREFIXES[kind])
 

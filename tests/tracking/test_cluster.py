@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from mlops.tracking import mlflow_log
 from mlops.tracking.cluster import connected
-from mlops.tracking.optimize import OptimizationRequest, fit_count, plan_searches, search_model
+from mlops.tracking.mlflow import reads
+from mlops.tracking.optimize import fit_count, plan_searches, search_model
+from mlops.tracking.schemas import OptimizationRequest
 from tests.dask_processes import DaskProcesses
 from tests.processes import free_port
 from tests.tracking.conftest import WALKTHROUGH_OPTIMIZATION, optimization
@@ -79,7 +80,7 @@ def test_an_optimization_on_the_cluster_logs_the_same_best_run_and_metrics(dask_
                 "/root/tracking/experiments",
                 json={"experiment_id": data["experiment_id"], "request_information": "best_model", "filter": ["model_accuracy"]},
             ).get_json()["data"]
-            runs = {model: mlflow_log.get_run(app.extensions["tracking"], run_id) for model, run_id in data["run_ids"].items()}
+            runs = {model: reads.get_run(app.extensions["tracking"], run_id) for model, run_id in data["run_ids"].items()}
             answers[name] = (best, runs)
         (local_best, local_runs), (dask_best, dask_runs) = answers["local"], answers["dask"]
         assert (dask_best["model"], dask_best["run_name"], dask_best["metrics"]) == (
@@ -108,7 +109,7 @@ def test_an_unreachable_scheduler_is_a_503_naming_it_and_nothing_is_logged(track
         answer = response.get_json()
         assert answer["error"] == "Dask cluster unavailable"
         assert address in answer["message"] and "MLOPS_DASK_SCHEDULER" in answer["message"]
-        names = [e.name for e in mlflow_log.list_experiments(app.extensions["tracking"])]
+        names = [e.name for e in reads.list_experiments(app.extensions["tracking"])]
         assert body["experiment_name"] not in names
     finally:
         unreachable.extensions["mlops"].dispose()
@@ -142,8 +143,8 @@ def test_a_scheduler_that_dies_mid_search_is_a_503_and_no_run_is_left_running(tm
         assert answer["body"]["error"] == "Dask cluster unavailable"
         assert cluster.address in answer["body"]["message"]
         assert time.monotonic() - started < 90
-        experiment = next(e for e in mlflow_log.list_experiments(app.extensions["tracking"]) if e.name == body["experiment_name"])
-        runs = mlflow_log.list_runs(app.extensions["tracking"], [experiment.experiment_id])
+        experiment = next(e for e in reads.list_experiments(app.extensions["tracking"]) if e.name == body["experiment_name"])
+        runs = reads.list_runs(app.extensions["tracking"], [experiment.experiment_id])
         assert runs and {run.status for run in runs} == {"FAILED"}
     finally:
         cluster.stop()
@@ -153,8 +154,8 @@ def test_a_scheduler_that_dies_mid_search_is_a_503_and_no_run_is_left_running(tm
 def _wait_for_running_run(backend, experiment_name: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        experiments = [e for e in mlflow_log.list_experiments(backend) if e.name == experiment_name]
-        if experiments and any(r.status == "RUNNING" for r in mlflow_log.list_runs(backend, [experiments[0].experiment_id])):
+        experiments = [e for e in reads.list_experiments(backend) if e.name == experiment_name]
+        if experiments and any(r.status == "RUNNING" for r in reads.list_runs(backend, [experiments[0].experiment_id])):
             time.sleep(1.0)  # the fits are on the cluster by now
             return
         time.sleep(0.1)

@@ -9,8 +9,8 @@ import pytest
 
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import Unavailable
-from mlops.tracking import mlflow_log
-from mlops.tracking.mlflow_log import MlflowBackend
+from mlops.tracking.mlflow import MlflowBackend, naming, reads, writes
+from mlops.tracking.mlflow.store import end_orphaned_runs
 from tests.processes import free_port
 
 
@@ -31,10 +31,10 @@ def test_a_new_sqlite_store_is_created_whole_even_after_an_interrupted_start(tmp
     assert store.exists() and store.stat().st_size == 0
     leftover = store.with_name("mlflow.db.creating-999999")  # a start stopped mid-migration
     leftover.write_bytes(b"half a schema")
-    assert mlflow_log.list_experiments(backend) == []
+    assert reads.list_experiments(backend) == []
     assert not leftover.exists()
-    experiment_id = mlflow_log.find_or_create_experiment(backend, "e", {"owner": "me"})
-    record = mlflow_log.get_experiment(backend, experiment_id)
+    experiment_id = writes.find_or_create_experiment(backend, "e", {"owner": "me"})
+    record = reads.get_experiment(backend, experiment_id)
     assert record.artifact_location == f"{backend.artifact_root}/{experiment_id}"
     assert record.tags == {"owner": "me"}
     backend.dispose()
@@ -44,7 +44,7 @@ def test_an_unreachable_database_is_503_without_mlflow_retrying_for_minutes(tmp_
     uri = f"postgresql://postgres@127.0.0.1:{free_port()}/mlflow"
     backend = MlflowBackend.from_settings(Settings(data_dir=tmp_path, mlflow_tracking_uri=uri))
     with pytest.raises(Unavailable) as unavailable:
-        mlflow_log.list_experiments(backend)
+        reads.list_experiments(backend)
     assert unavailable.value.status == 503 and "MLflow" in unavailable.value.message
     with pytest.raises(Exception):
         backend.ping()
@@ -55,17 +55,17 @@ def test_runs_left_running_by_dead_processes_of_this_host_are_ended_failed(backe
     import subprocess
 
     client = backend.client()
-    experiment_id = mlflow_log.find_or_create_experiment(backend, f"orphans-{uuid.uuid4().hex[:8]}", {})
+    experiment_id = writes.find_or_create_experiment(backend, f"orphans-{uuid.uuid4().hex[:8]}", {})
     dead = subprocess.Popen(["true"])
     dead.wait()
     host = socket.gethostname()
     runs = {
-        "dead": client.create_run(experiment_id, tags={mlflow_log.PROCESS_TAG: f"{host}:{dead.pid}"}).info.run_id,
-        "alive": client.create_run(experiment_id, tags={mlflow_log.PROCESS_TAG: f"{host}:{os.getpid()}"}).info.run_id,
-        "elsewhere": client.create_run(experiment_id, tags={mlflow_log.PROCESS_TAG: f"other-{host}:{dead.pid}"}).info.run_id,
+        "dead": client.create_run(experiment_id, tags={naming.PROCESS_TAG: f"{host}:{dead.pid}"}).info.run_id,
+        "alive": client.create_run(experiment_id, tags={naming.PROCESS_TAG: f"{host}:{os.getpid()}"}).info.run_id,
+        "elsewhere": client.create_run(experiment_id, tags={naming.PROCESS_TAG: f"other-{host}:{dead.pid}"}).info.run_id,
         "untagged": client.create_run(experiment_id).info.run_id,
     }
-    assert runs["dead"] in mlflow_log.end_orphaned_runs(client)
+    assert runs["dead"] in end_orphaned_runs(client)
     status = {name: client.get_run(run_id).info.status for name, run_id in runs.items()}
     assert status == {"dead": "FAILED", "alive": "RUNNING", "elsewhere": "RUNNING", "untagged": "RUNNING"}
     assert "stopped" in client.get_run(runs["dead"]).data.tags["error"]

@@ -9,7 +9,6 @@ from mlops.kernel.errors import BadRequest
 from mlops.simulator.splits import load_split
 from mlops.tracking.optimize import (
     ModelSearch,
-    OptimizationRequest,
     SearchFailed,
     check_against_data,
     plan_searches,
@@ -17,6 +16,7 @@ from mlops.tracking.optimize import (
     run_params,
     search_model,
 )
+from mlops.tracking.schemas import OptimizationRequest
 from tests.tracking.conftest import WALKTHROUGH_LR_ACCURACY, WALKTHROUGH_OPTIMIZATION, optimization
 
 SETTINGS = Settings(n_jobs=2)

@@ -8,7 +8,7 @@ import pytest
 
 from mlops.kernel.errors import NotFound
 from mlops.tracking.deploy import model_of_run, parse_param_value
-from mlops.tracking.mlflow_log import ExperimentRecord, RunRecord
+from mlops.tracking.mlflow import ExperimentRecord, RunRecord
 from mlops.tracking.queries import (
     best_run,
     describe,

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mlops.tracking import mlflow_log
+from mlops.tracking.mlflow import reads, writes
 from tests.tracking.conftest import WALKTHROUGH_LR_ACCURACY, load_training, optimization
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
@@ -28,7 +28,7 @@ def optimize(client, body):
 
 def experiment_named(backend, name):
     """The experiment logged under name, or None."""
-    return next((e for e in mlflow_log.list_experiments(backend) if e.name == name), None)
+    return next((e for e in reads.list_experiments(backend) if e.name == name), None)
 
 
 def assert_error(response, status, error=None):
@@ -291,7 +291,7 @@ def test_a_model_whose_fits_all_fail_ends_its_run_failed_and_leaves_nothing_runn
     answer = assert_error(optimize(client, body), 400, "Grid search failed")
     assert "RandomForest" in answer["message"] and "max_sample" in answer["message"]
     experiment = experiment_named(backend, body["experiment_name"])
-    logged = mlflow_log.list_runs(backend, [experiment.experiment_id])
+    logged = reads.list_runs(backend, [experiment.experiment_id])
     by_model = {run.tags["model_type"]: run for run in logged}
     assert set(by_model) == {"LogisticRegression", "RandomForest"}  # it stopped at the failure
     assert by_model["LogisticRegression"].status == "FINISHED"
@@ -363,7 +363,7 @@ def test_deleting_runs_and_experiments(client, backend, training_loaded):
 
 
 def test_an_experiment_without_runs(client, backend):
-    experiment_id = mlflow_log.find_or_create_experiment(backend, optimization()["experiment_name"], {})
+    experiment_id = writes.find_or_create_experiment(backend, optimization()["experiment_name"], {})
     assert_error(client.get(f"/root/tracking/runs?experiment_id={experiment_id}"), 404, "No runs found")
     assert_error(experiments(client, experiment_id=experiment_id, request_information="statistics"), 404, "No runs found")
     general = experiments(client, experiment_id=experiment_id, request_information="general").get_json()["data"]
@@ -395,7 +395,7 @@ def test_an_unwritable_artifact_store_is_a_clear_500_and_its_run_is_failed(track
     answer = assert_error(optimize(client, body), 500, "Artifact store error")
     assert "MLFLOW_ARTIFACT_ROOT" in answer["message"]
     experiment = experiment_named(backend, body["experiment_name"])
-    statuses = {run.tags["model_type"]: run.status for run in mlflow_log.list_runs(backend, [experiment.experiment_id])}
+    statuses = {run.tags["model_type"]: run.status for run in reads.list_runs(backend, [experiment.experiment_id])}
     # The first model's logging failed while the second was searched; both runs are ended.
     assert statuses["LogisticRegression"] == "FAILED"
     assert "RUNNING" not in statuses.values()

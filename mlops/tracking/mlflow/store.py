@@ -1,0 +1,288 @@
+"""The MLflow backend store's lifecycle: opening it (schema, write-ahead log), checking that it
+answers, turning MLflow's errors into the kernel's, and ending runs whose process died."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy.engine import make_url
+
+from mlops.kernel.config import Settings
+from mlops.kernel.db import normalize_url
+from mlops.kernel.errors import BadRequest, NotFound, Unavailable
+from mlops.kernel.imports import import_heavy
+from mlops.tracking.mlflow.naming import PROCESS_TAG
+
+log = logging.getLogger(__name__)
+
+RUNS_PAGE_SIZE = 50_000  # MLflow's largest page of search_runs
+FINISHED, FAILED = "FINISHED", "FAILED"
+
+
+def import_libraries() -> None:
+    """Import MLflow and the libraries an optimization uses, once (see import_heavy: the warm-up
+    and a request may import them at the same time). Cheap once imported."""
+    import_heavy(
+        "joblib",
+        "mlflow",
+        "mlflow.entities",
+        "mlflow.exceptions",
+        "mlflow.models",
+        "mlflow.sklearn",
+        "mlflow.store.tracking.sqlalchemy_store",
+        "numpy",
+        "pandas",
+        "skops.io",
+        "sklearn.dummy",
+        "sklearn.ensemble",
+        "sklearn.metrics",
+        "sklearn.model_selection",
+        "sklearn.svm",
+        "mlops.kernel.liblinear",
+    )
+
+
+@dataclass
+class MlflowBackend:
+    """One MLflow backend store (tracking and model registry in the same database), opened on
+    first use and then shared by every thread of the process."""
+
+    tracking_uri: str
+    artifact_root: str
+    lock_path: Path
+    _client: Any = None  # mlflow.MlflowClient
+    _experiment_store: Any = None  # mlflow's SqlAlchemyStore, for creating experiments
+    _ping_engine: Engine | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Separate, so that /health answers while the store is being opened.
+    _ping_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MlflowBackend:
+        """The backend the settings name (MLFLOW_TRACKING_URI, MLFLOW_ARTIFACT_ROOT)."""
+        uri = normalize_url(settings.mlflow_uri)
+        if not _is_database_uri(uri):
+            raise ValueError(
+                f"MLFLOW_TRACKING_URI must be a database URI (sqlite:///..., postgresql://...), got {uri!r}"
+            )
+        return cls(uri, settings.mlflow_artifacts, settings.data_dir.resolve() / "mlflow-schema.lock")
+
+    def client(self):
+        """The MlflowClient of this backend; the first call creates or migrates MLflow's schema."""
+        with self._lock:
+            if self._client is None:
+                self._open()
+            return self._client
+
+    def experiment_store(self):
+        """MLflow's store of this backend, which puts a new experiment's artifacts under
+        <artifact_root>/<experiment_id> (MlflowClient alone would use ./mlruns)."""
+        self.client()
+        return self._experiment_store
+
+    def open_in_background(self) -> None:
+        """Import the libraries and prepare the store in a daemon thread, so the first request is fast."""
+        threading.Thread(target=self._warm_up, name="mlflow-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        try:
+            self.client()
+        except Exception as error:  # the first request will open it again and report the problem
+            log.warning("could not prepare the MLflow store in advance: %s", error)
+
+    def _open(self) -> None:
+        started = time.perf_counter()
+        import_libraries()
+        from mlflow import MlflowClient
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        # MLflow retries an unreachable database for about 100 s; a quick check answers 503 now.
+        try:
+            self.ping()
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
+            raise _store_unavailable(error) from error
+        with mlflow_errors():
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            # Several workers may start on an empty database at once; one creates the schema.
+            with _file_lock(self.lock_path):
+                _create_sqlite_schema(self.tracking_uri, self.artifact_root)
+                store = SqlAlchemyStore(self.tracking_uri, self.artifact_root)
+            if make_url(self.tracking_uri).get_backend_name() == "sqlite":
+                from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+
+                for engine in (store.engine, RegistryStore(self.tracking_uri).engine):
+                    _use_write_ahead_log(engine)
+            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        try:
+            end_orphaned_runs(client)
+        except Exception:  # the service works without it; the runs stay RUNNING until next time
+            log.exception("could not end the runs left RUNNING by stopped processes")
+        self._client, self._experiment_store = client, store
+        log.info("MLflow store %s ready in %.2f s", _safe_uri(self.tracking_uri), time.perf_counter() - started)
+
+    def ping(self) -> None:
+        """Raise if MLflow's backend database does not answer (cheap: no MLflow import)."""
+        with self._ping_lock:
+            if self._ping_engine is None:
+                _make_sqlite_directory(self.tracking_uri)
+                self._ping_engine = create_engine(
+                    self.tracking_uri,
+                    pool_pre_ping=True,
+                    pool_size=1,
+                    connect_args={"connect_timeout": 5} if self.tracking_uri.startswith("postgresql") else {},
+                )
+        with self._ping_engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        """Close the health check's connections (MLflow keeps its own engine per URI)."""
+        if self._ping_engine is not None:
+            self._ping_engine.dispose()
+
+
+def _is_database_uri(uri: str) -> bool:
+    try:
+        return make_url(uri).get_backend_name() in ("sqlite", "postgresql", "mysql", "mssql")
+    except exc.ArgumentError:
+        return False
+
+
+def _make_sqlite_directory(uri: str) -> None:
+    url = make_url(uri)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _create_sqlite_schema(uri: str, artifact_root: str) -> None:
+    """Create MLflow's schema for a new SQLite store in a side file, then move it into place.
+
+    MLflow's first migration takes seconds, and a process stopped during it would leave a
+    half-made schema that MLflow refuses to open ever after.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    url = make_url(uri)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    if path.exists() and path.stat().st_size > 0:  # /health's ping may have created it empty
+        return
+    # Under the schema lock, a side file still there was left by a process that was stopped.
+    for stale in path.parent.glob(f"{path.name}.creating-*"):
+        stale.unlink(missing_ok=True)
+    side = path.with_name(f"{path.name}.creating-{os.getpid()}")
+    SqlAlchemyStore(url.set(database=str(side)).render_as_string(hide_password=False), artifact_root).engine.dispose()
+    os.replace(side, path)
+
+
+def _use_write_ahead_log(engine: Engine) -> None:
+    """Make an MLflow SQLite engine commit to a write-ahead log, synced at checkpoints rather than
+    at every commit: logging a run takes a dozen commits, each otherwise waiting for several
+    fsyncs. (A power cut may lose the last commits but never corrupts the file; the dataset DB
+    does the same.)"""
+    if not event.contains(engine, "connect", _write_ahead_log_pragmas):
+        event.listen(engine, "connect", _write_ahead_log_pragmas)
+        engine.dispose()  # connections opened before the listener reconnect with it
+
+
+def _write_ahead_log_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _safe_uri(uri: str) -> str:
+    return make_url(uri).render_as_string(hide_password=True)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def mlflow_errors() -> Iterator[None]:
+    """Turn MLflow's errors into the kernel's: not found 404, store unreachable 503."""
+    import_libraries()
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        status = error.get_http_status_code()
+        if status == 404:
+            raise NotFound(error.message) from error
+        if status == 503:
+            raise _store_unavailable(error) from error
+        if 400 <= status < 500:  # a name or value MLflow refuses
+            raise BadRequest(error.message, error="Refused by MLflow") from error
+        raise
+    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
+        raise _store_unavailable(error) from error
+
+
+def _store_unavailable(error: Exception) -> Unavailable:
+    log.warning("MLflow store unavailable: %s", error)
+    return Unavailable("The MLflow backend store is unavailable right now; retry shortly", error="MLflow unavailable")
+
+
+def this_process() -> str:
+    """This process as PROCESS_TAG names it: "<host>:<pid>"."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def end_orphaned_runs(client) -> list[str]:
+    """End FAILED the RUNNING runs started by processes of this host that no longer exist (a worker
+    killed mid-optimization); return their ids. Runs of live processes or other hosts are left."""
+    from mlflow.entities import RunTag, ViewType
+
+    host = socket.gethostname()
+    experiment_ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=50_000)]
+    if not experiment_ids:
+        return []
+    running = client.search_runs(
+        experiment_ids,
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{PROCESS_TAG}` LIKE '{host}:%'",
+        run_view_type=ViewType.ALL,
+        max_results=RUNS_PAGE_SIZE,
+    )
+    ended = []
+    for run in running:
+        run_host, _, pid = run.data.tags[PROCESS_TAG].rpartition(":")
+        if run_host == host and pid.isdigit() and not _process_alive(int(pid)):
+            message = "The tracking service process running this optimization stopped before it finished"
+            client.log_batch(run.info.run_id, tags=[RunTag("error", message)])
+            client.set_terminated(run.info.run_id, FAILED)
+            ended.append(run.info.run_id)
+    if ended:
+        log.warning("ended %d run(s) left RUNNING by a stopped process: %s", len(ended), ", ".join(ended))
+    return ended
+
+

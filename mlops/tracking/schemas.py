@@ -1,0 +1,149 @@
+"""The tracking service's request models: optimization, setting, experiment and run queries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
+
+from mlops.kernel.catalogue import MODEL_NAMES
+from mlops.tracking.mlflow.naming import MODEL_METRICS, MetricKind, ParameterKind
+from mlops.tracking.queries import STATISTIC_METRICS
+
+ModelName = Literal["RandomForest", "SVC", "LogisticRegression"]
+assert set(get_args(ModelName)) == set(MODEL_NAMES)  # the catalogue is the source of truth
+# JSON integers beyond 64 bits only overflow inside scikit-learn's compiled code.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+GridValue = bool | Int64 | float | str | None
+
+
+class OptimizationRequest(BaseModel):
+    """Grid-search these models on the training set and log one run per model in an experiment."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    request_information: Literal["optimization"]
+    experiment_name: str = Field(min_length=1, max_length=256, examples=["wine_test_1"])
+    experiment_description: str | None = Field(None, max_length=5000, description="tagged `description`")
+    experiment_owner: str | None = Field(None, max_length=250, description="tagged `owner`")
+    models: list[ModelName] = Field(min_length=1, max_length=len(MODEL_NAMES))
+    hyperparameters: dict[str, dict[str, list[GridValue]]] = Field(
+        default_factory=dict,
+        description="per model: hyperparameter -> candidate values; a model without a grid is "
+        "cross-validated with its defaults",
+        examples=[{"LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]}}],
+    )
+    scoring: str = Field("accuracy", description="a scikit-learn scorer name (sklearn.metrics.get_scorer_names())")
+    cv: int = Field(5, ge=2, le=1000, description="cross-validation folds (stratified)")
+
+
+
+# The walkthrough sends ids as strings ("1"); Postman users often type a number: both are fine.
+ExperimentId = Annotated[
+    Annotated[str, Field(min_length=1, max_length=32)] | Annotated[int, Field(ge=0)],
+    AfterValidator(str),
+    Field(examples=["1"]),
+]
+RunId = Annotated[str, Field(min_length=1, max_length=64, examples=["5f69f7ee0507453e9787991521adeb82"])]
+BestModelMetric = Literal["model_accuracy", "model_f1_score", "model_precision", "model_recall"]
+assert get_args(BestModelMetric) == MODEL_METRICS
+StatisticName = Literal[
+    "all",
+    "duration",
+    "accuracy",
+    "f1_score",
+    "precision",
+    "recall",
+    "system_execution_time",
+    "model_accuracy",
+    "model_f1_score",
+    "model_precision",
+    "model_recall",
+]
+assert set(STATISTIC_METRICS) | set(STATISTIC_METRICS.values()) | {"all"} == set(get_args(StatisticName))
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class GeneralQuery(BaseModel):
+    """The experiment's details and its runs counted by status."""
+
+    model_config = STRICT
+    experiment_id: ExperimentId
+    request_information: Literal["general"]
+
+
+class BestModelQuery(BaseModel):
+    """The run with the highest value of the filter's metrics (the first decides, the next break ties)."""
+
+    model_config = STRICT
+    experiment_id: ExperimentId
+    request_information: Literal["best_model"]
+    filter: list[BestModelMetric] = Field(min_length=1, max_length=len(MODEL_METRICS))
+
+
+class StatisticsQuery(BaseModel):
+    """mean, median, std_dev, variance, min, max, mode and iqr of the runs' metrics."""
+
+    model_config = STRICT
+    experiment_id: ExperimentId
+    request_information: Literal["statistics"]
+    filter: list[StatisticName] | None = Field(
+        None, min_length=1, max_length=len(get_args(StatisticName)), description='absent or ["all"]: every metric'
+    )
+
+
+class ExperimentQuery(RootModel):
+    """What to tell about one experiment: `general`, `best_model` or `statistics`."""
+
+    root: Annotated[Union[GeneralQuery, BestModelQuery, StatisticsQuery], Field(discriminator="request_information")]
+
+
+class ParametersQuery(BaseModel):
+    """A run's params of one kind: `data`, `grid_search` or `model`."""
+
+    model_config = STRICT
+    experiment_id: ExperimentId
+    run_id: RunId
+    request_information: Literal["parameters"]
+    type: ParameterKind
+
+
+class MetricsQuery(BaseModel):
+    """A run's metrics of one kind: `system` or `model`."""
+
+    model_config = STRICT
+    experiment_id: ExperimentId
+    run_id: RunId
+    request_information: Literal["metrics"]
+    type: MetricKind
+
+
+class RunQuery(RootModel):
+    """What to tell about one run: its `parameters` or its `metrics`."""
+
+    root: Annotated[Union[ParametersQuery, MetricsQuery], Field(discriminator="request_information")]
+
+
+class SettingRequest(BaseModel):
+    """Deploy a run's best model (type and hyperparameters) to the ML service."""
+
+    model_config = STRICT
+    request_information: Literal["setting"]
+    run_id: RunId
+
+
+class ModelManagement(RootModel):
+    """`optimization` (grid search + CV logged to MLflow) or `setting` (deploy a run's model)."""
+
+    root: Annotated[Union[OptimizationRequest, SettingRequest], Field(discriminator="request_information")]
+
+
+class ExperimentSelector(BaseModel):
+    model_config = STRICT
+    experiment_id: ExperimentId
+
+
+class RunSelector(BaseModel):
+    model_config = STRICT
+    experiment_id: ExperimentId
+    run_id: RunId
