@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from mlops.kernel.config import Settings
-from tests.processes import ServiceProcess, free_port, settings_on_free_ports  # noqa: F401 (free_port: for bench modules)
+from tests.support.processes import ServiceProcess, free_port, settings_on_free_ports  # noqa: F401 (free_port: for bench modules)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 POSTGRES_ADMIN_URL = os.environ.get(

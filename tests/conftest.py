@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -11,10 +10,8 @@ from sqlalchemy import create_engine, text
 
 from mlops.kernel.config import Settings
 from mlops.kernel.db import make_engine, normalize_url
+from tests.support.databases import BACKENDS, POSTGRES_ADMIN_URL
 
-# The database the tests connect to in order to create (and drop) their own throw-away databases.
-POSTGRES_ADMIN_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +70,9 @@ def start_service(tmp_path):
     """Start services as real gunicorn processes; all are stopped at the end of the test.
 
     Usage: ``start_service("ml", settings)``; the settings' port for that service is used, so
-    give each test free ports (tests.processes.free_port) to let tests run side by side.
+    give each test free ports (tests.support.processes.free_port) to let tests run side by side.
     """
-    from tests.processes import ServiceProcess
+    from tests.support.processes import ServiceProcess
 
     started: list[ServiceProcess] = []
 
@@ -100,7 +97,7 @@ def start_service(tmp_path):
 @pytest.fixture
 def service_settings(tmp_path, db_url) -> Settings:
     """Settings with free ports for every service, for tests that start real processes."""
-    from tests.processes import settings_on_free_ports
+    from tests.support.processes import settings_on_free_ports
 
     return settings_on_free_ports(
         data_dir=tmp_path,

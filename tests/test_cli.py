@@ -15,7 +15,7 @@ from mlops import cli, stack
 from mlops.demo import DemoResult, run_walkthrough, score_of, summary
 from mlops.kernel.config import ENVIRONMENT_VARIABLES, Settings
 from mlops.kernel.launch import SERVICE_APPS
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 
 def parse(*argv: str):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlops.kernel.config import ENVIRONMENT_VARIABLES, SERVICE_NAMES
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 MLOPS = [sys.executable, "-m", "mlops.cli"]
 

@@ -20,7 +20,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from mlops.kernel.launch import SERVICE_APPS
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from mlops.kernel.launch import SERVICE_APPS
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

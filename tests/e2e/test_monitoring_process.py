@@ -14,8 +14,8 @@ import requests
 
 from mlops.kernel.db import FEATURES
 from mlops.monitoring.checks import TEST_PRESETS
-from tests.monitoring.test_monitoring import assert_self_contained, metric_results
-from tests.processes import free_port
+from tests.support.monitoring import assert_self_contained, metric_results
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
 

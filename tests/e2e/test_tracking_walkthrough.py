@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.tracking.conftest import WALKTHROUGH_LR_ACCURACY, WALKTHROUGH_OPTIMIZATION
+from tests.support.tracking import WALKTHROUGH_LR_ACCURACY, WALKTHROUGH_OPTIMIZATION
 
 pytestmark = pytest.mark.e2e
 

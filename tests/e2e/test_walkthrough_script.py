@@ -40,7 +40,7 @@ def test_walkthrough_script_stops_at_the_first_answer_that_is_not_2xx(live_stack
 
 
 def test_walkthrough_script_says_which_service_it_cannot_reach(live_stack):
-    from tests.processes import free_port
+    from tests.support.processes import free_port
 
     nowhere = f"http://127.0.0.1:{free_port()}"
     result = run_script({**live_stack.urls, "simulator": nowhere})

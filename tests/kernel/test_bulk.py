@@ -16,7 +16,7 @@ from mlops.kernel.db import FEATURE_COLUMNS, datasets, ensure_schema, make_engin
 from mlops.kernel.errors import Conflict
 from mlops.simulator.splits import load_split
 from mlops.simulator.store import replace_set
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.support.databases import POSTGRES_ADMIN_URL
 
 
 def load(engine, size=None):

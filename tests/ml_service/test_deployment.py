@@ -12,7 +12,7 @@ from mlops.kernel.db import FEATURES, deployed_model
 from mlops.ml_service.deployment import dump_pipeline, save_model
 from mlops.simulator.splits import load_split
 from mlops.simulator.store import replace_set
-from tests.ml_service.conftest import set_model, stored_state, use
+from tests.support.ml_service import set_model, stored_state, use
 
 RECORD = {name: 1.0 for name in FEATURES}
 

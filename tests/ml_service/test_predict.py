@@ -10,7 +10,7 @@ import pytest
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES
 from mlops.ml_service.schemas import MAX_PREDICT_ROWS
-from tests.ml_service.conftest import set_model, use
+from tests.support.ml_service import set_model, use
 
 SQL_SPELLING = "od280__od315_of_diluted_wines"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.kernel.datasets import read_set, replace_predictions
 from mlops.monitoring.app import create_app
 from mlops.simulator.splits import load_split
-from mlops.simulator.store import replace_set
+from tests.support.monitoring import evaluate, load_sets
 
 
 @pytest.fixture
@@ -42,21 +41,6 @@ def wine_model():
     return model.fit(training.features, training.target)
 
 
-def load_sets(engine, *names: str, production_size: int | None = None) -> None:
-    """Load sets as the simulator's POST /root/simulator does."""
-    for name in names:
-        split = load_split(name, production_size if name == "production" else None)
-        replace_set(engine, name, split.features, split.target)
-
-
-def evaluate(engine, model, name: str, model_version: int = 1) -> None:
-    """Predict a stored set with model and store the predictions, as the ML service's evaluation does."""
-    with engine.begin() as connection:
-        stored = read_set(connection, name)
-        predicted = model.predict(stored.features)
-        replace_predictions(connection, stored.dataset_id, stored.features.index, predicted, model_version)
-
-
 @pytest.fixture
 def evaluated(engine_of_app, wine_model):
     """Testing and production loaded and both evaluated by the model (version 1)."""
@@ -64,8 +48,3 @@ def evaluated(engine_of_app, wine_model):
     for name in ("testing", "production"):
         evaluate(engine_of_app, wine_model, name)
     return engine_of_app
-
-
-def monitor(client, metric: str, **extra):
-    """POST /root/monitoring {"metric": metric, ...} and return the response."""
-    return client.post("/root/monitoring", json={"metric": metric, **extra})

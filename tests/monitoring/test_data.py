@@ -7,7 +7,7 @@ import pytest
 from mlops.kernel.db import FEATURES
 from mlops.kernel.errors import Conflict
 from mlops.monitoring.data import DataVersion, data_version, read_monitoring_data
-from tests.monitoring.conftest import evaluate, load_sets
+from tests.support.monitoring import evaluate, load_sets
 
 
 def test_version_follows_reloads_and_new_predictions(engine, wine_model):

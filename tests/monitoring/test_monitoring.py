@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 
 import pytest
 
@@ -11,14 +10,9 @@ from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURES
 from mlops.monitoring.app import CACHE_HEADER, create_app
 from mlops.monitoring.checks import TEST_PRESETS
-from tests.monitoring.conftest import evaluate, load_sets, monitor
+from tests.support.monitoring import assert_self_contained, evaluate, load_sets, metric_results, monitor
 
 SUMMARY_KEYS = {"all_passed", "total_tests", "success_tests", "failed_tests", "by_status"}
-
-
-def metric_results(report: dict, name: str) -> list[dict]:
-    """The results of every metric of that name in Evidently's report JSON."""
-    return [metric["result"] for metric in report["metrics"] if metric["metric"] == name]
 
 
 def stored_accuracy(engine, name: str) -> float:
@@ -253,45 +247,6 @@ def test_bad_html_query_is_a_400_json(client, query):
     response = client.get("/root/monitoring/tests.html" + query)
     assert response.status_code == 400
     assert set(response.get_json()) == {"error", "message"}
-
-
-class ResourceFinder(HTMLParser):
-    """Collect what an HTML page would load: tags' src/href, its style sheets and inline scripts."""
-
-    def __init__(self):
-        super().__init__()
-        self.references: list[str] = []
-        self.tags: list[str] = []
-        self.styles: list[str] = []
-        self.inline_scripts = 0
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        attributes = dict(attrs)
-        for name in ("src", "href", "data", "srcset", "poster"):
-            if attributes.get(name):
-                self.references.append(f"<{tag} {name}={attributes[name]}>")
-        if tag == "script" and "src" not in attributes:
-            self.inline_scripts += 1
-
-    def handle_data(self, data):
-        if self.tags and self.tags[-1] == "style":
-            self.styles.append(data)
-
-
-def assert_self_contained(page: str) -> None:
-    """The page is whole, draws Evidently's dashboard from inline script and data, and loads nothing."""
-    assert page.lstrip().startswith("<!DOCTYPE html>")
-    assert page.rstrip().endswith("</html>")
-    finder = ResourceFinder()
-    finder.feed(page)
-    assert finder.references == []
-    assert {"html", "head", "body", "script", "style"} <= set(finder.tags)
-    assert finder.inline_scripts >= 3  # data, Evidently's library, the call that draws
-    assert "window.drawDashboard(" in page
-    styles = "".join(finder.styles)
-    assert "url(data:font/ttf;base64," in styles  # the icon font is inline too
-    assert not re.search(r"@import|url\(\s*['\"]?(https?:)?//", styles)
 
 
 def test_html_pages_are_complete_and_self_contained(client, evaluated):

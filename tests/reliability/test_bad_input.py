@@ -21,17 +21,13 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from mlops.kernel.config import Settings
-from tests.processes import ServiceProcess, free_port, settings_on_free_ports
-from tests.reliability.conftest import (
-    ALL_SERVICES,
+from tests.support.processes import ServiceProcess, free_port, settings_on_free_ports
+from tests.support.reliability import ALL_SERVICES, pick, process_tree
+from tests.support.stack import (
     MODEL,
     WINE_ROW,
     bring_to_walkthrough_state,
     call,
-    landed_services,
-    pick,
-    process_tree,
-    require_services,
     run_walkthrough,
     start_stack,
     stop_stack,
@@ -81,7 +77,7 @@ def stack(request, tmp_path_factory, postgres_database):
         data_dir=data_dir,
                 **databases,
     )
-    processes = {s: ServiceProcess(s, settings, data_dir / f"{s}.log") for s in landed_services()}
+    processes = {s: ServiceProcess(s, settings, data_dir / f"{s}.log") for s in ALL_SERVICES}
     try:
         started = start_stack(lambda service, _settings: processes[service].start(), settings, list(processes))
         made = bring_to_walkthrough_state(started, optimize=True)
@@ -161,7 +157,6 @@ def fuzz_operation(operation, base_url: str, findings: Findings, mode: Generatio
 
 @pytest.mark.parametrize("service", ALL_SERVICES)
 def test_fuzzing_every_operation_from_openapi_gives_only_2xx_or_4xx_json(service, stack, record_figures):
-    require_services(service)
     process = stack["processes"][service]
     schema = schemathesis.openapi.from_url(process.url + "/openapi.json")
     findings = Findings()
@@ -223,7 +218,6 @@ def model_specs(draw):
 
 
 def test_any_hyperparameters_are_deployed_or_refused_and_training_never_breaks(stack, record_figures):
-    require_services("simulator", "ml")
     ml = stack["processes"]["ml"].url
     findings = Findings()
     deployed = 0
@@ -265,7 +259,6 @@ FEATURE_VALUES = st.one_of(
 
 
 def test_any_feature_values_are_predicted_or_refused(stack, record_figures):
-    require_services("simulator", "ml")
     ml = stack["processes"]["ml"].url
     findings = Findings()
 
@@ -318,7 +311,6 @@ def optimization_requests(draw):
 
 
 def test_any_optimization_grid_is_logged_or_refused_and_no_run_is_left_running(stack, record_figures):
-    require_services("simulator", "tracking")
     tracking = stack["processes"]["tracking"].url
     findings = Findings()
     examples = max(5, DEEP_EXAMPLES // 3)  # each optimization fits models: fewer of them
@@ -355,7 +347,6 @@ EXHAUSTING_MODELS = [
 
 @pytest.mark.parametrize("spec", EXHAUSTING_MODELS, ids=lambda spec: next(iter(spec["hyperparameters"])))
 def test_hyperparameters_that_would_exhaust_the_service_are_refused(spec, tmp_path, start_service):
-    require_services("simulator", "ml")
     # services of its own: a failure here must not take the module's stack down with it
     settings = Settings(data_dir=tmp_path, simulator_port=free_port(), ml_port=free_port())
     simulator, ml = start_service("simulator", settings), start_service("ml", settings)
@@ -379,7 +370,6 @@ HUGE_IDS = [2**70, "99999999999999999999999", 2**63, "-1"]
 ])
 def test_experiment_ids_beyond_64_bits_are_not_found_on_either_backend(backend, tmp_path, start_service,
                                                                        postgres_database):
-    require_services("tracking")
     mlflow = {"mlflow_tracking_uri": postgres_database()} if backend == "postgresql" else {}
     tracking = start_service("tracking", Settings(data_dir=tmp_path, tracking_port=free_port(), **mlflow)).url
     findings = Findings()
@@ -498,7 +488,6 @@ def wrong_types_for(value) -> list:
 
 @pytest.mark.parametrize("service", ALL_SERVICES)
 def test_hand_written_bad_input_on_every_operation(service, stack, record_figures):
-    require_services(service)
     url = stack["processes"][service].url
     bases = base_bodies(stack)
     findings = Findings()

@@ -21,21 +21,10 @@ import requests
 from sqlalchemy import distinct, func, select
 
 from mlops.kernel.db import datasets, make_engine, predictions, samples, targets
-from tests.processes import ServiceProcess, settings_on_free_ports
-from tests.reliability.conftest import (
-    LONG,
-    MODEL,
-    WINE_ROW,
-    Clients,
-    Probe,
-    call,
-    describe,
-    is_json_error,
-    landed_services,
-    pick,
-    start_stack,
-    stop_stack,
-)
+from tests.support.processes import ServiceProcess, settings_on_free_ports
+from tests.support.clients import Clients, Probe, describe, is_json_error
+from tests.support.reliability import ALL_SERVICES, LONG, pick
+from tests.support.stack import MODEL, WINE_ROW, call, start_stack, stop_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
@@ -55,7 +44,7 @@ def stack(request, tmp_path, postgres_database):
         if request.param == "postgresql" else {}
     )
     settings = settings_on_free_ports(data_dir=tmp_path, **databases)
-    processes = {s: ServiceProcess(s, settings, tmp_path / f"{s}.log") for s in landed_services()}
+    processes = {s: ServiceProcess(s, settings, tmp_path / f"{s}.log") for s in ALL_SERVICES}
     try:
         start_stack(lambda service, _settings: processes[service].start(), settings, list(processes))
         yield {"processes": processes, "settings": settings, "backend": request.param}

@@ -16,16 +16,13 @@ import requests
 from sqlalchemy import func, select, text
 
 from mlops.kernel.db import datasets, make_engine, predictions, samples, targets
-from tests.processes import ServiceProcess, free_port, settings_on_free_ports
-from tests.reliability.conftest import (
-    LONG,
+from tests.support.processes import ServiceProcess, free_port, settings_on_free_ports
+from tests.support.reliability import ALL_SERVICES, LONG, pick
+from tests.support.stack import (
     MODEL,
     WINE_ROW,
     bring_to_walkthrough_state,
     call,
-    landed_services,
-    pick,
-    require_services,
     run_walkthrough,
     start_stack,
     stop_stack,
@@ -57,7 +54,7 @@ def stack(tmp_path_factory, postgres_database):
         dataset_db_url=postgres_database(),
         mlflow_tracking_uri=postgres_database(),
             )
-    processes = {s: ServiceProcess(s, settings, data_dir / f"{s}.log") for s in landed_services()}
+    processes = {s: ServiceProcess(s, settings, data_dir / f"{s}.log") for s in ALL_SERVICES}
     try:
         start_stack(lambda service, _settings: processes[service].start(), settings, list(processes))
         bring_to_walkthrough_state(processes)
@@ -157,7 +154,6 @@ def test_kill_the_simulator_mid_load_leaves_the_old_set_or_the_new_one_in_full(s
 
 
 def test_kill_the_ml_service_mid_evaluation_keeps_the_stored_predictions_whole(stack, record_figures):
-    require_services("ml")
     processes, engine = stack["processes"], stack["engine"]
     ml = processes["ml"]
     if set_state(engine, "production")["n_samples"] != BIG_PRODUCTION["size"]:
@@ -184,7 +180,6 @@ def test_kill_the_ml_service_mid_evaluation_keeps_the_stored_predictions_whole(s
 
 
 def test_kill_the_ml_service_right_after_deploy_and_after_training_serves_the_same_model(stack, record_figures):
-    require_services("ml")
     processes = stack["processes"]
     ml = processes["ml"]
     if "tracking" in processes:
@@ -237,7 +232,6 @@ def wait_for_run(tracking_url: str, experiment_name: str, status: str, timeout: 
 
 
 def test_kill_tracking_mid_optimization_leaves_no_run_running(stack, record_figures):
-    require_services("tracking")
     tracking = stack["processes"]["tracking"]
     in_background("POST", tracking.url + "/root/tracking/model_management", json=SLOW_OPTIMIZATION)
     running = wait_for_run(tracking.url, SLOW_OPTIMIZATION["experiment_name"], "RUNNING")
@@ -265,7 +259,6 @@ def test_kill_tracking_mid_optimization_leaves_no_run_running(stack, record_figu
 def test_starting_tracking_does_not_fail_the_runs_other_live_processes_are_running(stack, tmp_path):
     """Recovery on start must only settle runs of dead processes: another instance (or worker)
     sharing the MLflow store keeps its run and finishes it."""
-    require_services("tracking")
     tracking = stack["processes"]["tracking"]
     name = "r2-live-run"
     busy = in_background("POST", tracking.url + "/root/tracking/model_management",
@@ -283,7 +276,6 @@ def test_starting_tracking_does_not_fail_the_runs_other_live_processes_are_runni
 
 
 def test_kill_monitoring_mid_report_then_it_reports_as_before(stack, record_figures):
-    require_services("ml", "monitoring")
     processes = stack["processes"]
     monitoring = processes["monitoring"]
     call("POST", processes["simulator"].url + "/root/simulator", json={"set_name": "production"})

@@ -11,19 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from mlops.kernel.db import datasets, deployed_model, make_engine, predictions, samples, targets
-from tests.processes import settings_on_free_ports
-from tests.reliability.conftest import (
-    WINE_ROW,
-    Clients,
-    Probe,
-    bring_to_walkthrough_state,
-    call,
-    describe,
-    is_json_error,
-    pick,
-    process_tree,
-    start_stack,
-)
+from tests.support.processes import settings_on_free_ports
+from tests.support.clients import Clients, Probe, describe, is_json_error
+from tests.support.reliability import pick, process_tree
+from tests.support.stack import WINE_ROW, bring_to_walkthrough_state, call, start_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 

@@ -10,17 +10,10 @@ import pytest
 import requests
 
 from mlops.kernel.config import Settings
-from tests.processes import settings_on_free_ports
-from tests.reliability.conftest import (
-    ALL_SERVICES,
-    MODEL,
-    WALKTHROUGH_OPTIMIZATION,
-    WINE_ROW,
-    assert_json_error,
-    call,
-    listening_addresses,
-    require_services,
-)
+from mlops.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
+from tests.support.processes import settings_on_free_ports
+from tests.support.reliability import ALL_SERVICES, assert_json_error, listening_addresses
+from tests.support.stack import MODEL, WINE_ROW, call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
@@ -49,7 +42,6 @@ def url_of(base_url: str, path: str) -> str:
 
 @pytest.mark.parametrize("service", ALL_SERVICES)
 def test_service_listens_on_loopback_only_by_default(service, tmp_path, start_service):
-    require_services(service)
     settings = settings_for(tmp_path)
     assert Settings.from_env({}).host == "127.0.0.1"
     process = start_service(service, settings)
@@ -64,7 +56,6 @@ def test_service_listens_where_told(tmp_path, start_service):
 
 @pytest.mark.parametrize("service", ALL_SERVICES)
 def test_bodies_over_the_cap_are_413_json_on_every_operation(service, tmp_path, start_service):
-    require_services(service)
     cap = 4096
     process = start_service(service, settings_for(tmp_path, max_body_bytes=cap))
     with_body = [(m, p) for m, p in operations(process.url) if m.lower() in ("post", "put", "patch")]
@@ -103,7 +94,6 @@ def test_a_huge_body_is_refused_without_being_read(tmp_path, start_service):
 
 @pytest.mark.parametrize("service", ALL_SERVICES)
 def test_api_token_guards_mutations_and_leaves_reads_open(service, tmp_path, start_service):
-    require_services(service)
     process = start_service(service, settings_for(tmp_path, api_token=TOKEN))
     good = {"Authorization": f"Bearer {TOKEN}"}
     wrong_headers = [{}, {"Authorization": "Bearer not-the-token"}, {"Authorization": f"Basic {TOKEN}"},
@@ -125,7 +115,6 @@ def test_api_token_guards_mutations_and_leaves_reads_open(service, tmp_path, sta
 
 @pytest.mark.parametrize("service", ALL_SERVICES)
 def test_protect_reads_closes_reads_too_but_not_health(service, tmp_path, start_service):
-    require_services(service)
     process = start_service(service, settings_for(tmp_path, api_token=TOKEN, protect_reads=True))
     good = {"Authorization": f"Bearer {TOKEN}"}
     assert_json_error(requests.get(process.url + "/openapi.json", timeout=10), 401)
@@ -140,7 +129,6 @@ def test_protect_reads_closes_reads_too_but_not_health(service, tmp_path, start_
 
 
 def test_grid_size_and_cv_caps_refuse_before_anything_is_logged(tmp_path, start_service):
-    require_services("simulator", "tracking")
     settings = settings_for(tmp_path, grid_max_fits=20)
     simulator = start_service("simulator", settings)
     tracking = start_service("tracking", settings)
@@ -160,7 +148,6 @@ def test_grid_size_and_cv_caps_refuse_before_anything_is_logged(tmp_path, start_
 
 
 def test_service_to_service_calls_carry_the_token(tmp_path, start_service):
-    require_services("simulator", "ml", "tracking")
     settings = settings_for(tmp_path, api_token=TOKEN)
     good = {"Authorization": f"Bearer {TOKEN}"}
     simulator = start_service("simulator", settings)
@@ -181,7 +168,6 @@ def test_service_to_service_calls_carry_the_token(tmp_path, start_service):
 
 
 def test_the_model_is_stored_with_skops_and_untrusted_content_is_never_loaded(tmp_path, start_service):
-    require_services("simulator", "ml")
     import pickle
 
     import skops.io

@@ -3,32 +3,12 @@ the training set loaded, and the walkthrough's optimization request."""
 
 from __future__ import annotations
 
-import copy
-import uuid
-
 import pytest
 
 from mlops.kernel.config import Settings
-from mlops.simulator.splits import load_split
-from mlops.simulator.store import replace_set
 from mlops.tracking.app import create_app
-from mlops.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
-from tests.processes import free_port
+from tests.support.tracking import backend_of, load_training, optimization, tracking_settings_for
 
-# What the walkthrough's LogisticRegression grid scores, cross-validated on the 106 training rows.
-WALKTHROUGH_LR_ACCURACY = 98 / 106
-
-
-def optimization(name: str | None = None, **changes) -> dict:
-    """The walkthrough's optimization body under a fresh experiment name, with changes."""
-    body = copy.deepcopy(WALKTHROUGH_OPTIMIZATION)
-    body["experiment_name"] = name or f"wine_{uuid.uuid4().hex[:10]}"
-    body.update(changes)
-    return body
-
-
-def backend_of(settings: Settings) -> str:
-    return "postgresql" if settings.dataset_db.startswith("postgresql") else "sqlite"
 
 
 @pytest.fixture(scope="session")
@@ -46,13 +26,6 @@ def mlflow_store_uri(tmp_path_factory, postgres_database):
         return uris[kind]
 
     return get
-
-
-def tracking_settings_for(settings: Settings, mlflow_uri: str) -> Settings:
-    """Settings for a tracking app: MLflow on the given store, two jobs, no ML service listening."""
-    return settings.model_copy(
-        update={"mlflow_tracking_uri": mlflow_uri, "n_jobs": 2, "ml_service_url": f"http://127.0.0.1:{free_port()}"}
-    )
 
 
 @pytest.fixture
@@ -78,12 +51,6 @@ def client(app):
 def backend(app):
     """The app's MLflow backend, to look at what was logged."""
     return app.extensions["tracking"]
-
-
-def load_training(engine) -> None:
-    """Load the training set as POST /root/simulator {"set_name": "training"} does."""
-    split = load_split("training")
-    replace_set(engine, "training", split.features, split.target)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from mlops.kernel.config import Settings
 from mlops.kernel.errors import Unavailable
 from mlops.tracking.mlflow import MlflowBackend, naming, reads, writes
 from mlops.tracking.mlflow.store import end_orphaned_runs
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 
 def test_postgresql_urls_use_psycopg_3_and_other_uris_are_refused(tmp_path):

@@ -17,7 +17,7 @@ from mlops.tracking.optimize import (
     search_model,
 )
 from mlops.tracking.schemas import OptimizationRequest
-from tests.tracking.conftest import WALKTHROUGH_LR_ACCURACY, WALKTHROUGH_OPTIMIZATION, optimization
+from tests.support.tracking import WALKTHROUGH_LR_ACCURACY, WALKTHROUGH_OPTIMIZATION, optimization
 
 SETTINGS = Settings(n_jobs=2)
 

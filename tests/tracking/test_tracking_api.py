@@ -8,7 +8,7 @@ import re
 import pytest
 
 from mlops.tracking.mlflow import reads, writes
-from tests.tracking.conftest import WALKTHROUGH_LR_ACCURACY, load_training, optimization
+from tests.support.tracking import WALKTHROUGH_LR_ACCURACY, load_training, optimization
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 MODELS = ("LogisticRegression", "RandomForest", "SVC")

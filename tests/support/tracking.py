@@ -1,0 +1,41 @@
+"""Helpers of the tracking tests: the walkthrough's optimization and what it scores, the training set loaded."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+
+from mlops.kernel.config import Settings
+from mlops.simulator.splits import load_split
+from mlops.simulator.store import replace_set
+from mlops.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
+from tests.support.processes import free_port
+
+# What the walkthrough's LogisticRegression grid scores, cross-validated on the 106 training rows.
+WALKTHROUGH_LR_ACCURACY = 98 / 106
+
+
+def optimization(name: str | None = None, **changes) -> dict:
+    """The walkthrough's optimization body under a fresh experiment name, with changes."""
+    body = copy.deepcopy(WALKTHROUGH_OPTIMIZATION)
+    body["experiment_name"] = name or f"wine_{uuid.uuid4().hex[:10]}"
+    body.update(changes)
+    return body
+
+
+def load_training(engine) -> None:
+    """Load the training set as POST /root/simulator {"set_name": "training"} does."""
+    split = load_split("training")
+    replace_set(engine, "training", split.features, split.target)
+
+
+def backend_of(settings: Settings) -> str:
+    """The kind of the settings' dataset database: sqlite or postgresql."""
+    return "postgresql" if settings.dataset_db.startswith("postgresql") else "sqlite"
+
+
+def tracking_settings_for(settings: Settings, mlflow_uri: str) -> Settings:
+    """Settings for a tracking app: MLflow on the given store, two jobs, no ML service listening."""
+    return settings.model_copy(
+        update={"mlflow_tracking_uri": mlflow_uri, "n_jobs": 2, "ml_service_url": f"http://127.0.0.1:{free_port()}"}
+    )
