@@ -12,9 +12,9 @@ from mlops.tracking.cluster import connected
 from mlops.tracking.mlflow import reads
 from mlops.tracking.optimize import fit_count, plan_searches, search_model
 from mlops.tracking.schemas import OptimizationRequest
-from tests.dask_processes import DaskProcesses
-from tests.processes import free_port
-from tests.tracking.conftest import WALKTHROUGH_OPTIMIZATION, optimization
+from tests.support.dask_processes import DaskProcesses
+from tests.support.processes import free_port
+from tests.support.tracking import WALKTHROUGH_OPTIMIZATION, optimization
 
 pytestmark = pytest.mark.slow
 
