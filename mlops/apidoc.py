@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from mlops.kernel.config import Settings
 from mlops.kernel.launch import SERVICE_APPS
-from mlops.kernel.web import Operation
+from mlops.kernel.web import Operation, _openapi_path
 from mlops.walkthrough import OPTIMIZATION_REQUEST as OPTIMIZATION
 
 DEFAULT_OUTPUT = Path("docs/API.md")
@@ -38,6 +38,7 @@ EXPERIMENT_ID = "1"
 LR_RUN = "5f69f7ee0507453e9787991521adeb82"
 RF_RUN = "2d8371356f1f4665b7697d732f5da3f3"
 SVC_RUN = "0b9f23e1f0c046d39b39e4b0add4ac95"
+JOB_ID = "0e4c3f8a9b2d4f6e8a1c3e5f7b9d2a4c"
 ABRIDGED = "…"
 RANDOM_FOREST = {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}
 
@@ -51,6 +52,8 @@ class Example:
     body: Any = None
     query: str = ""
     status: int = 200
+    # the path with its parameters filled in, for a path that has some (`{job_id}`)
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,10 +191,41 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
             body={"request_information": "setting", "run_id": LR_RUN},
         ),
         Example(
+            "Optimization in the background: answered at once with its job (GET its Location)",
+            {"message": "Optimization accepted",
+             "data": {"job_id": JOB_ID, "state": "queued", "fits_done": 0, "fits_total": 90, "elapsed_seconds": 0.004,
+                      "submitted_at": "2026-12-02 06:10:03", "status_code": None, "answer": None}},
+            body={**OPTIMIZATION, "wait": False}, status=202,
+        ),  # fmt: skip
+        Example(
             "Optimization before the training set is loaded",
             _not_loaded("training"),
             body={"request_information": "optimization", "experiment_name": "wine_test_2", "models": ["SVC"]},
             status=409,
+        ),
+    ],
+    ("tracking", "GET", "/root/tracking/jobs/{job_id}"): [
+        Example(
+            "An optimization sent with \"wait\": false, once done: the answer the blocking request gives",
+            {"message": "Job retrieved",
+             "data": {"job_id": JOB_ID, "state": "done", "fits_done": 90, "fits_total": 90, "elapsed_seconds": 2.412,
+                      "submitted_at": "2026-12-02 06:10:03", "status_code": 201,
+                      "answer": {"message": "Experiments retrieved successfully",
+                                 "data": {"experiment_id": EXPERIMENT_ID,
+                                          "run_ids": {"LogisticRegression": LR_RUN, "RandomForest": RF_RUN, "SVC": SVC_RUN}}}}},
+            path=f"/root/tracking/jobs/{JOB_ID}",
+        ),  # fmt: skip
+        Example(
+            "While it runs",
+            {"message": "Job retrieved",
+             "data": {"job_id": JOB_ID, "state": "running", "fits_done": 35, "fits_total": 90, "elapsed_seconds": 0.93,
+                      "submitted_at": "2026-12-02 06:10:03", "status_code": None, "answer": None}},
+            path=f"/root/tracking/jobs/{JOB_ID}",
+        ),  # fmt: skip
+        Example(
+            "An unknown job",
+            {"error": "Job not found", "message": "No optimization job 0123456789abcdef0123456789abcdef"},
+            path="/root/tracking/jobs/0123456789abcdef0123456789abcdef", status=404,
         ),
     ],
     ("tracking", "GET", "/root/tracking/experiments"): [
@@ -403,7 +437,7 @@ def build_service_apis(settings: Settings | None = None) -> list[ServiceApi]:
 def check_examples(apis: list[ServiceApi]) -> list[str]:
     """Problems with EXAMPLES: endpoints without one, examples of no endpoint, requests the models refuse."""
     problems = []
-    operations = {(api.name, op.method, op.rule): op for api in apis for op in api.operations}
+    operations = {(api.name, op.method, _openapi_path(op.rule)): op for api in apis for op in api.operations}
     documented = {
         (api.name, method.upper(), path): set(item["responses"]) for api in apis
         for path, method, item in _operations(api.document)
@@ -595,7 +629,7 @@ def _notes(schema: dict[str, Any]) -> str:
 
 
 def _render_example(base_url: str, path: str, method: str, example: Example) -> list[str]:
-    url = base_url + path + (f"?{example.query}" if example.query else "")
+    url = base_url + (example.path or path) + (f"?{example.query}" if example.query else "")
     command = " ".join(shlex.quote(part) for part in ["curl"] + ([] if method == "GET" else ["-X", method]) + [url])
     if example.body is not None:
         command += " \\\n  -H 'Content-Type: application/json' -d " + shlex.quote(_json(example.body))

@@ -21,6 +21,7 @@ from mlops.kernel.config import Settings
 from mlops.walkthrough import optimization_request
 
 MODELS = ["LogisticRegression", "RandomForest", "SVC"]
+JOB_POLL_S = 0.25
 BEST_BY = "model_accuracy"
 
 
@@ -113,8 +114,8 @@ def walkthrough(
     with step("Loading the training and testing sets", progress):
         for set_name in ("training", "testing"):
             call("simulator", "POST", "/root/simulator", {"set_name": set_name})
-    with step(f"Optimizing {', '.join(MODELS)} (grid search, 5-fold CV, logged to MLflow)", progress):
-        data = call("tracking", "POST", "/root/tracking/model_management", optimization_body(experiment_name))["data"]
+    with step(f"Optimizing {', '.join(MODELS)} (grid search, 5-fold CV, logged to MLflow)", progress) as shown:
+        data = optimize_in_background(call, optimization_body(experiment_name), shown)
         result.experiment_id = str(data["experiment_id"])
     with step("Listing the experiments", progress):
         experiments = call("tracking", "GET", "/root/tracking/experiments")["data"]
@@ -142,6 +143,30 @@ def walkthrough(
         result.monitoring = call("monitoring", "POST", "/root/monitoring", MONITORING_SUMMARY_BODY)["data"]
     result.seconds = time.monotonic() - started
     return result
+
+
+def optimize_in_background(call, body: dict[str, Any], shown: StepLine) -> dict[str, Any]:
+    """Send the optimization with "wait": false and follow its job, showing fits done of total;
+    return the answer's data (what the blocking request answers)."""
+    job = call("tracking", "POST", "/root/tracking/model_management", body | {"wait": False})["data"]
+    while job["state"] not in ("done", "failed"):
+        shown.detail = progress_bar(job["fits_done"], job["fits_total"])
+        time.sleep(JOB_POLL_S)
+        job = call("tracking", "GET", f"/root/tracking/jobs/{job['job_id']}")["data"]
+    shown.detail = progress_bar(job["fits_done"], job["fits_total"])
+    answer = job["answer"] or {}
+    if job["state"] == "failed":
+        raise DemoFailed(
+            f"the optimization (job {job['job_id']}) failed with {job['status_code']}: "
+            f"{answer.get('error', 'error')}: {answer.get('message', answer)}"
+        )
+    return answer["data"]
+
+
+def progress_bar(done: int, total: int, width: int = 20) -> str:
+    """[########------------] 36/90 fits"""
+    filled = width * done // total if total else width
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} fits"
 
 
 def check_running(name: str, url: str) -> None:
@@ -214,18 +239,30 @@ def summary(result: DemoResult) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class StepLine:
+    """What a step shows after its title while it runs (a progress bar)."""
+
+    detail: str = ""
+
+    def after(self, title: str) -> str:
+        return f"{title}  {self.detail}" if self.detail else title
+
+
 @contextmanager
-def step(title: str, stream: IO[str]) -> Iterator[None]:
-    """Show a step: a spinner with the elapsed time on a terminal, one line per step otherwise."""
+def step(title: str, stream: IO[str]) -> Iterator[StepLine]:
+    """Show a step: a spinner with the elapsed time on a terminal (and the detail the step sets,
+    such as a progress bar), one line per step otherwise."""
     started = time.monotonic()
     live = _isatty(stream)
     done = threading.Event()
+    shown = StepLine()
 
     def spin() -> None:
         frames = "|/-\\"
         tick = 0
         while not done.wait(0.1):
-            _write(stream, f"\r{frames[tick % 4]} {title}  {time.monotonic() - started:.1f} s\033[K")
+            _write(stream, f"\r{frames[tick % 4]} {shown.after(title)}  {time.monotonic() - started:.1f} s\033[K")
             tick += 1
 
     spinner = threading.Thread(target=spin, daemon=True) if live else None
@@ -233,14 +270,14 @@ def step(title: str, stream: IO[str]) -> Iterator[None]:
         spinner.start()
     outcome = "FAILED"
     try:
-        yield
+        yield shown
         outcome = "ok"
     finally:
         done.set()
         if spinner is not None:
             spinner.join()
         elapsed = time.monotonic() - started
-        _write(stream, ("\r\033[K" if live else "") + f"{outcome:<6} {title}  ({elapsed:.1f} s)\n")
+        _write(stream, ("\r\033[K" if live else "") + f"{outcome:<6} {shown.after(title)}  ({elapsed:.1f} s)\n")
 
 
 def _isatty(stream: IO[str]) -> bool:

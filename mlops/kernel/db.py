@@ -110,6 +110,27 @@ deployed_model = Table(
     Column("pipeline", LargeBinary, nullable=True),
 )
 
+# The tracking service's optimizations sent with "wait": false (mlops.tracking.jobs). Kept here so
+# that every worker of the service, and the next process after a restart, sees them.
+optimization_jobs = Table(
+    "optimization_jobs",
+    metadata,
+    Column("job_id", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("fits_done", Integer, nullable=False),
+    Column("fits_total", Integer, nullable=False),
+    # "<host>:<pid>" of the process that runs (or will run) it, and when it last said so
+    Column("owner", String(300), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    # the answer the blocking request would have given, once done or failed
+    Column("status_code", Integer, nullable=True),
+    Column("answer", JSON, nullable=True),
+)
+
 
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for postgresql:// URLs (SQLAlchemy would otherwise look for psycopg2)."""

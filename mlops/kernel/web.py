@@ -8,6 +8,7 @@ import hmac
 import html
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -277,6 +278,11 @@ def openapi_document(state: ServiceState) -> dict[str, Any]:
                 for name, prop in schema.get("properties", {}).items()
             ]
             item["responses"].setdefault("400", _response(400, "Invalid request"))
+        path_names = re.findall(r"<(?:\w+:)?(\w+)>", op.rule)
+        if path_names:
+            item["parameters"] = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in path_names
+            ] + item.get("parameters", [])
         paths.setdefault(_openapi_path(op.rule), {})[op.method.lower()] = item
     return {
         "openapi": "3.1.0",

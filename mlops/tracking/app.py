@@ -3,6 +3,10 @@ them, deletion, and deployment of a run's model to the ML service."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from typing import Any
+
 from flask import Flask, current_app
 
 from mlops.kernel.config import Settings
@@ -11,8 +15,9 @@ from mlops.kernel.errors import NotFound
 from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine
 from mlops.tracking import queries
 from mlops.tracking.deploy import deploy_run
+from mlops.tracking.jobs import JobRunner, Runner
 from mlops.tracking.mlflow import ExperimentRecord, MlflowBackend, RunRecord, reads, writes
-from mlops.tracking.optimize import optimize
+from mlops.tracking.optimize import Optimization, fit_count, optimize, plan_searches
 from mlops.tracking.schemas import (
     BestModelQuery,
     ExperimentQuery,
@@ -25,7 +30,9 @@ from mlops.tracking.schemas import (
     RunSelector,
 )
 
+log = logging.getLogger(__name__)
 bp = ApiBlueprint("tracking", __name__)
+
 
 def mlflow_backend() -> MlflowBackend:
     """This app's MLflow backend store."""
@@ -44,24 +51,63 @@ def _runs_of(experiment_id: str) -> tuple[ExperimentRecord, list[RunRecord]]:
     body=ModelManagement,
     responses={
         201: "Optimization logged: experiment id and one run id per model",
+        202: 'With "wait": false: the optimization is queued; its job (GET /root/tracking/jobs/<job_id>)',
         200: "Setting: the ML service's answer, relayed",
         400: "Invalid request, grid, scoring or cv; or a model's grid search failed (its run is FAILED)",
         404: "Run not found",
         409: "The training set is not loaded, the experiment name is deleted, or the run has no model",
         500: "The model could not be stored in the MLflow artifact store (its run is FAILED)",
         502: "The ML service refused the tracking service's token, or failed",
-        503: "The ML service or the MLflow store is unreachable",
+        503: "The ML service, the MLflow store or the Dask cluster (MLOPS_DASK_SCHEDULER) is unreachable",
     },
 )
 def model_management(body: ModelManagement):
     """Run a grid-search optimization logged to MLflow, or deploy a run's model to the ML service."""
     request = body.root
     if isinstance(request, OptimizationRequest):
-        result = optimize(mlflow_backend(), dataset_engine(), current_settings(), request)
-        data = {"experiment_id": result.experiment_id, "run_ids": result.run_ids}
-        return {"message": "Experiments retrieved successfully", "data": data}, 201
+        if not request.wait:
+            plan_searches(request, current_settings())  # a bad grid is a 400 now, not a failed job
+            job = job_runner().submit(request.model_dump(mode="json"), fit_count(request))
+            headers = {"Location": f"/root/tracking/jobs/{job.job_id}"}
+            return {"message": "Optimization accepted", "data": job.to_json()}, 202, headers
+        return optimization_answer(optimize(mlflow_backend(), dataset_engine(), current_settings(), request))
     reply = deploy_run(mlflow_backend(), current_settings(), request.run_id)
     return reply.body, reply.status
+
+
+def optimization_answer(result: Optimization) -> tuple[dict[str, Any], int]:
+    """The walkthrough's answer to an optimization."""
+    data = {"experiment_id": result.experiment_id, "run_ids": result.run_ids}
+    return {"message": "Experiments retrieved successfully", "data": data}, 201
+
+
+@bp.operation(
+    "/root/tracking/jobs/<job_id>",
+    "GET",
+    responses={200: "The job: state, fits done of total, elapsed seconds, and its answer once ended", 404: "No such job"},
+)
+def get_job(job_id: str):
+    """Tell how far an optimization sent with "wait": false has got, and its answer once done."""
+    if len(job_id) > 64:
+        raise NotFound("No optimization job with such an id", error="Job not found")
+    return {"message": "Job retrieved", "data": job_runner().get(job_id).to_json()}
+
+
+def job_runner() -> JobRunner:
+    """This app's runner of background optimizations."""
+    return current_app.extensions["tracking_jobs"]
+
+
+def run_optimization_job(app: Flask) -> Runner:
+    """What a job does: the optimization the blocking request would run, with its answer."""
+    state, backend = app.extensions["mlops"], app.extensions["tracking"]
+
+    def run(body: dict[str, Any], on_fits_done) -> tuple[int, dict[str, Any]]:
+        request = OptimizationRequest.model_validate(body)
+        answer, status = optimization_answer(optimize(backend, state.engine, state.settings, request, on_fits_done))
+        return status, answer
+
+    return run
 
 
 @bp.operation("/root/tracking/experiments", "GET", responses={200: "The active experiments"})
@@ -167,6 +213,17 @@ def create_app(settings: Settings | None = None, *, warm_up: bool | None = None)
         health_checks={"database": lambda state: ping(state.engine), "mlflow": lambda state: backend.ping()},
     )
     app.extensions["tracking"] = backend
+    state = app.extensions["mlops"]
+    runner = JobRunner(lambda: state.engine, run_optimization_job(app))
+    app.extensions["tracking_jobs"] = runner
     if warm_up:
         backend.open_in_background()
+        threading.Thread(target=_recover_jobs, args=(runner,), name="recover-jobs", daemon=True).start()
     return app
+
+
+def _recover_jobs(runner: JobRunner) -> None:
+    try:
+        runner.recover()
+    except Exception as error:  # asked about, a job of a stopped process is still ended or resumed
+        log.warning("could not look for the optimization jobs of stopped processes: %s", error)

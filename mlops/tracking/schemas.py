@@ -35,6 +35,11 @@ class OptimizationRequest(BaseModel):
     )
     scoring: str = Field("accuracy", description="a scikit-learn scorer name (sklearn.metrics.get_scorer_names())")
     cv: int = Field(5, ge=2, le=1000, description="cross-validation folds (stratified)")
+    wait: bool = Field(
+        True,
+        description="false: answer 202 with a job_id at once and optimize in the background; "
+        "GET /root/tracking/jobs/<job_id> tells its progress and, once done, this request's answer",
+    )
 
 
 

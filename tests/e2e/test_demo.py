@@ -43,6 +43,8 @@ def test_demo_runs_the_walkthrough_and_summarizes_it(stack_flags):
     # every step reported as done, on stderr (no terminal: one line per step)
     assert "FAILED" not in demo.stderr
     assert demo.stderr.count("ok ") == 11
+    # the optimization runs as a job whose fits the step counts: (2 + 8 + 8) candidates x 5 folds
+    assert "[####################] 90/90 fits" in demo.stderr
     best = re.search(r"best model\s+(\w+) \(run (\w+), CV model_accuracy (0\.\d+)\)", summary)
     assert best, summary
     scores = dict(re.findall(r"(training|testing|production) (\d+\.\d+) %", summary))
