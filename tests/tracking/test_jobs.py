@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, select, update
 
 from mlops.kernel.db import optimization_jobs
-from mlops.tracking.mlflow import reads
 from mlops.tracking.app import create_app
 from mlops.tracking.jobs import this_process
+from mlops.tracking.mlflow import reads
 from tests.support.tracking import optimization
 
 JOBS = "/root/tracking/jobs/"
