@@ -5,14 +5,18 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
 # Re-install whenever pyproject.toml changes.
+# Not --quiet: pip names each package as it goes, since the first install takes a few minutes.
 $(VENV)/.installed: pyproject.toml
+	@echo "== installing mlops and its dependencies into $(VENV) (a few minutes the first time)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e .
+	$(PIP) install -e .
+	@echo "== installed: $(VENV)/bin/mlops"
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install --quiet -e '.[dev]'
+	@echo "== installing the test extras into $(VENV)"
+	$(PIP) install -e '.[dev]'
 	touch $@
 
 # newman (runs the Postman collection in tests/e2e/test_postman.py), pinned by package-lock.json.

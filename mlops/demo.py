@@ -73,17 +73,40 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
+        """Where the services are: a running stack's state file says, else the settings' ports."""
         from mlops.stack import client_url
+        from mlops.stack.state import running_state, state_path
 
-        return cls(**{name: client_url(settings, settings.port_of(name)) for name in ("simulator", "ml", "tracking", "monitoring")})
+        state = running_state(state_path(settings))
+        recorded = {m.name: m.url for m in state.members} if state else {}
+        return cls(**{
+            name: recorded.get(name) or client_url(settings, settings.port_of(name))
+            for name in ("simulator", "ml", "tracking", "monitoring")
+        })  # fmt: skip
 
 
-def run_walkthrough(settings: Settings, *, experiment_name: str, out: IO[str] = sys.stdout, progress: IO[str] = sys.stderr) -> int:
-    """Run the walkthrough against the services the settings point at; print its summary."""
+def run_walkthrough(
+    settings: Settings,
+    *,
+    experiment_name: str | None,
+    default_name: str = "wine_test_1",
+    out: IO[str] = sys.stdout,
+    progress: IO[str] = sys.stderr,
+) -> int:
+    """Run the walkthrough against the services the settings point at; print its summary.
+
+    Without an experiment name, the first of default_name, then its next numbers (wine_test_2,
+    ...), that is neither a live experiment nor a deleted one (MLflow keeps deleted names).
+    """
     services = Services.from_settings(settings)
     try:
         result = walkthrough(
-            services, experiment_name, progress, timeout=max(settings.request_timeout, 600), token=settings.api_token
+            services,
+            experiment_name,
+            progress,
+            timeout=max(settings.request_timeout, 600),
+            token=settings.api_token,
+            default_name=default_name,
         )
     except DemoFailed as error:
         print(f"mlops demo: {error}", file=sys.stderr)
@@ -96,13 +119,19 @@ def run_walkthrough(settings: Settings, *, experiment_name: str, out: IO[str] = 
 
 
 def walkthrough(
-    services: Services, experiment_name: str, progress: IO[str], *, timeout: float, token: str = ""
+    services: Services,
+    experiment_name: str | None,
+    progress: IO[str],
+    *,
+    timeout: float,
+    token: str = "",
+    default_name: str = "wine_test_1",
 ) -> DemoResult:
     """Send the walkthrough's requests in order and collect what the summary needs.
 
     `token` is MLOPS_API_TOKEN, sent as a bearer token when the services require one.
     """
-    result = DemoResult(experiment_name=experiment_name)
+    result = DemoResult(experiment_name=default_name if experiment_name is None else experiment_name)
     started = time.monotonic()
 
     def call(service: str, method: str, path: str, body: Any = None) -> Any:
@@ -114,8 +143,26 @@ def walkthrough(
     with step("Loading the training and testing sets", progress):
         for set_name in ("training", "testing"):
             call("simulator", "POST", "/root/simulator", {"set_name": set_name})
+    names_taken: set[str] = set()
+    if experiment_name is None:
+        with step("Choosing a fresh experiment name", progress):
+            names_taken = {e.get("name") for e in call("tracking", "GET", "/root/tracking/experiments")["data"]}
+            result.experiment_name = next_free_name(default_name, names_taken)
+        why = "" if result.experiment_name == default_name else f" ({default_name} is taken)"
+        _write(progress, f"       experiment {result.experiment_name}{why}\n")
     with step(f"Optimizing {', '.join(MODELS)} (grid search, 5-fold CV, logged to MLflow)", progress) as shown:
-        data = optimize_in_background(call, optimization_body(experiment_name), shown)
+        while True:
+            try:
+                body = optimization_body(result.experiment_name)
+                data = optimize_in_background(call, body, shown)
+                break
+            except DemoFailed as error:
+                # a deleted experiment keeps its name in MLflow: take the next one, unless it was asked for
+                if experiment_name is not None or "Experiment deleted" not in str(error):
+                    raise
+                names_taken.add(result.experiment_name)
+                result.experiment_name = next_free_name(result.experiment_name, names_taken)
+                _write(progress, f"       {body['experiment_name']} was deleted; using {result.experiment_name}\n")
         result.experiment_id = str(data["experiment_id"])
     with step("Listing the experiments", progress):
         experiments = call("tracking", "GET", "/root/tracking/experiments")["data"]
@@ -167,6 +214,16 @@ def progress_bar(done: int, total: int, width: int = 20) -> str:
     """[########------------] 36/90 fits"""
     filled = width * done // total if total else width
     return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} fits"
+
+
+def next_free_name(name: str, taken: set[str]) -> str:
+    """name if it is not taken, else the same with the next free number at its end (wine_test_2)."""
+    match = re.fullmatch(r"(.*?)(\d+)", name)
+    stem, number = (match.group(1), int(match.group(2))) if match else (name + "_", 1)
+    while name in taken:
+        number += 1
+        name = f"{stem}{number}"
+    return name
 
 
 def check_running(name: str, url: str) -> None:

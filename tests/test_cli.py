@@ -11,7 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
-from mlops import cli, stack
+from mlops import cli
+from mlops.stack import logs, plan, ports, processes, state
 from mlops.demo import DemoResult, run_walkthrough, score_of, summary
 from mlops.kernel.config import ENVIRONMENT_VARIABLES, Settings
 from mlops.kernel.launch import SERVICE_APPS
@@ -89,21 +90,21 @@ def test_port_in_use_sees_listeners_only():
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        assert stack.port_in_use("127.0.0.1", port)
-        assert stack.port_in_use("0.0.0.0", port)
-    assert not stack.port_in_use("127.0.0.1", port)
-    assert stack.wait_ports_free("127.0.0.1", [port], timeout=1) == []
+        assert ports.port_in_use("127.0.0.1", port)
+        assert ports.port_in_use("0.0.0.0", port)
+    assert not ports.port_in_use("127.0.0.1", port)
+    assert ports.wait_ports_free("127.0.0.1", [port], timeout=1) == []
 
 
 def test_passwords_are_masked_in_the_storage_table():
-    assert stack.mask_password("postgresql://mlops:s3cret@db:5432/mlops") == "postgresql://mlops:***@db:5432/mlops"
-    assert stack.mask_password("sqlite:////data/dataset.db") == "sqlite:////data/dataset.db"
+    assert plan.mask_password("postgresql://mlops:s3cret@db:5432/mlops") == "postgresql://mlops:***@db:5432/mlops"
+    assert plan.mask_password("sqlite:////data/dataset.db") == "sqlite:////data/dataset.db"
     settings = Settings(
         dataset_db_url="postgresql://mlops:s3cret@db/dataset",
         mlflow_tracking_uri="postgresql+psycopg://mlops:other@db/mlflow",
     )
-    launches = stack.plan(settings, SERVICE_APPS)
-    table = cli.stack_table(settings, launches)
+    launches = plan.plan(settings, SERVICE_APPS)
+    table = plan.stack_table(settings, launches)
     assert "s3cret" not in table and "other" not in table
     assert "postgresql://mlops:***@db/dataset" in table
     for service in SERVICE_APPS:
@@ -113,17 +114,17 @@ def test_passwords_are_masked_in_the_storage_table():
 
 def test_services_start_in_the_kernel_order_and_the_ui_last():
     settings = Settings()
-    launches = stack.plan(settings, ["monitoring", "simulator"], mlflow_ui_port=5000)
+    launches = plan.plan(settings, ["monitoring", "simulator"], mlflow_ui_port=5000)
     assert [launch.name for launch in launches] == ["monitoring", "simulator", "mlflow-ui"]
-    batches = cli.in_start_order(stack.plan(settings, SERVICE_APPS, mlflow_ui_port=5000))
+    batches = plan.in_start_order(plan.plan(settings, SERVICE_APPS, mlflow_ui_port=5000))
     assert [[launch.name for launch in batch] for batch in batches] == [list(SERVICE_APPS), ["mlflow-ui"]]
     assert "--backend-store-uri" in launches[-1].command
     assert settings.mlflow_uri in launches[-1].command
 
 
 def test_a_wildcard_bind_is_reached_on_loopback():
-    assert stack.client_url(Settings(host="0.0.0.0"), 5001) == "http://127.0.0.1:5001"
-    assert stack.client_url(Settings(host="::1"), 5001) == "http://[::1]:5001"
+    assert plan.client_url(Settings(host="0.0.0.0"), 5001) == "http://127.0.0.1:5001"
+    assert plan.client_url(Settings(host="::1"), 5001) == "http://[::1]:5001"
 
 
 def _stubborn_group() -> subprocess.Popen:
@@ -137,7 +138,7 @@ def _stubborn_group() -> subprocess.Popen:
 
 def _wait_members(pgid: int, count: int) -> None:
     for _ in range(200):
-        if len(stack.live_group_members(pgid)) >= count:
+        if len(processes.live_group_members(pgid)) >= count:
             return
         threading.Event().wait(0.02)
     raise AssertionError("the group did not start")
@@ -146,41 +147,40 @@ def _wait_members(pgid: int, count: int) -> None:
 def test_stop_groups_kills_a_group_that_ignores_sigterm_after_the_grace_period():
     process = _stubborn_group()
     _wait_members(process.pid, 2)
-    member = stack.Member("stubborn", process.pid, 0, "", marker="sleep")
-    killed = stack.stop_groups([member], grace=0.3, children=[process])
+    killed = processes.stop_groups({"stubborn": process.pid}, grace=0.3, children=[process])
     assert killed == ["stubborn"]
-    assert stack.live_group_members(process.pid) == []
+    assert processes.live_group_members(process.pid) == []
     assert process.returncode == -9
 
 
 def test_stop_groups_stops_a_cooperative_group_with_sigterm():
     process = subprocess.Popen(["bash", "-c", "sleep 300 & wait"], start_new_session=True)
     _wait_members(process.pid, 2)
-    killed = stack.stop_groups([stack.Member("polite", process.pid, 0, "", marker="bash")], grace=10, children=[process])
+    killed = processes.stop_groups({"polite": process.pid}, grace=10, children=[process])
     assert killed == []
-    assert stack.live_group_members(process.pid) == []
+    assert processes.live_group_members(process.pid) == []
 
 
 def test_state_file_round_trip_and_stale_state_is_forgotten(tmp_path):
-    path = tmp_path / stack.STATE_FILE
+    path = tmp_path / state.STATE_FILE
     process = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
-        live = stack.StackState(None, "127.0.0.1", [stack.Member("ml", process.pid, 5001, "http://x", "sleep")])
-        stack.write_state(path, live)
-        assert stack.read_state(path) == live
-        assert stack.running_state(path) == live
+        live = state.StackState(None, "127.0.0.1", [state.Member("ml", process.pid, 5001, "http://x", "sleep", restarts=2, last_exit="code 1")])
+        state.write_state(path, live)
+        assert state.read_state(path) == live
+        assert state.running_state(path) == live
     finally:
         process.kill()
         process.wait()
-    assert stack.running_state(path) is None
+    assert state.running_state(path) is None
     assert not path.exists()
 
 
 def test_a_reused_pid_is_not_taken_for_a_member(tmp_path):
     process = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
-        stranger = stack.Member("ml", process.pid, 5001, "http://x", marker="mlops-ml")
-        assert not stack.member_alive(stranger)  # same pid and group, but not our gunicorn
+        stranger = state.Member("ml", process.pid, 5001, "http://x", marker="mlops-ml")
+        assert not stranger.alive  # same pid and group, but not our gunicorn
     finally:
         process.kill()
         process.wait()
@@ -194,7 +194,7 @@ def test_down_without_a_stack_says_there_is_nothing_to_stop(tmp_path, capsys):
 def test_log_printer_prefixes_every_line_with_its_process(tmp_path):
     out_path = tmp_path / "out.txt"
     with out_path.open("w") as out:
-        printer = stack.LogPrinter(out, width=9)
+        printer = logs.LogPrinter(out, width=9)
         process = subprocess.Popen(["printf", "one\\ntwo\\n"], stdout=subprocess.PIPE)
         printer.follow("simulator", 0, process.stdout)
         printer.drain(timeout=10)
@@ -206,7 +206,7 @@ def test_log_printer_prefixes_every_line_with_its_process(tmp_path):
 def test_log_printer_keeps_draining_when_its_reader_is_gone():
     read_end, write_end = os.pipe()
     os.close(read_end)
-    printer = stack.LogPrinter(os.fdopen(write_end, "w"), width=5)
+    printer = logs.LogPrinter(os.fdopen(write_end, "w"), width=5)
     process = subprocess.Popen([sys.executable, "-c", "print('x\\n' * 200000)"], stdout=subprocess.PIPE)
     printer.follow("ml", 0, process.stdout)
     assert process.wait(timeout=60) == 0  # it could write everything: the pipe was drained
@@ -250,8 +250,8 @@ def test_demo_without_services_says_how_to_start_them(capsys):
 
 
 def test_state_file_is_json_a_person_can_read(tmp_path):
-    path = tmp_path / stack.STATE_FILE
-    stack.write_state(path, stack.StackState(42, "0.0.0.0", [stack.Member("ml", 7, 5001, "http://127.0.0.1:5001", "mlops-ml", "/x.log")]))
+    path = tmp_path / state.STATE_FILE
+    state.write_state(path, state.StackState(42, "0.0.0.0", [state.Member("ml", 7, 5001, "http://127.0.0.1:5001", "mlops-ml", "/x.log")]))
     raw = json.loads(path.read_text())
     assert raw["supervisor_pid"] == 42 and raw["members"][0]["name"] == "ml"
 

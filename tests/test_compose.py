@@ -65,6 +65,15 @@ def test_each_service_serves_itself_on_the_port_its_settings_give(compose, name)
     assert name in " ".join(service["healthcheck"]["test"])  # its own health
 
 
+def test_services_are_restarted_as_mlops_up_restarts_them(compose):
+    from mlops.stack.supervisor import RESTART_DELAYS, STABLE_SECONDS
+
+    assert STABLE_SECONDS == 10  # what Docker waits before it counts the restarts from 0 again
+    for name in (*SERVICE_APPS, "mlflow"):
+        assert compose["services"][name]["restart"] == f"on-failure:{len(RESTART_DELAYS)}", name
+    assert compose["services"]["postgres"]["restart"] == "unless-stopped"
+
+
 def test_every_service_reaches_postgres_and_the_ml_service_by_name(compose):
     postgres = compose["services"]["postgres"]
     datasets_db = postgres["environment"]["POSTGRES_DB"]

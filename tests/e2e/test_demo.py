@@ -31,20 +31,23 @@ def stack_flags(tmp_path):
     )
     try:
         assert up.returncode == 0, up.stderr
-        yield ports
+        yield ports + data_dir
     finally:
         subprocess.run([*MLOPS, "down", *data_dir], capture_output=True, timeout=120)
 
 
 def test_demo_runs_the_walkthrough_and_summarizes_it(stack_flags):
-    demo = subprocess.run([*MLOPS, "demo", *stack_flags], capture_output=True, text=True, timeout=600, env=TOKEN_ENV)
+    # only the data dir: the demo finds the stack's ports in its state file
+    data_dir = stack_flags[stack_flags.index("--data-dir") :]
+    demo = subprocess.run([*MLOPS, "demo", *data_dir], capture_output=True, text=True, timeout=600, env=TOKEN_ENV)
     assert demo.returncode == 0, demo.stderr
     summary = demo.stdout
     # every step reported as done, on stderr (no terminal: one line per step)
     assert "FAILED" not in demo.stderr
-    assert demo.stderr.count("ok ") == 11
+    assert demo.stderr.count("ok ") == 12
     # the optimization runs as a job whose fits the step counts: (2 + 8 + 8) candidates x 5 folds
     assert "[####################] 90/90 fits" in demo.stderr
+    assert "experiment wine_test_1\n" in demo.stderr
     best = re.search(r"best model\s+(\w+) \(run (\w+), CV model_accuracy (0\.\d+)\)", summary)
     assert best, summary
     scores = dict(re.findall(r"(training|testing|production) (\d+\.\d+) %", summary))
@@ -73,3 +76,21 @@ def test_a_service_error_stops_the_demo_with_its_message(stack_flags):
     assert refused.returncode == 1
     assert "FAILED Loading the training and testing sets" in refused.stderr
     assert "answered 401" in refused.stderr and "MLOPS_API_TOKEN" in refused.stderr
+
+
+def test_a_second_demo_after_the_experiment_was_deleted_takes_a_fresh_name_and_says_so(stack_flags):
+    first = subprocess.run([*MLOPS, "demo", *stack_flags], capture_output=True, text=True, timeout=600, env=TOKEN_ENV)
+    assert first.returncode == 0, first.stderr
+    experiment_id = re.search(r"experiment\s+wine_test_1 \(id (\w+)\)", first.stdout)[1]
+    tracking_port = stack_flags[stack_flags.index("--tracking-port") + 1]
+    deleted = requests.delete(
+        f"http://127.0.0.1:{tracking_port}/root/tracking/experiments",
+        params={"experiment_id": experiment_id},
+        headers={"Authorization": "Bearer demo-secret"},
+        timeout=30,
+    )
+    assert deleted.status_code == 200, deleted.text
+    second = subprocess.run([*MLOPS, "demo", *stack_flags], capture_output=True, text=True, timeout=600, env=TOKEN_ENV)
+    assert second.returncode == 0, second.stderr
+    assert "wine_test_1 was deleted; using wine_test_2" in second.stderr
+    assert re.search(r"experiment\s+wine_test_2 \(id \w+\), 3 runs", second.stdout), second.stdout
