@@ -19,7 +19,7 @@ from mlops.stack.plan import Launch
 from mlops.stack.processes import health, live_group_members
 from mlops.stack.state import read_state, state_path
 from mlops.stack.supervisor import Supervisor, ask_to_start
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 # Answers /health as `name`, then exits with code 3 after `lifetime` seconds (never if 0).
 STAND_IN = r"""
