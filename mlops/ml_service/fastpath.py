@@ -1,4 +1,4 @@
-"""Online prediction without scikit-learn's per-call overhead.
+"""Online prediction without scikit-learn's per-call overhead, refusing what scikit-learn refuses.
 
 For the few rows of an online request, `Pipeline.predict` spends most of its time outside the
 arithmetic: every step validates its input again, the forest dispatches its 100 trees through
@@ -6,13 +6,20 @@ joblib, and asking for class probabilities too walks every tree a second time. `
 turns a fitted imputer -> scaler -> model pipeline into plain numpy for the models whose
 arithmetic is simple (random forest, logistic regression) and computes the probabilities once,
 taking the class as their argmax exactly as those models' own `predict` does. Other models (SVC,
-whose `predict` is not the argmax of its Platt probabilities) keep scikit-learn's own methods.
-Results equal the pipeline's; tests/ml_service/test_fastpath.py checks it.
+whose `predict` is not the argmax of its Platt probabilities) get the imputed and scaled rows
+and keep their own methods. Results equal the pipeline's; tests/ml_service/test_fastpath.py
+checks it.
+
+Values that are finite on input can overflow on the way: a feature of 1e308 divided by a
+scale below one is infinite, beyond float32 it is infinite to the trees, and huge scaled values
+overflow a linear model's scores. scikit-learn's own input checks refuse the first two (for the
+last it answers NaN probabilities); here every step's result is checked and a non-finite one
+raises NonFiniteValues naming the features and rows, which the service answers as a 400.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +29,39 @@ Scores = Callable[[np.ndarray], np.ndarray]
 # Batch evaluation predicts this many rows at a time: the copies each step makes (float64, float32,
 # per-tree scores) then take a few MB instead of hundreds for a set of a million rows.
 CHUNK_ROWS = 65_536
+SHOWN_ROWS = 5  # rows named in an error, at most
+
+
+class NonFiniteValues(ValueError):
+    """Rows whose values become infinite or NaN at a step of the pipeline."""
+
+    def __init__(self, step: str, features: Sequence[str], rows: Sequence[int]):
+        self.step, self.features, self.rows = step, list(features), list(rows)
+        shown = ", ".join(str(row) for row in self.rows[:SHOWN_ROWS]) + (", ..." if len(self.rows) > SHOWN_ROWS else "")
+        one = len(self.features) == 1
+        super().__init__(
+            f"{', '.join(self.features)} {'is' if one else 'are'} too large to predict with: "
+            f"{'it overflows' if one else 'they overflow'} {step} (row{'' if len(self.rows) == 1 else 's'} {shown})"
+        )
+
+
+def require_finite(X: np.ndarray, features: Sequence[str], step: str, blame: np.ndarray | None = None) -> None:
+    """Raise NonFiniteValues unless every value of X is finite.
+
+    Without `blame`, X's columns are the features, and those with a non-finite value are named;
+    with it (rows x features, how much each feature weighs in each row's result, for a step whose
+    columns are not the features), the heaviest features of the offending rows are.
+    """
+    finite = np.isfinite(X)
+    if finite.all():
+        return
+    bad_rows = np.flatnonzero(~finite.all(axis=1))
+    if blame is None:
+        columns = np.flatnonzero(~finite[bad_rows].all(axis=0))
+    else:
+        peak = np.abs(blame[bad_rows]).max(axis=0)
+        columns = np.flatnonzero(np.isinf(peak)) if np.isinf(peak).any() else np.flatnonzero(peak >= peak.max() / 2)
+    raise NonFiniteValues(step, [features[i] for i in columns], bad_rows.tolist())
 
 
 @dataclass(frozen=True)
@@ -30,36 +70,63 @@ class CompiledPipeline:
 
     pipeline: object
     classes: np.ndarray
+    model: object | None = None  # the last step, given imputed and scaled rows; None: the whole pipeline
     fill: np.ndarray | None = None  # the imputer's column means
     mean: np.ndarray | None = None  # the scaler's
     scale: np.ndarray | None = None
-    probabilities: Scores | None = None  # of the scaled rows; None: use the pipeline itself
+    probabilities: Scores | None = None  # of the scaled rows; None: the model's own methods
+    dtype: type = np.float64  # the precision the model computes in (the trees': float32)
+    weights: np.ndarray | None = None  # per feature, its largest weight in the scores (to name culprits)
+
+    @property
+    def has_probabilities(self) -> bool:
+        """Whether predictions come with class probabilities (an SVC without probability=True has none)."""
+        return self.probabilities is not None or hasattr(self.model or self.pipeline, "predict_proba")
 
     def predict(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """Predicted classes of rows (NaN where missing), and class probabilities if the model has them."""
+        if self.model is None:
+            return _model_predict(self.pipeline, rows)
+        X = self._scaled(rows)
         if self.probabilities is None:
-            return _pipeline_predict(self.pipeline, rows)
-        X = rows.to_numpy(dtype=np.float64, copy=True)  # a copy: the steps below work in place
-        missing = np.isnan(X)
-        if missing.any():
-            X[missing] = np.broadcast_to(self.fill, X.shape)[missing]
-        X -= self.mean
-        X /= self.scale
+            return _model_predict(self.model, X)
+        if self.dtype is not np.float64:
+            with np.errstate(over="ignore"):
+                X = np.ascontiguousarray(X, dtype=self.dtype)
+            require_finite(X, rows.columns, f"in {np.dtype(self.dtype).name}, the precision of the model")
         probabilities = self.probabilities(X)
+        if not np.isfinite(probabilities).all():
+            weights = self.weights if self.weights is not None else 1.0
+            require_finite(probabilities, rows.columns, "in the model's scores", blame=np.abs(X) * weights)
         return self.classes.take(np.argmax(probabilities, axis=1)), probabilities
 
     def predict_classes(self, rows: pd.DataFrame) -> np.ndarray:
         """Predicted classes of any number of rows, computed CHUNK_ROWS rows at a time."""
         starts = range(0, max(len(rows), 1), CHUNK_ROWS)
-        if self.probabilities is None:
+        if self.model is None:
             return np.concatenate([self.pipeline.predict(rows.iloc[start : start + CHUNK_ROWS]) for start in starts])
+        if self.probabilities is None:
+            return np.concatenate([self.model.predict(self._scaled(rows.iloc[start : start + CHUNK_ROWS])) for start in starts])
         return np.concatenate([self.predict(rows.iloc[start : start + CHUNK_ROWS])[0] for start in starts])
 
+    def _scaled(self, rows: pd.DataFrame) -> np.ndarray:
+        """Rows imputed and scaled as the pipeline's first two steps do, every value checked finite."""
+        X = rows.to_numpy(dtype=np.float64, copy=True)  # a copy: the steps below work in place
+        missing = np.isnan(X)
+        if missing.any():
+            X[missing] = np.broadcast_to(self.fill, X.shape)[missing]
+        require_finite(X, rows.columns, "in the input")
+        with np.errstate(over="ignore", invalid="ignore"):
+            X -= self.mean
+            X /= self.scale
+        require_finite(X, rows.columns, "after scaling")
+        return X
 
-def _pipeline_predict(pipeline, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-    predicted = pipeline.predict(rows)
+
+def _model_predict(model, X) -> tuple[np.ndarray, np.ndarray | None]:
+    predicted = model.predict(X)
     # An SVC without probability=True has no predict_proba.
-    probabilities = pipeline.predict_proba(rows) if hasattr(pipeline, "predict_proba") else None
+    probabilities = model.predict_proba(X) if hasattr(model, "predict_proba") else None
     return predicted, probabilities
 
 
@@ -85,20 +152,13 @@ def compile_pipeline(pipeline) -> CompiledPipeline:
         and scaler.with_std
     ):
         return plain
+    steps = {"model": model, "fill": imputer.statistics_, "mean": scaler.mean_, "scale": scaler.scale_}
     if type(model) is RandomForestClassifier and model.n_outputs_ == 1:
-        scores = _forest_probabilities(model)
+        # Trees split on float32 thresholds, so they are given float32 rows, as scikit-learn does.
+        steps |= {"probabilities": _forest_probabilities(model), "dtype": np.float32}
     elif type(model) is LogisticRegression and len(model.classes_) > 2:
-        scores = _logistic_probabilities(model)
-    else:
-        return plain
-    return CompiledPipeline(
-        pipeline,
-        classes=np.asarray(model.classes_),
-        fill=imputer.statistics_,
-        mean=scaler.mean_,
-        scale=scaler.scale_,
-        probabilities=scores,
-    )
+        steps |= {"probabilities": _logistic_probabilities(model), "weights": np.abs(model.coef_).max(axis=0)}
+    return CompiledPipeline(pipeline, classes=np.asarray(model.classes_), **steps)
 
 
 def _forest_probabilities(forest) -> Scores:
@@ -106,13 +166,8 @@ def _forest_probabilities(forest) -> Scores:
     trees = [tree.tree_ for tree in forest.estimators_]
     n_classes = forest.n_classes_
 
-    def probabilities(X: np.ndarray) -> np.ndarray:
-        # Trees split on float32 thresholds, so they are given float32 rows, as scikit-learn does.
-        X32 = np.ascontiguousarray(X, dtype=np.float32)
-        if not np.isfinite(X32).all():
-            # the same refusal scikit-learn's own input check gives
-            raise ValueError("Input contains infinity or a value too large for dtype('float32').")
-        total = np.zeros((X.shape[0], n_classes), dtype=np.float64)
+    def probabilities(X32: np.ndarray) -> np.ndarray:
+        total = np.zeros((X32.shape[0], n_classes), dtype=np.float64)
         for tree in trees:
             total += tree.predict(X32)[:, :n_classes]
         total /= len(trees)
@@ -127,12 +182,18 @@ def _logistic_probabilities(model) -> Scores:
     one_vs_rest = getattr(model, "one_vs_rest_", False)
 
     def probabilities(X: np.ndarray) -> np.ndarray:
-        scores = X @ coef + intercept
-        if one_vs_rest:
-            # each class's sigmoid, normalised to sum to one (as liblinear's one-vs-rest did)
-            scores = 1.0 / (1.0 + np.exp(-scores))
-        else:
-            scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-        return scores / scores.sum(axis=1, keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = X @ coef + intercept
+            overflowed = ~np.isfinite(scores).all(axis=1)
+            if one_vs_rest:
+                # each class's sigmoid, normalised to sum to one (as liblinear's one-vs-rest did)
+                scores = 1.0 / (1.0 + np.exp(-scores))
+            else:
+                scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+            probabilities = scores / scores.sum(axis=1, keepdims=True)
+        if overflowed.any():
+            # a sigmoid of an infinite score still looks like a probability: mark the row for refusal
+            probabilities[overflowed] = np.nan
+        return probabilities
 
     return probabilities

@@ -22,6 +22,7 @@ from mlops.kernel.catalogue import build_estimator
 from mlops.kernel.datasets import LoadedSet, dataset_row, read_set, replace_predictions
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES
 from mlops.kernel.errors import BadRequest, Conflict
+from mlops.ml_service.fastpath import CompiledPipeline, NonFiniteValues
 from mlops.ml_service.deployment import (
     SET_MODEL_HINT,
     TRAIN_HINT,
@@ -113,7 +114,10 @@ def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
     with engine.connect() as connection:
         model, compiled = cache.trained_pipeline(connection)
         loaded = read_set(connection, set_name)
-    predicted = compiled.predict_classes(loaded.features)
+    try:
+        predicted = compiled.predict_classes(loaded.features)
+    except NonFiniteValues as error:
+        raise Conflict(f"The {set_name} set cannot be predicted: {error}", error="Invalid values") from None
     retry = f'evaluate again with POST /root/ml {{"dataset": "{set_name}"}}'
     with _predictions_transaction(engine, loaded, retry=retry) as connection:
         replace_predictions(connection, loaded.dataset_id, loaded.features.index, predicted, model.version)
@@ -146,23 +150,31 @@ def _set_reloaded(loaded: LoadedSet, retry: str) -> Conflict:
     )
 
 
-def predict(engine: Engine, cache: PipelineCache, rows: pd.DataFrame) -> Prediction:
-    """Predict rows (columns = FEATURES, NaN where missing) with the trained model."""
+def served_pipeline(engine: Engine, cache: PipelineCache) -> tuple[DeployedModel, CompiledPipeline]:
+    """The trained model this process serves, and its pipeline (loaded again only when it changed)."""
     with engine.connect() as connection:
-        model, compiled = cache.trained_pipeline(connection)
+        return cache.trained_pipeline(connection)
+
+
+def predict(engine: Engine, cache: PipelineCache, rows: pd.DataFrame) -> Prediction:
+    """Predict rows (columns = FEATURES, NaN where missing) with the served model."""
+    return predict_with(*served_pipeline(engine, cache), rows)
+
+
+def predict_with(model: DeployedModel, compiled: CompiledPipeline, rows: pd.DataFrame) -> Prediction:
+    """Predict rows with this model's pipeline; values that overflow in the pipeline are a 400."""
     try:
         predicted, probabilities = compiled.predict(rows)
-        if probabilities is not None:
-            # Extreme inputs can overflow a model's scores; JSON has no NaN, so say "unknown".
-            probabilities = np.where(np.isfinite(probabilities), probabilities, None).tolist()
+    except NonFiniteValues as error:
+        raise BadRequest(str(error), error="Invalid values") from None
     except ValueError as error:
-        # scikit-learn refuses values it cannot compute with, e.g. beyond float32 for trees.
+        # scikit-learn's own refusals, for pipelines of other shapes than fastpath compiles
         raise BadRequest(f"These rows cannot be predicted: {error}", error="Invalid values") from None
     return Prediction(
         model=model,
         classes=compiled.classes.tolist(),
         predicted=predicted.tolist(),
-        probabilities=probabilities,
+        probabilities=probabilities.tolist() if probabilities is not None else None,
     )
 
 

@@ -52,13 +52,3 @@ def test_batch_classes_in_chunks_equal_the_pipeline(data, model_name, hyperparam
     classes = compile_pipeline(pipeline).predict_classes(production.features)
     assert classes.tolist() == pipeline.predict(production.features).tolist()
 
-
-def test_compiled_forest_refuses_values_beyond_float32_like_scikit_learn(data):
-    training, _ = data
-    pipeline = make_pipeline("RandomForest", {"n_estimators": 5}).fit(training.features, training.target)
-    rows = training.features.iloc[:2].copy()
-    rows.iloc[0, 0] = 1e300
-    with pytest.raises(ValueError, match="infinity or a value too large"):
-        compile_pipeline(pipeline).predict(rows)
-    with pytest.raises(ValueError, match="infinity or a value too large"):
-        pipeline.predict(rows)
