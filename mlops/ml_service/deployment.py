@@ -36,6 +36,8 @@ _SPEC_COLUMNS = (
     deployed_model.c.trained_at,
     deployed_model.c.training_accuracy,
 )
+# Built once: every prediction runs it, and building a statement is not free.
+_SPEC_QUERY = select(*_SPEC_COLUMNS).where(deployed_model.c.id == ROW_ID)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def _utc(moment: datetime) -> datetime:
 
 def read_deployed(connection: Connection) -> DeployedModel | None:
     """The deployed model's spec (one small SELECT, no pipeline bytes), or None if none is set."""
-    row = connection.execute(select(*_SPEC_COLUMNS).where(deployed_model.c.id == ROW_ID)).first()
+    row = connection.execute(_SPEC_QUERY).first()
     return _as_model(row) if row is not None else None
 
 

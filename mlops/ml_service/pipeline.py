@@ -36,6 +36,7 @@ from mlops.ml_service.deployment import (
 )
 
 # The SQL spelling of a feature (od280__od315_of_diluted_wines) is accepted as well as the API's.
+FEATURE_INDEX = pd.Index(FEATURES)
 FEATURE_ALIASES = {column: feature for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)}
 EXPECTED_FEATURES = (
     f"expected exactly these {len(FEATURES)} features: {', '.join(FEATURES)} "
@@ -182,7 +183,7 @@ def records_frame(records: Sequence[Mapping[str, float | None]]) -> pd.DataFrame
     """Rows given as {feature: value} records, as a frame of FEATURES (None -> NaN)."""
     rows = [_feature_order(list(record), where=f"record {i}") for i, record in enumerate(records)]
     values = [[record[name] for name in order] for record, order in zip(records, rows, strict=True)]
-    return pd.DataFrame(values, columns=list(FEATURES), dtype="float64")
+    return features_frame(values)
 
 
 def columns_frame(columns: Sequence[str], data: Sequence[Sequence[float | None]]) -> pd.DataFrame:
@@ -196,7 +197,13 @@ def columns_frame(columns: Sequence[str], data: Sequence[Sequence[float | None]]
             )
     position = {name: i for i, name in enumerate(columns)}
     values = [[row[position[name]] for name in order] for row in data]
-    return pd.DataFrame(values, columns=list(FEATURES), dtype="float64")
+    return features_frame(values)
+
+
+def features_frame(values: Sequence[Sequence[float | None]] | np.ndarray) -> pd.DataFrame:
+    """Rows of values in FEATURES' order as a frame (None -> NaN)."""
+    # numpy first: pandas builds a frame from nested lists ten times slower than from one array
+    return pd.DataFrame(np.array(values, dtype=np.float64), columns=FEATURE_INDEX, copy=False)
 
 
 def _feature_order(names: list[str], *, where: str) -> list[str]:

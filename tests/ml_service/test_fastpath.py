@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlops.ml_service import fastpath
 from mlops.ml_service.fastpath import compile_pipeline
 from mlops.ml_service.pipeline import make_pipeline
 from mlops.simulator.splits import load_split
@@ -52,3 +53,18 @@ def test_batch_classes_in_chunks_equal_the_pipeline(data, model_name, hyperparam
     classes = compile_pipeline(pipeline).predict_classes(production.features)
     assert classes.tolist() == pipeline.predict(production.features).tolist()
 
+
+
+@pytest.mark.parametrize("n_rows", [1, 7, 19, 20, 21, 300])
+def test_forest_walks_give_the_same_bits_either_way(data, n_rows, monkeypatch):
+    training, production = data
+    pipeline = make_pipeline("RandomForest", {"n_estimators": 100, "max_depth": None}).fit(
+        training.features, training.target
+    )
+    rows = production.features.iloc[:n_rows]
+    at_once = compile_pipeline(pipeline).predict(rows)
+    monkeypatch.setattr(fastpath, "WALK_ALL_TREES_AT_MOST", 0)  # tree by tree, scikit-learn's walk
+    tree_by_tree = compile_pipeline(pipeline).predict(rows)
+    assert np.array_equal(at_once[1], tree_by_tree[1])
+    assert np.array_equal(at_once[1], pipeline.predict_proba(rows))
+    assert at_once[0].tolist() == pipeline.predict(rows).tolist()
