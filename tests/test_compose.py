@@ -47,8 +47,11 @@ def published(service: dict) -> dict[int, int]:
     return ports
 
 
-def test_compose_runs_postgres_the_four_services_and_mlflow_ui(compose):
-    assert set(compose["services"]) == {"postgres", "mlflow", *SERVICE_APPS}
+DASK = {"dask-scheduler", "dask-worker-1", "dask-worker-2"}
+
+
+def test_compose_runs_postgres_mlflow_dask_and_the_four_services(compose):
+    assert set(compose["services"]) == {"postgres", "mlflow", *DASK, *SERVICE_APPS}
 
 
 @pytest.mark.parametrize("name", list(SERVICE_APPS))
@@ -69,12 +72,12 @@ def test_services_are_restarted_as_mlops_up_restarts_them(compose):
     from mlops.stack.supervisor import RESTART_DELAYS, STABLE_SECONDS
 
     assert STABLE_SECONDS == 10  # what Docker waits before it counts the restarts from 0 again
-    for name in (*SERVICE_APPS, "mlflow"):
+    for name in (*SERVICE_APPS, "mlflow", *DASK):
         assert compose["services"][name]["restart"] == f"on-failure:{len(RESTART_DELAYS)}", name
     assert compose["services"]["postgres"]["restart"] == "unless-stopped"
 
 
-def test_every_service_reaches_postgres_and_the_ml_service_by_name(compose):
+def test_every_service_reaches_postgres_mlflow_dask_and_the_ml_service_over_the_network(compose):
     postgres = compose["services"]["postgres"]
     datasets_db = postgres["environment"]["POSTGRES_DB"]
     init_sql = "\n".join(p.read_text() for p in (ROOT / "docker" / "postgres").glob("*.sql"))
@@ -82,13 +85,20 @@ def test_every_service_reaches_postgres_and_the_ml_service_by_name(compose):
     for name in SERVICE_APPS:
         settings = Settings.from_env(environment_of(compose["services"][name]))
         assert settings.dataset_db.startswith("postgresql://") and f"@postgres:5432/{datasets_db}" in settings.dataset_db
-        mlflow_database = settings.mlflow_uri.rsplit("/", 1)[-1]
-        assert "@postgres:5432/" in settings.mlflow_uri and mlflow_database in created
+        # MLflow through its tracking server, the fits on the Dask cluster
+        assert settings.mlflow_uri == f"http://mlflow:{DEFAULT_MLFLOW_UI_PORT}"
+        assert settings.dask_scheduler == "tcp://dask-scheduler:8786"
         assert settings.ml_url == f"http://ml:{Settings().ml_port}"
-        assert settings.mlflow_artifacts.startswith("file:///data/")
         depends = compose["services"][name]["depends_on"]
         assert depends["postgres"]["condition"] == "service_healthy"
-    assert compose["services"]["tracking"]["depends_on"]["ml"]["condition"] == "service_healthy"
+        # no volume shared between containers: nothing goes through a filesystem
+        assert not compose["services"][name].get("volumes")
+    tracking_depends = compose["services"]["tracking"]["depends_on"]
+    for needed in ("ml", "mlflow", "dask-scheduler"):
+        assert tracking_depends[needed]["condition"] == "service_healthy"
+    mlflow_command = compose["services"]["mlflow"]["command"]
+    store = mlflow_command[mlflow_command.index("--backend-store-uri") + 1]
+    assert "@postgres:5432/" in interpolate(store) and store.rsplit("/", 1)[-1] in created
 
 
 def test_postgres_keeps_its_data_and_is_healthy_only_with_both_databases(compose):
@@ -98,20 +108,37 @@ def test_postgres_keeps_its_data_and_is_healthy_only_with_both_databases(compose
     assert "mlflow" in postgres["healthcheck"]["test"]
 
 
-def test_mlflow_ui_uses_the_tracking_store_after_tracking_is_up(compose):
+def test_mlflow_is_a_tracking_server_with_an_artifact_proxy_on_postgres(compose):
     mlflow = compose["services"]["mlflow"]
-    assert mlflow["command"][:2] == ["serve", "mlflow-ui"]
+    assert mlflow["entrypoint"] == ["mlflow"]
+    command = mlflow["command"]
+    assert command[0] == "server" and "--serve-artifacts" in command
+    assert command[command.index("--backend-store-uri") + 1].startswith("postgresql+psycopg://")
+    assert command[command.index("--port") + 1] == str(DEFAULT_MLFLOW_UI_PORT)
     assert published(mlflow) == {DEFAULT_MLFLOW_UI_PORT: DEFAULT_MLFLOW_UI_PORT}
-    assert environment_of(mlflow)["MLFLOW_TRACKING_URI"] == environment_of(compose["services"]["tracking"])["MLFLOW_TRACKING_URI"]
-    assert mlflow["depends_on"]["tracking"]["condition"] == "service_healthy"
-    # the same artifacts volume as the tracking service that writes them
-    assert mlflow["volumes"] == compose["services"]["tracking"]["volumes"]
+    # the services reach it by its compose name: its host check must let that name in
+    assert f"mlflow:{DEFAULT_MLFLOW_UI_PORT}" in command[command.index("--allowed-hosts") + 1].split(",")
+    # its artifacts stay in its own volume
+    assert [v.split(":")[1] for v in mlflow["volumes"]] == ["/data"]
+    assert mlflow["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_dask_runs_a_scheduler_and_two_workers_of_the_same_image(compose):
+    scheduler = compose["services"]["dask-scheduler"]
+    assert scheduler["entrypoint"] == ["dask"] and scheduler["command"][0] == "scheduler"
+    assert scheduler["command"][scheduler["command"].index("--port") + 1] == "8786"
+    for name in ("dask-worker-1", "dask-worker-2"):
+        worker = compose["services"][name]
+        assert worker["image"] == scheduler["image"] == compose["services"]["tracking"]["image"]
+        assert worker["entrypoint"] == ["dask"]
+        assert worker["command"][:2] == ["worker", "tcp://dask-scheduler:8786"]
+        assert worker["depends_on"]["dask-scheduler"]["condition"] == "service_healthy"
 
 
 def test_every_compose_command_is_one_the_mlops_command_accepts(compose):
     parser = build_parser()
     for name, service in compose["services"].items():
-        if name == "postgres":
+        if name == "postgres" or "entrypoint" in service:  # not the mlops command: MLflow's, Dask's
             continue
         args = parser.parse_args(service["command"])
         assert args.run.__name__ == "run_serve"

@@ -14,14 +14,30 @@ from mlops.tracking.mlflow.store import end_orphaned_runs
 from tests.support.processes import free_port
 
 
-def test_postgresql_urls_use_psycopg_3_and_other_uris_are_refused(tmp_path):
+def test_postgresql_urls_use_psycopg_3_servers_are_reached_over_http_and_other_uris_are_refused(tmp_path):
     backend = MlflowBackend.from_settings(Settings(data_dir=tmp_path, mlflow_tracking_uri="postgresql://u@h:5432/mlflow"))
     assert backend.tracking_uri == "postgresql+psycopg://u@h:5432/mlflow"
     default = MlflowBackend.from_settings(Settings(data_dir=tmp_path))
     assert default.tracking_uri == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
     assert default.artifact_root == (tmp_path / "mlartifacts").resolve().as_uri()
+    server = MlflowBackend.from_settings(Settings(data_dir=tmp_path, mlflow_tracking_uri="http://mlflow:5000"))
+    assert server.on_server and not default.on_server
     with pytest.raises(ValueError, match="database URI"):
-        MlflowBackend.from_settings(Settings(data_dir=tmp_path, mlflow_tracking_uri="http://mlflow:5000"))
+        MlflowBackend.from_settings(Settings(data_dir=tmp_path, mlflow_tracking_uri="ftp://mlflow:5000"))
+
+
+def test_an_unreachable_tracking_server_is_a_503_naming_mlflow(tmp_path):
+    from mlops.kernel.errors import Unavailable
+    from tests.support.processes import free_port
+
+    backend = MlflowBackend.from_settings(
+        Settings(data_dir=tmp_path, mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")
+    )
+    with pytest.raises(ConnectionError):
+        backend.ping()
+    with pytest.raises(Unavailable) as unavailable:
+        backend.client()
+    assert unavailable.value.error == "MLflow unavailable"
 
 
 def test_a_new_sqlite_store_is_created_whole_even_after_an_interrupted_start(tmp_path):

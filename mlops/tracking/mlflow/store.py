@@ -72,11 +72,18 @@ class MlflowBackend:
     def from_settings(cls, settings: Settings) -> MlflowBackend:
         """The backend the settings name (MLFLOW_TRACKING_URI, MLFLOW_ARTIFACT_ROOT)."""
         uri = normalize_url(settings.mlflow_uri)
-        if not _is_database_uri(uri):
+        if not (_is_database_uri(uri) or _is_server_uri(uri)):
             raise ValueError(
-                f"MLFLOW_TRACKING_URI must be a database URI (sqlite:///..., postgresql://...), got {uri!r}"
+                "MLFLOW_TRACKING_URI must be a database URI (sqlite:///..., postgresql://...) or an MLflow "
+                f"tracking server (http://host:5000), got {uri!r}"
             )
         return cls(uri, settings.mlflow_artifacts, settings.data_dir.resolve() / "mlflow-schema.lock")
+
+    @property
+    def on_server(self) -> bool:
+        """Whether the store is an MLflow tracking server reached over HTTP (`mlflow server
+        --serve-artifacts`: it keeps the artifacts too, so no shared filesystem is needed)."""
+        return _is_server_uri(self.tracking_uri)
 
     def client(self):
         """The MlflowClient of this backend; the first call creates or migrates MLflow's schema."""
@@ -110,8 +117,11 @@ class MlflowBackend:
         # MLflow retries an unreachable database for about 100 s; a quick check answers 503 now.
         try:
             self.ping()
-        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError) as error:
             raise _store_unavailable(error) from error
+        if self.on_server:
+            self._open_server(started)
+            return
         with mlflow_errors():
             self.lock_path.parent.mkdir(parents=True, exist_ok=True)
             # Several workers may start on an empty database at once; one creates the schema.
@@ -131,8 +141,33 @@ class MlflowBackend:
         self._client, self._experiment_store = client, store
         log.info("MLflow store %s ready in %.2f s", _safe_uri(self.tracking_uri), time.perf_counter() - started)
 
+    def _open_server(self, started: float) -> None:
+        """Open a tracking server's store: the server owns the schema and the artifact root."""
+        from mlflow import MlflowClient
+        from mlflow.store.tracking.rest_store import RestStore
+        from mlflow.utils.rest_utils import MlflowHostCreds
+
+        with mlflow_errors():
+            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            store = RestStore(lambda: MlflowHostCreds(self.tracking_uri))
+        try:
+            end_orphaned_runs(client)
+        except Exception:  # the service works without it; the runs stay RUNNING until next time
+            log.exception("could not end the runs left RUNNING by stopped processes")
+        self._client, self._experiment_store = client, store
+        log.info("MLflow tracking server %s ready in %.2f s", self.tracking_uri, time.perf_counter() - started)
+
     def ping(self) -> None:
-        """Raise if MLflow's backend database does not answer (cheap: no MLflow import)."""
+        """Raise if MLflow's backend database (or tracking server) does not answer (cheap: no
+        MLflow import)."""
+        if self.on_server:
+            import requests
+
+            try:
+                requests.get(f"{self.tracking_uri.rstrip('/')}/health", timeout=5).raise_for_status()
+            except requests.RequestException as error:
+                raise ConnectionError(f"MLflow tracking server {self.tracking_uri}: {error}") from error
+            return
         with self._ping_lock:
             if self._ping_engine is None:
                 _make_sqlite_directory(self.tracking_uri)
@@ -149,6 +184,10 @@ class MlflowBackend:
         """Close the health check's connections (MLflow keeps its own engine per URI)."""
         if self._ping_engine is not None:
             self._ping_engine.dispose()
+
+
+def _is_server_uri(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
 
 
 def _is_database_uri(uri: str) -> bool:
@@ -204,6 +243,8 @@ def _write_ahead_log_pragmas(dbapi_connection, _record) -> None:
 
 
 def _safe_uri(uri: str) -> str:
+    if _is_server_uri(uri):
+        return uri
     return make_url(uri).render_as_string(hide_password=True)
 
 
