@@ -24,7 +24,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-.PHONY: install up down status test tools demo bench clean
+.PHONY: install up down status test lint format tools demo bench clean
 install: $(VENV)/.installed
 
 ## up: start the four services on 127.0.0.1 (SQLite under ./var by default) until Ctrl-C
@@ -42,6 +42,15 @@ status: $(VENV)/.installed
 ## test: install the test extras and run every test (SQLite and PostgreSQL)
 test: tools $(VENV)/.installed-dev node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff's checks and its formatting, as CI runs them (`make format` applies the formatting)
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check --fix --select I .
+	$(VENV)/bin/ruff format .
 
 ## tools: the system tools some tests use; docker-compose (validates docker-compose.yml) and
 ##        chromium (renders the monitoring HTML pages) are installed with apt-get when missing
