@@ -27,9 +27,19 @@ BENCHMARKS = {
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks (all by default); exit 1 if one of them failed to run."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], metavar="NAME", help=f"which ({', '.join(BENCHMARKS)}); all if none")
-    parser.add_argument("--quick", action="store_true", help="tiny configuration: checks that the benchmarks run, measures nothing")
-    parser.add_argument("--profile", action="store_true", help="sample the services with py-spy during the measured phases")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        choices=[*BENCHMARKS, []],
+        metavar="NAME",
+        help=f"which ({', '.join(BENCHMARKS)}); all if none",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny configuration: checks that the benchmarks run, measures nothing"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the services with py-spy during the measured phases"
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp"), help="where temporary data dirs go")
     args = parser.parse_args(argv)
     names = args.names or list(BENCHMARKS)

@@ -322,7 +322,20 @@ def profiled(name: str, leaders: dict[str, int], enabled: bool) -> Iterator[None
         for pid in workers:
             path = RESULTS_DIR / f"{name}-{service}-{pid}.collapsed"
             recorders[(service, path)] = subprocess.Popen(
-                [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--function", "--output", str(path), "--nonblocking"],
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "200",
+                    "--function",
+                    "--output",
+                    str(path),
+                    "--nonblocking",
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -368,6 +381,8 @@ def summarise_profile(collapsed: str, top: int = 12) -> str:
 
     def listed(counts: dict[str, int]) -> list[str]:
         kept = [(frame, n) for frame, n in counts.items() if not any(p in frame for p in PLUMBING)]
-        return [f"  {100 * n / total:5.1f}%  {frame[:140]}" for frame, n in sorted(kept, key=lambda item: -item[1])[:top]]
+        return [
+            f"  {100 * n / total:5.1f}%  {frame[:140]}" for frame, n in sorted(kept, key=lambda item: -item[1])[:top]
+        ]
 
     return "\n".join([f"{total} samples; inclusive:", *listed(inclusive), "own:", *listed(own)])

@@ -37,11 +37,17 @@ def run(config: Config) -> Result:
             for attempt in range(repeats + 1):
                 per_model = bare_compute(request)
                 bare_s = sum(per_model.values())
-                with profiled("p1-request", {"tracking": running["tracking"].process.pid}, config.profile and attempt == 1):
+                with profiled(
+                    "p1-request", {"tracking": running["tracking"].process.pid}, config.profile and attempt == 1
+                ):
                     request_s, answer = timed(
-                        lambda: call("POST", tracking + "/root/tracking/model_management", json=request, expect=(200, 201))
+                        lambda: call(
+                            "POST", tracking + "/root/tracking/model_management", json=request, expect=(200, 201)
+                        )
                     )
-                say(f"p1: try {attempt}: bare {bare_s:.2f} s ({', '.join(f'{m} {s:.2f}' for m, s in per_model.items())}), request {request_s:.2f} s")
+                say(
+                    f"p1: try {attempt}: bare {bare_s:.2f} s ({', '.join(f'{m} {s:.2f}' for m, s in per_model.items())}), request {request_s:.2f} s"
+                )
                 if attempt == 0:
                     first = {"bare_s": bare_s, "request_s": request_s}
                     continue
@@ -85,9 +91,14 @@ def bare_compute(request: dict) -> dict[str, float]:
     X, y = training.features, training.target
     seconds = {}
     for model in request["models"]:
+
         def search(model=model):
             grid = GridSearchCV(
-                build_estimator(model), request["hyperparameters"][model], scoring=request["scoring"], cv=request["cv"], n_jobs=1
+                build_estimator(model),
+                request["hyperparameters"][model],
+                scoring=request["scoring"],
+                cv=request["cv"],
+                n_jobs=1,
             )
             grid.fit(X, y)
             cross_val_predict(grid.best_estimator_, X, y, cv=request["cv"], n_jobs=1)
@@ -102,4 +113,7 @@ def searches_logged(mlflow_uri: str, answer: dict) -> dict[str, float]:
 
     client = MlflowClient(tracking_uri=mlflow_uri)
     run_ids = answer["data"]["run_ids"]
-    return {model: client.get_run(run_id).data.metrics.get("system_execution_time", float("nan")) for model, run_id in run_ids.items()}
+    return {
+        model: client.get_run(run_id).data.metrics.get("system_execution_time", float("nan"))
+        for model, run_id in run_ids.items()
+    }

@@ -54,8 +54,12 @@ def run(config: Config) -> Result:
                     measured = {name: [] for name in targets}
                     for attempt in range(2):
                         for name, url in targets.items():
-                            leaders = {"ml": running["ml"].process.pid} if name == "ours" else {"mlflow-serve": mlflow_pid[0]}
-                            with profiled(f"p2-{payload_name.replace(' ', '')}", leaders, config.profile and attempt == 1):
+                            leaders = (
+                                {"ml": running["ml"].process.pid} if name == "ours" else {"mlflow-serve": mlflow_pid[0]}
+                            )
+                            with profiled(
+                                f"p2-{payload_name.replace(' ', '')}", leaders, config.profile and attempt == 1
+                            ):
                                 measured[name].append(run_load(url, body, concurrency=CONCURRENCY, seconds=seconds / 2))
                     for name in targets:
                         merged = merge(measured[name])
@@ -77,7 +81,18 @@ def run(config: Config) -> Result:
     say(
         table(
             ["payload", "server", "req/s", "rows/s", "p50 ms", "p99 ms", "errors"],
-            [[r["payload"], r["server"], r["requests_per_s"], r["rows_per_s"], r["p50_ms"], r["p99_ms"], str(r["errors"])] for r in rows],
+            [
+                [
+                    r["payload"],
+                    r["server"],
+                    r["requests_per_s"],
+                    r["rows_per_s"],
+                    r["p50_ms"],
+                    r["p99_ms"],
+                    str(r["errors"]),
+                ]
+                for r in rows
+            ],
         )
     )
     result.figures = {"concurrency": CONCURRENCY, "seconds_per_server_and_payload": seconds, "runs": rows}
@@ -85,9 +100,17 @@ def run(config: Config) -> Result:
         ours = next(r for r in rows if r["payload"] == payload_name and r["server"] == "ours")
         theirs = next(r for r in rows if r["payload"] == payload_name and r["server"] == "mlflow")
         result.goals.append(
-            Goal(f"{payload_name} throughput vs MLflow", ours["requests_per_s"] / theirs["requests_per_s"], 3.0, "x", at_most=False)
+            Goal(
+                f"{payload_name} throughput vs MLflow",
+                ours["requests_per_s"] / theirs["requests_per_s"],
+                3.0,
+                "x",
+                at_most=False,
+            )
         )
-        result.goals.append(Goal(f"{payload_name} p99 vs MLflow", ours["p99_ms"] / theirs["p99_ms"], 1 / 3, "x", at_most=True))
+        result.goals.append(
+            Goal(f"{payload_name} p99 vs MLflow", ours["p99_ms"] / theirs["p99_ms"], 1 / 3, "x", at_most=True)
+        )
     return result
 
 
@@ -136,7 +159,9 @@ def testing_payloads(dataset_db: str) -> dict[str, bytes]:
     hundred = features.iloc[np.arange(100) % len(features)]
 
     def body(frame) -> bytes:
-        return json.dumps({"dataframe_split": {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}}).encode()
+        return json.dumps(
+            {"dataframe_split": {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}}
+        ).encode()
 
     return {"1 row": body(features.iloc[:1]), "100 rows": body(hundred)}
 
@@ -170,7 +195,19 @@ class mlflow_serve:
             "MLFLOW_TRACKING_URI": (self.model_dir.parent / "mlruns").as_uri(),
         }
         self.process = subprocess.Popen(
-            [mlflow, "models", "serve", "-m", str(self.model_dir), "--env-manager", "local", "-h", "127.0.0.1", "-p", str(self.port)],
+            [
+                mlflow,
+                "models",
+                "serve",
+                "-m",
+                str(self.model_dir),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
             env=env,
             stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,

@@ -36,12 +36,18 @@ def run(config: Config) -> Result:
             for attempt in range(repeats + 1):
                 call("POST", simulator + "/root/simulator", json={"set_name": "production"})
                 call("POST", ml + "/root/ml", json={"dataset": "production"})
-                with profiled("p3-report", {"monitoring": running["monitoring"].process.pid}, config.profile and attempt == 1):
-                    report_s, _ = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
+                with profiled(
+                    "p3-report", {"monitoring": running["monitoring"].process.pid}, config.profile and attempt == 1
+                ):
+                    report_s, _ = timed(
+                        lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"})
+                    )
                 repeat_s, _ = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
                 reference, current = frames(settings.dataset_db)
                 raw_s, _ = timed(lambda: raw_evidently_report(reference, current))
-                say(f"p3: try {attempt}: service report {report_s:.2f} s, again {repeat_s * 1000:.1f} ms; raw Evidently {raw_s:.2f} s")
+                say(
+                    f"p3: try {attempt}: service report {report_s:.2f} s, again {repeat_s * 1000:.1f} ms; raw Evidently {raw_s:.2f} s"
+                )
                 if attempt == 0:  # the first of each side imports Evidently: shown, not counted
                     first = {"report_s": report_s, "raw_s": raw_s}
                     continue
@@ -60,7 +66,13 @@ def run(config: Config) -> Result:
             ],
         )
     )
-    result.figures = {"repeats": repeats, "raw_s": raw_times, "report_s": report_times, "repeat_s": repeat_times, "first": first}
+    result.figures = {
+        "repeats": repeats,
+        "raw_s": raw_times,
+        "report_s": report_times,
+        "repeat_s": repeat_times,
+        "first": first,
+    }
     result.goals = [
         Goal("report / raw Evidently", report / raw, 1.2, "x", at_most=True),
         Goal("repeat on unchanged data", repeat * 1000, 50, "ms", at_most=True),
@@ -82,13 +94,20 @@ def frames(dataset_db: str):
 
 def raw_evidently_report(reference, current) -> str:
     """Evidently's legacy Report with the four presets, run and rendered as JSON."""
-    from evidently.legacy.metric_preset import ClassificationPreset, DataDriftPreset, DataQualityPreset, TargetDriftPreset
+    from evidently.legacy.metric_preset import (
+        ClassificationPreset,
+        DataDriftPreset,
+        DataQualityPreset,
+        TargetDriftPreset,
+    )
     from evidently.legacy.pipeline.column_mapping import ColumnMapping
     from evidently.legacy.report import Report
 
     from mlops.kernel.db import FEATURES
 
     report = Report(metrics=[DataDriftPreset(), DataQualityPreset(), TargetDriftPreset(), ClassificationPreset()])
-    mapping = ColumnMapping(target=TARGET, prediction=PREDICTION, numerical_features=list(FEATURES), task="classification")
+    mapping = ColumnMapping(
+        target=TARGET, prediction=PREDICTION, numerical_features=list(FEATURES), task="classification"
+    )
     report.run(reference_data=reference, current_data=current, column_mapping=mapping)
     return report.json()

@@ -24,8 +24,8 @@ from bench.harness import (
     call,
     fmt,
     peak_rss_bytes,
-    profiled,
     postgres_database,
+    profiled,
     reset_peak_rss,
     say,
     services,
@@ -50,9 +50,21 @@ def run(config: Config) -> Result:
     plot(result.figures["by_size"], (config.work_dir if config.quick else RESULTS_DIR) / "p4-scale.png")
     largest = result.figures["by_size"][-1]
     result.goals = [
-        Goal(f"load {largest['rows']:,} rows (write)", result.figures["copy_rows_per_s"], LOAD_GOAL_ROWS_PER_S, "rows/s", at_most=False),
+        Goal(
+            f"load {largest['rows']:,} rows (write)",
+            result.figures["copy_rows_per_s"],
+            LOAD_GOAL_ROWS_PER_S,
+            "rows/s",
+            at_most=False,
+        ),
         Goal(f"evaluate {largest['rows']:,} rows", largest["evaluate_s"], EVALUATE_GOAL_S, "s", at_most=True),
-        Goal(f"peak RSS across services while evaluating {largest['rows']:,} rows", largest["evaluate_peak_rss_bytes"] / 1e9, RSS_GOAL_BYTES / 1e9, "GB", at_most=True),
+        Goal(
+            f"peak RSS across services while evaluating {largest['rows']:,} rows",
+            largest["evaluate_peak_rss_bytes"] / 1e9,
+            RSS_GOAL_BYTES / 1e9,
+            "GB",
+            at_most=True,
+        ),
     ]
     return result
 
@@ -89,14 +101,20 @@ def compare_writes(url: str, rows: int, result: Result) -> None:
     # pandas to_sql with its defaults (executemany through SQLAlchemy), into the same tables in
     # one transaction, as a set of its own
     samples_frame = pd.DataFrame(
-        {"dataset_id": 0, "sample_index": np.arange(rows), **dict(zip(FEATURE_COLUMNS, split.features.to_numpy().T, strict=True))}
+        {
+            "dataset_id": 0,
+            "sample_index": np.arange(rows),
+            **dict(zip(FEATURE_COLUMNS, split.features.to_numpy().T, strict=True)),
+        }
     )
     targets_frame = pd.DataFrame({"dataset_id": 0, "sample_index": np.arange(rows), "target": split.target.to_numpy()})
 
     def with_to_sql() -> int:
         with engine.begin() as connection:
             set_id = connection.execute(
-                insert(datasets).values(name="to_sql", n_samples=rows, loaded_at=pd.Timestamp.now(tz="UTC")).returning(datasets.c.id)
+                insert(datasets)
+                .values(name="to_sql", n_samples=rows, loaded_at=pd.Timestamp.now(tz="UTC"))
+                .returning(datasets.c.id)
             ).scalar_one()
             samples_frame["dataset_id"] = targets_frame["dataset_id"] = set_id
             samples_frame.to_sql("samples", connection, if_exists="append", index=False)
@@ -143,7 +161,11 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
             largest = profile and rows == sizes[-1]
             reset_peak_rss(list(leaders))
             with profiled("p4-load", {"simulator": running["simulator"].process.pid}, largest):
-                load_s, _ = timed(lambda rows=rows: call("POST", simulator + "/root/simulator", json={"set_name": "production", "size": rows}))
+                load_s, _ = timed(
+                    lambda rows=rows: call(
+                        "POST", simulator + "/root/simulator", json={"set_name": "production", "size": rows}
+                    )
+                )
             load_peaks_bytes = peak_rss_bytes(list(leaders))
             reset_peak_rss(list(leaders))
             with profiled("p4-evaluate", {"ml": running["ml"].process.pid}, largest):
@@ -151,7 +173,9 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
             evaluate_peaks = {leaders[pid]: peak for pid, peak in peak_rss_bytes(list(leaders)).items()}
             reset_peak_rss(list(leaders))
             with profiled("p4-report", {"monitoring": running["monitoring"].process.pid}, largest):
-                report_s, report = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
+                report_s, report = timed(
+                    lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"})
+                )
             repeat_s, _ = timed(lambda: call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
             load_peaks = {leaders[pid]: peak for pid, peak in load_peaks_bytes.items()}
             report_peaks = {leaders[pid]: peak for pid, peak in peak_rss_bytes(list(leaders)).items()}
@@ -187,7 +211,16 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
         table(
             ["rows", "load s", "rows/s", "evaluate s", "report s", "report again s", "peak RSS MB", "evaluating MB"],
             [
-                [f"{r['rows']:,}", r["load_s"], f"{r['load_rows_per_s']:,.0f}", r["evaluate_s"], r["report_s"], r["report_repeat_s"], f"{r['peak_rss_bytes'] / 1e6:,.0f}", f"{r['evaluate_peak_rss_bytes'] / 1e6:,.0f}"]
+                [
+                    f"{r['rows']:,}",
+                    r["load_s"],
+                    f"{r['load_rows_per_s']:,.0f}",
+                    r["evaluate_s"],
+                    r["report_s"],
+                    r["report_repeat_s"],
+                    f"{r['peak_rss_bytes'] / 1e6:,.0f}",
+                    f"{r['evaluate_peak_rss_bytes'] / 1e6:,.0f}",
+                ]
                 for r in by_size
             ],
         )
@@ -206,7 +239,11 @@ def plot(by_size: list[dict], path: Path) -> Path | None:
         return None
     rows = [r["rows"] for r in by_size]
     figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=110)
-    for key, label in (("load_s", "load (simulator)"), ("evaluate_s", "evaluate (ML service)"), ("report_s", "report (monitoring)")):
+    for key, label in (
+        ("load_s", "load (simulator)"),
+        ("evaluate_s", "evaluate (ML service)"),
+        ("report_s", "report (monitoring)"),
+    ):
         axes.plot(rows, [r[key] for r in by_size], marker="o", label=label)
     axes.set_xscale("log")
     axes.set_yscale("log")

@@ -55,13 +55,21 @@ def run(config: Config) -> Result:
         table(
             ["service", "import s", "heaviest imports (cumulative s)"],
             [
-                [service, profile["total_s"], ", ".join(f"{name} {seconds:.2f}" for name, seconds in profile["heaviest"][:4])]
+                [
+                    service,
+                    profile["total_s"],
+                    ", ".join(f"{name} {seconds:.2f}" for name, seconds in profile["heaviest"][:4]),
+                ]
                 for service, profile in imports.items()
             ],
         )
     )
     result.figures = {"starts": starts, "imports": imports}
-    result.goals = [Goal("mlops up to four green /health (median)", median([s["total_s"] for s in starts]), GOAL_S, "s", at_most=True)]
+    result.goals = [
+        Goal(
+            "mlops up to four green /health (median)", median([s["total_s"] for s in starts]), GOAL_S, "s", at_most=True
+        )
+    ]
     return result
 
 
@@ -85,7 +93,9 @@ def time_up(data_dir: Path, timeout: float = 120.0) -> tuple[float, dict[str, fl
     green: dict[str, float] = {}
     log = (data_dir / "up.log").open("wb")
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
 
     def poll(service: str) -> None:
         url = f"http://127.0.0.1:{settings.port_of(service)}/health"
@@ -106,7 +116,9 @@ def time_up(data_dir: Path, timeout: float = 120.0) -> tuple[float, dict[str, fl
         poller.join()
     try:
         if len(green) < len(SERVICES):
-            raise RuntimeError(f"`mlops up` did not bring up {set(SERVICES) - set(green)}: {(data_dir / 'up.log').read_text()[-3000:]}")
+            raise RuntimeError(
+                f"`mlops up` did not bring up {set(SERVICES) - set(green)}: {(data_dir / 'up.log').read_text()[-3000:]}"
+            )
         cpu = {"mlops up": cpu_seconds(process.pid)}
         state = json.loads((data_dir / "mlops-stack.json").read_text())
         for member in state["members"]:

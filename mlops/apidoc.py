@@ -113,77 +113,113 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
         Example("Load the fouled production set", {"message": "Load production set"}, body={"set_name": "production"}),
         Example(
             "An unknown set",
-            {"error": "Invalid request",
-             "message": "set_name: Input should be 'training', 'testing' or 'production' (got \"validation\")"},
-            body={"set_name": "validation"}, status=400,
+            {
+                "error": "Invalid request",
+                "message": "set_name: Input should be 'training', 'testing' or 'production' (got \"validation\")",
+            },
+            body={"set_name": "validation"},
+            status=400,
         ),  # fmt: skip
     ],
     ("ml", "GET", "/root/ml"): [
-        Example("Status, with the deployed model", {
-            "name": "ml_model", "message": "ML model",
-            "model": {"model_name": "RandomForest",
-                      "hyperparameters": RANDOM_FOREST,
-                      "version": 3, "set_at": "2026-11-26T18:04:12+00:00", "trained_at": "2026-11-26T18:04:14+00:00",
-                      "training_accuracy": 1.0},
-        }),  # fmt: skip
+        Example(
+            "Status, with the deployed model",
+            {
+                "name": "ml_model",
+                "message": "ML model",
+                "model": {
+                    "model_name": "RandomForest",
+                    "hyperparameters": RANDOM_FOREST,
+                    "version": 3,
+                    "set_at": "2026-11-26T18:04:12+00:00",
+                    "trained_at": "2026-11-26T18:04:14+00:00",
+                    "training_accuracy": 1.0,
+                },
+            },
+        ),  # fmt: skip
         Example("Status, before any set_model", {"name": "ml_model", "message": "ML model", "model": None}),
     ],
     ("ml", "POST", "/root/ml"): [
-        Example("Train on the training set", {"message": "Score on training set: 100.00%"},
-                body={"dataset": "training"}),
-        Example("Evaluate on the testing set", {"message": "Score on testing set: 97.22%"},
-                body={"dataset": "testing"}),
-        Example("Evaluate on the production set", {"message": "Score on production set: 83.33%"},
-                body={"dataset": "production"}),
+        Example(
+            "Train on the training set", {"message": "Score on training set: 100.00%"}, body={"dataset": "training"}
+        ),
+        Example(
+            "Evaluate on the testing set", {"message": "Score on testing set: 97.22%"}, body={"dataset": "testing"}
+        ),
+        Example(
+            "Evaluate on the production set",
+            {"message": "Score on production set: 83.33%"},
+            body={"dataset": "production"},
+        ),
         Example(
             "Before any set_model",
-            {"error": "No model set", "message": 'No model is set yet: set one first with POST /root/ml/set_model '
-                                                 '{"model_name": ..., "hyperparameters": {...}}'},
-            body={"dataset": "training"}, status=409,
+            {
+                "error": "No model set",
+                "message": "No model is set yet: set one first with POST /root/ml/set_model "
+                '{"model_name": ..., "hyperparameters": {...}}',
+            },
+            body={"dataset": "training"},
+            status=409,
         ),
         Example(
             "Evaluating before training",
-            {"error": "Model not trained", "message": "The deployed SVC model (version 1) is not trained yet: "
-                                                      'train it first with POST /root/ml {"dataset": "training"}'},
-            body={"dataset": "testing"}, status=409,
+            {
+                "error": "Model not trained",
+                "message": "The deployed SVC model (version 1) is not trained yet: "
+                'train it first with POST /root/ml {"dataset": "training"}',
+            },
+            body={"dataset": "testing"},
+            status=409,
         ),
     ],
     ("ml", "POST", "/root/ml/set_model"): [
         Example(
             "Deploy a RandomForest",
             {"message": "Model successfully uploaded"},
-            body={"model_name": "RandomForest",
-                  "hyperparameters": RANDOM_FOREST},
+            body={"model_name": "RandomForest", "hyperparameters": RANDOM_FOREST},
         ),  # fmt: skip
         Example(
             "An unknown model",
             {"error": "Model not Found", "message": "Please Specify 'RandomForest', 'SVC' or 'LogisticRegression'"},
-            body={"model_name": "XGBoost", "hyperparameters": {}}, status=400,
+            body={"model_name": "XGBoost", "hyperparameters": {}},
+            status=400,
         ),
         Example(
             "A misspelt hyperparameter",
-            {"error": "Invalid hyperparameter",
-             "message": "Unknown hyperparameter(s) for SVC: kernal. Valid: C, break_ties, cache_size, class_weight, "
-                        "coef0, decision_function_shape, degree, gamma, kernel, max_iter, probability, random_state, "
-                        "shrinking, tol, verbose"},
-            body={"model_name": "SVC", "hyperparameters": {"kernal": "rbf"}}, status=400,
+            {
+                "error": "Invalid hyperparameter",
+                "message": "Unknown hyperparameter(s) for SVC: kernal. Valid: C, break_ties, cache_size, class_weight, "
+                "coef0, decision_function_shape, degree, gamma, kernel, max_iter, probability, random_state, "
+                "shrinking, tol, verbose",
+            },
+            body={"model_name": "SVC", "hyperparameters": {"kernal": "rbf"}},
+            status=400,
         ),  # fmt: skip
     ],
     ("ml", "POST", "/root/ml/predict"): [
         Example(
             "Predict one wine (a list of records; MLflow's dataframe_split / dataframe_records work too)",
-            {"predictions": [0], "probabilities": [[0.98, 0.01, 0.01]], "classes": [0, 1, 2],
-             "model": {"model_name": "RandomForest", "version": 3}},
+            {
+                "predictions": [0],
+                "probabilities": [[0.98, 0.01, 0.01]],
+                "classes": [0, 1, 2],
+                "model": {"model_name": "RandomForest", "version": 3},
+            },
             body=[WINE_SAMPLE],
         ),  # fmt: skip
     ],
     ("tracking", "POST", "/root/tracking/model_management"): [
         Example(
             "Optimization: grid search + cross-validation of three models, logged to MLflow",
-            {"message": "Experiments retrieved successfully",
-             "data": {"experiment_id": EXPERIMENT_ID,
-                      "run_ids": {"LogisticRegression": LR_RUN, "RandomForest": RF_RUN, "SVC": SVC_RUN}}},
-            body=OPTIMIZATION, status=201,
+            {
+                "message": "Experiments retrieved successfully",
+                "data": {
+                    "experiment_id": EXPERIMENT_ID,
+                    "run_ids": {"LogisticRegression": LR_RUN, "RandomForest": RF_RUN, "SVC": SVC_RUN},
+                },
+            },
+            body=OPTIMIZATION,
+            status=201,
         ),  # fmt: skip
         Example(
             "Setting: deploy a run's model to the ML service (its answer is relayed)",
@@ -192,10 +228,21 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
         ),
         Example(
             "Optimization in the background: answered at once with its job (GET its Location)",
-            {"message": "Optimization accepted",
-             "data": {"job_id": JOB_ID, "state": "queued", "fits_done": 0, "fits_total": 90, "elapsed_seconds": 0.004,
-                      "submitted_at": "2026-12-02 06:10:03", "status_code": None, "answer": None}},
-            body={**OPTIMIZATION, "wait": False}, status=202,
+            {
+                "message": "Optimization accepted",
+                "data": {
+                    "job_id": JOB_ID,
+                    "state": "queued",
+                    "fits_done": 0,
+                    "fits_total": 90,
+                    "elapsed_seconds": 0.004,
+                    "submitted_at": "2026-12-02 06:10:03",
+                    "status_code": None,
+                    "answer": None,
+                },
+            },
+            body={**OPTIMIZATION, "wait": False},
+            status=202,
         ),  # fmt: skip
         Example(
             "Optimization before the training set is loaded",
@@ -206,55 +253,105 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
     ],
     ("tracking", "GET", "/root/tracking/jobs/{job_id}"): [
         Example(
-            "An optimization sent with \"wait\": false, once done: the answer the blocking request gives",
-            {"message": "Job retrieved",
-             "data": {"job_id": JOB_ID, "state": "done", "fits_done": 90, "fits_total": 90, "elapsed_seconds": 2.412,
-                      "submitted_at": "2026-12-02 06:10:03", "status_code": 201,
-                      "answer": {"message": "Experiments retrieved successfully",
-                                 "data": {"experiment_id": EXPERIMENT_ID,
-                                          "run_ids": {"LogisticRegression": LR_RUN, "RandomForest": RF_RUN, "SVC": SVC_RUN}}}}},
+            'An optimization sent with "wait": false, once done: the answer the blocking request gives',
+            {
+                "message": "Job retrieved",
+                "data": {
+                    "job_id": JOB_ID,
+                    "state": "done",
+                    "fits_done": 90,
+                    "fits_total": 90,
+                    "elapsed_seconds": 2.412,
+                    "submitted_at": "2026-12-02 06:10:03",
+                    "status_code": 201,
+                    "answer": {
+                        "message": "Experiments retrieved successfully",
+                        "data": {
+                            "experiment_id": EXPERIMENT_ID,
+                            "run_ids": {"LogisticRegression": LR_RUN, "RandomForest": RF_RUN, "SVC": SVC_RUN},
+                        },
+                    },
+                },
+            },
             path=f"/root/tracking/jobs/{JOB_ID}",
         ),  # fmt: skip
         Example(
             "While it runs",
-            {"message": "Job retrieved",
-             "data": {"job_id": JOB_ID, "state": "running", "fits_done": 35, "fits_total": 90, "elapsed_seconds": 0.93,
-                      "submitted_at": "2026-12-02 06:10:03", "status_code": None, "answer": None}},
+            {
+                "message": "Job retrieved",
+                "data": {
+                    "job_id": JOB_ID,
+                    "state": "running",
+                    "fits_done": 35,
+                    "fits_total": 90,
+                    "elapsed_seconds": 0.93,
+                    "submitted_at": "2026-12-02 06:10:03",
+                    "status_code": None,
+                    "answer": None,
+                },
+            },
             path=f"/root/tracking/jobs/{JOB_ID}",
         ),  # fmt: skip
         Example(
             "An unknown job",
             {"error": "Job not found", "message": "No optimization job 0123456789abcdef0123456789abcdef"},
-            path="/root/tracking/jobs/0123456789abcdef0123456789abcdef", status=404,
+            path="/root/tracking/jobs/0123456789abcdef0123456789abcdef",
+            status=404,
         ),
     ],
     ("tracking", "GET", "/root/tracking/experiments"): [
-        Example("All active experiments", {
-            "message": "Experiments retrieved successfully",
-            "data": [
-                {"experiment_id": EXPERIMENT_ID, "name": "wine_test_1", "lifecycle_stage": "active", "run_count": 3}
-            ],
-        }),
+        Example(
+            "All active experiments",
+            {
+                "message": "Experiments retrieved successfully",
+                "data": [
+                    {"experiment_id": EXPERIMENT_ID, "name": "wine_test_1", "lifecycle_stage": "active", "run_count": 3}
+                ],
+            },
+        ),
     ],
     ("tracking", "POST", "/root/tracking/experiments"): [
         Example(
             "general",
-            {"message": "Information Retrieved", "data": {
-                "experiment_info": {
-                    "experiment_id": EXPERIMENT_ID, "experiment_name": "wine_test_1",
-                    "artifact_location": "file:///srv/mlops/var/mlartifacts/1", "lifecycle_stage": "active",
-                    "tags": {"description": "Grid Search Optimization - Cross Validation Performance", "owner": "Ale"},
-                    "data_creation": "2026-11-26 18:04:00", "last_updated": "2026-11-26 18:04:00"},
-                "experiment_runs": {
-                    "number_of_runs": 3, "completed_runs": 3, "failed_runs": 0, "active_runs": 0, "stopped_runs": 0,
-                    "first_run_completed": "2026-11-26 18:04:00", "last_run_completed": "2026-11-26 18:04:05"}}},
+            {
+                "message": "Information Retrieved",
+                "data": {
+                    "experiment_info": {
+                        "experiment_id": EXPERIMENT_ID,
+                        "experiment_name": "wine_test_1",
+                        "artifact_location": "file:///srv/mlops/var/mlartifacts/1",
+                        "lifecycle_stage": "active",
+                        "tags": {
+                            "description": "Grid Search Optimization - Cross Validation Performance",
+                            "owner": "Ale",
+                        },
+                        "data_creation": "2026-11-26 18:04:00",
+                        "last_updated": "2026-11-26 18:04:00",
+                    },
+                    "experiment_runs": {
+                        "number_of_runs": 3,
+                        "completed_runs": 3,
+                        "failed_runs": 0,
+                        "active_runs": 0,
+                        "stopped_runs": 0,
+                        "first_run_completed": "2026-11-26 18:04:00",
+                        "last_run_completed": "2026-11-26 18:04:05",
+                    },
+                },
+            },
             body={"experiment_id": EXPERIMENT_ID, "request_information": "general"},
         ),  # fmt: skip
         Example(
             "best_model: the run with the highest model_accuracy",
-            {"message": "Best model and run retrieved successfully.", "data": {
-                "run_id": LR_RUN, "run_name": "LogisticRegression Grid_Search_Opt and CV_Performance",
-                "model": "LogisticRegression", "metrics": {"model_accuracy": 0.9245283018867925}}},
+            {
+                "message": "Best model and run retrieved successfully.",
+                "data": {
+                    "run_id": LR_RUN,
+                    "run_name": "LogisticRegression Grid_Search_Opt and CV_Performance",
+                    "model": "LogisticRegression",
+                    "metrics": {"model_accuracy": 0.9245283018867925},
+                },
+            },
             body={"experiment_id": EXPERIMENT_ID, "request_information": "best_model", "filter": ["model_accuracy"]},
         ),  # fmt: skip
         Example(
@@ -265,7 +362,8 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
         Example(
             "An unknown experiment",
             {"error": "Experiment not found", "message": "Experiment '999' not found (unknown or deleted)"},
-            body={"experiment_id": "999", "request_information": "general"}, status=404,
+            body={"experiment_id": "999", "request_information": "general"},
+            status=404,
         ),
     ],
     ("tracking", "DELETE", "/root/tracking/experiments"): [
@@ -278,34 +376,65 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
     ("tracking", "GET", "/root/tracking/runs"): [
         Example(
             "The runs of an experiment, newest first (abridged)",
-            {"message": "Experiment Runs Retrieved", "data": [
-                {"run_id": SVC_RUN, "status": "FINISHED", "start_time": "2026-11-26 18:04:03",
-                 "end_time": "2026-11-26 18:04:05", "run_name": "SVC Grid_Search_Opt and CV_Performance",
-                 "tags": {"model_type": "SVC", "experiment_type": "GridSearch_CrossValidation"}},
-                ABRIDGED]},
+            {
+                "message": "Experiment Runs Retrieved",
+                "data": [
+                    {
+                        "run_id": SVC_RUN,
+                        "status": "FINISHED",
+                        "start_time": "2026-11-26 18:04:03",
+                        "end_time": "2026-11-26 18:04:05",
+                        "run_name": "SVC Grid_Search_Opt and CV_Performance",
+                        "tags": {"model_type": "SVC", "experiment_type": "GridSearch_CrossValidation"},
+                    },
+                    ABRIDGED,
+                ],
+            },
             query=f"experiment_id={EXPERIMENT_ID}",
         ),  # fmt: skip
     ],
     ("tracking", "POST", "/root/tracking/runs"): [
-        Example("parameters / data", {"message": "Parameters Retrieved",
-                                      "data": {"classes": "3", "features": "13", "samples": "106"}},
-                body=_run_query("parameters", "data")),
-        Example("parameters / grid_search", {"message": "Parameters Retrieved", "data": {
-                    "C": "[0.1, 1]", "cv_folds": "5", "scoring": "accuracy", "solver": "['liblinear']"}},
-                body=_run_query("parameters", "grid_search")),
-        Example("parameters / model", {"message": "Parameters Retrieved", "data": {"C": "0.1", "solver": "liblinear"}},
-                body=_run_query("parameters", "model")),
-        Example("metrics / system", {"message": "Parameters Retrieved",
-                                     "data": {"cpu_usage": 13.8, "execution_time": 0.4428061589999288}},
-                body=_run_query("metrics", "system")),
-        Example("metrics / model", {"message": "Parameters Retrieved", "data": {
-                    "accuracy": 0.9245283018867925, "f1_score": 0.9237421383647798,
-                    "precision": 0.9257992656461439, "recall": 0.9245283018867925}},
-                body=_run_query("metrics", "model")),
+        Example(
+            "parameters / data",
+            {"message": "Parameters Retrieved", "data": {"classes": "3", "features": "13", "samples": "106"}},
+            body=_run_query("parameters", "data"),
+        ),
+        Example(
+            "parameters / grid_search",
+            {
+                "message": "Parameters Retrieved",
+                "data": {"C": "[0.1, 1]", "cv_folds": "5", "scoring": "accuracy", "solver": "['liblinear']"},
+            },
+            body=_run_query("parameters", "grid_search"),
+        ),
+        Example(
+            "parameters / model",
+            {"message": "Parameters Retrieved", "data": {"C": "0.1", "solver": "liblinear"}},
+            body=_run_query("parameters", "model"),
+        ),
+        Example(
+            "metrics / system",
+            {"message": "Parameters Retrieved", "data": {"cpu_usage": 13.8, "execution_time": 0.4428061589999288}},
+            body=_run_query("metrics", "system"),
+        ),
+        Example(
+            "metrics / model",
+            {
+                "message": "Parameters Retrieved",
+                "data": {
+                    "accuracy": 0.9245283018867925,
+                    "f1_score": 0.9237421383647798,
+                    "precision": 0.9257992656461439,
+                    "recall": 0.9245283018867925,
+                },
+            },
+            body=_run_query("metrics", "model"),
+        ),
         Example(
             "A deleted run",
             {"error": "Run not found", "message": f"Run '{LR_RUN}' not found in experiment '1' (unknown or deleted)"},
-            body=_run_query("metrics", "model"), status=404,
+            body=_run_query("metrics", "model"),
+            status=404,
         ),
     ],  # fmt: skip
     ("tracking", "DELETE", "/root/tracking/runs"): [
@@ -321,35 +450,76 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
     ("monitoring", "POST", "/root/monitoring"): [
         Example(
             "Evidently's report (abridged)",
-            {"message": "Report of the production set (current) against the testing set (reference)",
-             "data": {"version": "0.7.23", "metrics": [
-                 {"metric": "DatasetDriftMetric", "result": {
-                     "drift_share": 0.5, "number_of_columns": 15, "number_of_drifted_columns": 4,
-                     "share_of_drifted_columns": 0.26666666666666666, "dataset_drift": False}},
-                 ABRIDGED], "timestamp": "2026-11-26 18:04:21.105791"},
-             "datasets": DATASETS, "notes": []},
+            {
+                "message": "Report of the production set (current) against the testing set (reference)",
+                "data": {
+                    "version": "0.7.23",
+                    "metrics": [
+                        {
+                            "metric": "DatasetDriftMetric",
+                            "result": {
+                                "drift_share": 0.5,
+                                "number_of_columns": 15,
+                                "number_of_drifted_columns": 4,
+                                "share_of_drifted_columns": 0.26666666666666666,
+                                "dataset_drift": False,
+                            },
+                        },
+                        ABRIDGED,
+                    ],
+                    "timestamp": "2026-11-26 18:04:21.105791",
+                },
+                "datasets": DATASETS,
+                "notes": [],
+            },
             body={"metric": "report"},
         ),  # fmt: skip
         Example(
             "The five test suites (abridged)",
-            {"message": SUMMARY_MESSAGE,
-             "data": {"version": "0.7.23", "tests": [
-                 {"name": "Share of Drifted Columns",
-                  "description": "The drift is detected for 26.7% features (4 out of 15). The test threshold is lt=0.3",
-                  "status": "SUCCESS", "group": "data_drift", "parameters": ABRIDGED},
-                 ABRIDGED],
-                 "summary": {"all_passed": False, "total_tests": 86, "success_tests": 45, "failed_tests": 41,
-                             "by_status": {"SUCCESS": 45, "FAIL": 41}},
-                 "timestamp": "2026-11-26 18:04:23.882911"},
-             "tests": ALL_TESTS, "datasets": DATASETS, "notes": []},
+            {
+                "message": SUMMARY_MESSAGE,
+                "data": {
+                    "version": "0.7.23",
+                    "tests": [
+                        {
+                            "name": "Share of Drifted Columns",
+                            "description": "The drift is detected for 26.7% features (4 out of 15). The test threshold is lt=0.3",
+                            "status": "SUCCESS",
+                            "group": "data_drift",
+                            "parameters": ABRIDGED,
+                        },
+                        ABRIDGED,
+                    ],
+                    "summary": {
+                        "all_passed": False,
+                        "total_tests": 86,
+                        "success_tests": 45,
+                        "failed_tests": 41,
+                        "by_status": {"SUCCESS": 45, "FAIL": 41},
+                    },
+                    "timestamp": "2026-11-26 18:04:23.882911",
+                },
+                "tests": ALL_TESTS,
+                "datasets": DATASETS,
+                "notes": [],
+            },
             body={"metric": "tests"},
         ),  # fmt: skip
         Example(
             "The summary of the chosen test suites: should the model be re-trained?",
-            {"message": SUMMARY_MESSAGE,
-             "data": {"all_passed": False, "total_tests": 86, "success_tests": 45, "failed_tests": 41,
-                      "by_status": {"SUCCESS": 45, "FAIL": 41}},
-             "tests": ALL_TESTS, "datasets": DATASETS, "notes": []},
+            {
+                "message": SUMMARY_MESSAGE,
+                "data": {
+                    "all_passed": False,
+                    "total_tests": 86,
+                    "success_tests": 45,
+                    "failed_tests": 41,
+                    "by_status": {"SUCCESS": 45, "FAIL": 41},
+                },
+                "tests": ALL_TESTS,
+                "datasets": DATASETS,
+                "notes": [],
+            },
             body={"metric": "summary", "tests": dict.fromkeys(ALL_TESTS, True)},
         ),  # fmt: skip
         Example("Before the testing set is loaded", _not_loaded("testing"), body={"metric": "report"}, status=409),
@@ -361,10 +531,13 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
         Example("Two of the test suites as an HTML page", "<!DOCTYPE html>…", query="tests=data_drift,data_quality"),
         Example(
             "An unknown test suite",
-            {"error": "Invalid request",
-             "message": "tests: unknown tests 'foo'; give a comma-separated list of some of 'data_drift', "
-                        "'data_quality', 'data_stability', 'no_target_performance', 'multi_class_classification'"},
-            query="tests=foo", status=400,
+            {
+                "error": "Invalid request",
+                "message": "tests: unknown tests 'foo'; give a comma-separated list of some of 'data_drift', "
+                "'data_quality', 'data_stability', 'no_target_performance', 'multi_class_classification'",
+            },
+            query="tests=foo",
+            status=400,
         ),  # fmt: skip
     ],
 }

@@ -32,7 +32,11 @@ SETTINGS_FLAGS = {
     **{f"--{s}-port": (f"{s}_port", int, f"port of the {s} service") for s in SERVICES},
     "--data-dir": ("data_dir", str, "directory of the SQLite files, logs and the stack's state file"),
     "--dataset-db-url": ("dataset_db_url", str, "dataset database URL (SQLite under the data dir if empty)"),
-    "--mlflow-tracking-uri": ("mlflow_tracking_uri", str, "MLflow backend store URI (SQLite under the data dir if empty)"),
+    "--mlflow-tracking-uri": (
+        "mlflow_tracking_uri",
+        str,
+        "MLflow backend store URI (SQLite under the data dir if empty)",
+    ),
     "--workers": ("workers", int, "gunicorn worker processes per service"),
 }
 
@@ -68,12 +72,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the services as gunicorn processes, wait for each /health, print where they are "
         "and stream their logs until Ctrl-C or SIGTERM, which stops them all.",
     )
-    up.add_argument("--only", nargs="+", choices=SERVICES, metavar="SERVICE", help=f"start only these ({', '.join(SERVICES)})")
-    up.add_argument("-d", "--detach", action="store_true", help="return once all are healthy, leaving a supervisor in the background; logs go to DATA_DIR/logs; stop with `make down`")
+    up.add_argument(
+        "--only", nargs="+", choices=SERVICES, metavar="SERVICE", help=f"start only these ({', '.join(SERVICES)})"
+    )
+    up.add_argument(
+        "-d",
+        "--detach",
+        action="store_true",
+        help="return once all are healthy, leaving a supervisor in the background; logs go to DATA_DIR/logs; stop with `make down`",
+    )
     up.add_argument("--mlflow-ui", action="store_true", help="also start MLflow's own UI on the same backend store")
-    up.add_argument("--mlflow-ui-port", type=int, default=DEFAULT_MLFLOW_UI_PORT, metavar="PORT", help=f"port of MLflow's UI (default {DEFAULT_MLFLOW_UI_PORT})")
-    up.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="how long to wait for each /health (default 60)")
-    up.add_argument("--grace", type=float, default=10.0, metavar="SECONDS", help="how long stopping may take before SIGKILL (default 10)")
+    up.add_argument(
+        "--mlflow-ui-port",
+        type=int,
+        default=DEFAULT_MLFLOW_UI_PORT,
+        metavar="PORT",
+        help=f"port of MLflow's UI (default {DEFAULT_MLFLOW_UI_PORT})",
+    )
+    up.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="how long to wait for each /health (default 60)"
+    )
+    up.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long stopping may take before SIGKILL (default 10)",
+    )
     add_settings_flags(up, SETTINGS_FLAGS)
     # the background supervisor that `up --detach` leaves behind runs `up ... --supervise`
     up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)
@@ -85,7 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stop the stack recorded in the data dir's state file. The configuration flags of `up` are "
         "accepted too, so that `make down` takes the MLOPS_ARGS given to `make up`.",
     )
-    down.add_argument("--grace", type=float, default=10.0, metavar="SECONDS", help="how long stopping may take before SIGKILL (default 10)")
+    down.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long stopping may take before SIGKILL (default 10)",
+    )
     add_settings_flags(down, SETTINGS_FLAGS)
     down.set_defaults(run=run_down)
 
@@ -107,7 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         "tracking service's store (mlflow-ui).",
     )
     serve.add_argument("service", choices=[*SERVICES, MLFLOW_UI], help="what to run")
-    serve.add_argument("--mlflow-ui-port", type=int, default=DEFAULT_MLFLOW_UI_PORT, metavar="PORT", help=f"port of MLflow's UI (default {DEFAULT_MLFLOW_UI_PORT})")
+    serve.add_argument(
+        "--mlflow-ui-port",
+        type=int,
+        default=DEFAULT_MLFLOW_UI_PORT,
+        metavar="PORT",
+        help=f"port of MLflow's UI (default {DEFAULT_MLFLOW_UI_PORT})",
+    )
     add_settings_flags(serve, SETTINGS_FLAGS)
     serve.set_defaults(run=run_serve)
 
@@ -147,9 +184,7 @@ def add_settings_flags(parser: argparse.ArgumentParser, flags: Iterable[str]) ->
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings: flags given on the command line over the environment over the defaults."""
     overrides = {
-        field: value
-        for field, _, _ in SETTINGS_FLAGS.values()
-        if (value := getattr(args, field, None)) is not None
+        field: value for field, _, _ in SETTINGS_FLAGS.values() if (value := getattr(args, field, None)) is not None
     }
     try:
         return Settings.from_env(**overrides)

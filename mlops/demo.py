@@ -350,4 +350,3 @@ def _write(stream: IO[str], text: str) -> None:
         stream.flush()
     except (OSError, ValueError):
         pass
-

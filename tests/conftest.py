@@ -13,7 +13,6 @@ from mlops.kernel.db import make_engine, normalize_url
 from tests.support.databases import BACKENDS, POSTGRES_ADMIN_URL
 
 
-
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[Callable[[], str]]:
     """A factory of fresh, empty PostgreSQL databases, all dropped when the session ends.
@@ -102,4 +101,4 @@ def service_settings(tmp_path, db_url) -> Settings:
     return settings_on_free_ports(
         data_dir=tmp_path,
         dataset_db_url=db_url,
-            )
+    )

@@ -12,10 +12,10 @@ import threading
 from pathlib import Path
 
 from mlops import cli
-from mlops.stack import logs, plan, ports, processes, state
 from mlops.demo import DemoResult, run_walkthrough, score_of, summary
 from mlops.kernel.config import ENVIRONMENT_VARIABLES, Settings
 from mlops.kernel.launch import SERVICE_APPS
+from mlops.stack import logs, plan, ports, processes, state
 from tests.support.processes import free_port
 
 
@@ -80,7 +80,9 @@ def test_up_on_a_taken_port_names_it_and_starts_nothing(tmp_path, capsys):
 
 def test_two_services_on_one_port_are_refused(tmp_path, capsys):
     port = str(free_port())
-    code = cli.main(["up", "--only", "simulator", "ml", "--simulator-port", port, "--ml-port", port, "--data-dir", str(tmp_path)])
+    code = cli.main(
+        ["up", "--only", "simulator", "ml", "--simulator-port", port, "--ml-port", port, "--data-dir", str(tmp_path)]
+    )
     assert code == 1
     assert f"simulator and ml are both configured on port {port}" in capsys.readouterr().err
 
@@ -165,7 +167,11 @@ def test_state_file_round_trip_and_stale_state_is_forgotten(tmp_path):
     path = tmp_path / state.STATE_FILE
     process = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
-        live = state.StackState(None, "127.0.0.1", [state.Member("ml", process.pid, 5001, "http://x", "sleep", restarts=2, last_exit="code 1")])
+        live = state.StackState(
+            None,
+            "127.0.0.1",
+            [state.Member("ml", process.pid, 5001, "http://x", "sleep", restarts=2, last_exit="code 1")],
+        )
         state.write_state(path, live)
         assert state.read_state(path) == live
         assert state.running_state(path) == live
@@ -228,8 +234,13 @@ def test_summary_says_best_model_scores_tests_and_advice():
         best_metric=0.9246,
         deployed="Model successfully uploaded",
         scores={"training": "100.00 %", "testing": "97.22 %", "production": "88.89 %"},
-        monitoring={"all_passed": False, "total_tests": 10, "success_tests": 7, "failed_tests": 3,
-                    "by_status": {"SUCCESS": 7, "FAIL": 3, "WARNING": 0, "ERROR": 1}},
+        monitoring={
+            "all_passed": False,
+            "total_tests": 10,
+            "success_tests": 7,
+            "failed_tests": 3,
+            "by_status": {"SUCCESS": 7, "FAIL": 3, "WARNING": 0, "ERROR": 1},
+        },
         seconds=9.5,
     )
     text = summary(result)
@@ -238,7 +249,9 @@ def test_summary_says_best_model_scores_tests_and_advice():
     assert "training 100.00 %, testing 97.22 %, production 88.89 %" in text
     assert "10 tests: 7 passed, 3 failed (1 error)" in text
     assert "advised: 3 of 10 tests did not pass" in text
-    passed = summary(DemoResult(monitoring={"all_passed": True, "total_tests": 5, "success_tests": 5, "failed_tests": 0}))
+    passed = summary(
+        DemoResult(monitoring={"all_passed": True, "total_tests": 5, "success_tests": 5, "failed_tests": 0})
+    )
     assert "not needed" in passed
 
 
@@ -251,7 +264,10 @@ def test_demo_without_services_says_how_to_start_them(capsys):
 
 def test_state_file_is_json_a_person_can_read(tmp_path):
     path = tmp_path / state.STATE_FILE
-    state.write_state(path, state.StackState(42, "0.0.0.0", [state.Member("ml", 7, 5001, "http://127.0.0.1:5001", "mlops-ml", "/x.log")]))
+    state.write_state(
+        path,
+        state.StackState(42, "0.0.0.0", [state.Member("ml", 7, 5001, "http://127.0.0.1:5001", "mlops-ml", "/x.log")]),
+    )
     raw = json.loads(path.read_text())
     assert raw["supervisor_pid"] == 42 and raw["members"][0]["name"] == "ml"
 
@@ -264,7 +280,13 @@ def test_readme_documents_every_variable_flag_and_command():
         assert row, f"{variable} is not in README's configuration table"
         default = Settings.model_fields[field].default
         if default not in ("", None):
-            shown = f"{default:g}" if isinstance(default, float) else str(default).lower() if isinstance(default, bool) else str(default)
+            shown = (
+                f"{default:g}"
+                if isinstance(default, float)
+                else str(default).lower()
+                if isinstance(default, bool)
+                else str(default)
+            )
             assert f"`{shown}`" in row, f"README gives another default for {variable} than {shown}"
     for flag, (field, _, _) in cli.SETTINGS_FLAGS.items():
         row = next(line for line in configuration.splitlines() if f"`{ENVIRONMENT_VARIABLES[field]}`" in line)

@@ -84,7 +84,9 @@ def test_every_service_reaches_postgres_mlflow_dask_and_the_ml_service_over_the_
     created = re.findall(r"CREATE DATABASE (\w+)", init_sql, flags=re.IGNORECASE)
     for name in SERVICE_APPS:
         settings = Settings.from_env(environment_of(compose["services"][name]))
-        assert settings.dataset_db.startswith("postgresql://") and f"@postgres:5432/{datasets_db}" in settings.dataset_db
+        assert (
+            settings.dataset_db.startswith("postgresql://") and f"@postgres:5432/{datasets_db}" in settings.dataset_db
+        )
         # MLflow through its tracking server, the fits on the Dask cluster
         assert settings.mlflow_uri == f"http://mlflow:{DEFAULT_MLFLOW_UI_PORT}"
         assert settings.dask_scheduler == "tcp://dask-scheduler:8786"

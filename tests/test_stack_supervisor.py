@@ -43,7 +43,9 @@ server.serve_forever()
 
 def stand_in(name: str, lifetime: float = 0) -> Launch:
     port = free_port()
-    return Launch(name, [sys.executable, "-c", STAND_IN, name, str(port), str(lifetime)], port, f"http://127.0.0.1:{port}")
+    return Launch(
+        name, [sys.executable, "-c", STAND_IN, name, str(port), str(lifetime)], port, f"http://127.0.0.1:{port}"
+    )
 
 
 class Recorder:
@@ -122,7 +124,11 @@ def test_a_crash_loop_backs_off_then_is_given_up_while_the_others_run(tmp_path):
     )
     assert code == 0
     restarts = [line for line in say.lines if line.startswith("ml exited unexpectedly (code 3)")]
-    assert [r.split("restarting it")[1] for r in restarts] == [" (restart 1)", " in 0.2 s (restart 2)", " in 0.4 s (restart 3)"]
+    assert [r.split("restarting it")[1] for r in restarts] == [
+        " (restart 1)",
+        " in 0.2 s (restart 2)",
+        " in 0.4 s (restart 3)",
+    ]
     given_up = next(line for line in say.lines if "giving up" in line)
     assert "4 times in a row" in given_up and "mlops up --only ml" in given_up
 

@@ -64,8 +64,7 @@ def build_estimator(model_name: str, hyperparameters: dict[str, Any] | None = No
     unknown = sorted(set(hyperparameters) - set(valid))
     if unknown:
         raise BadRequest(
-            f"Unknown hyperparameter(s) for {model_name}: {', '.join(unknown)}. "
-            f"Valid: {', '.join(sorted(valid))}",
+            f"Unknown hyperparameter(s) for {model_name}: {', '.join(unknown)}. Valid: {', '.join(sorted(valid))}",
             error="Invalid hyperparameter",
         )
     controlled = sorted(set(hyperparameters) & SERVICE_CONTROLLED)

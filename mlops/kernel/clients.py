@@ -38,15 +38,12 @@ def call_service(
         headers["Authorization"] = f"Bearer {token}"
     for attempt in range(connect_retries + 1):
         try:
-            response = requests.request(
-                method, url, json=json, headers=headers, timeout=(min(5.0, timeout), timeout)
-            )
+            response = requests.request(method, url, json=json, headers=headers, timeout=(min(5.0, timeout), timeout))
             break
         except requests.ConnectionError as error:
             if attempt == connect_retries or isinstance(error, requests.ReadTimeout):
                 raise Unavailable(
-                    f"The {service_name} at {url} is unreachable ({type(error).__name__}); "
-                    "check that it is running",
+                    f"The {service_name} at {url} is unreachable ({type(error).__name__}); check that it is running",
                     error=f"{service_name} unavailable",
                 ) from error
             time.sleep(0.2 * (attempt + 1))

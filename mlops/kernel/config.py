@@ -55,8 +55,7 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as error:
             problems = "; ".join(
-                f"{ENVIRONMENT_VARIABLES.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}"
-                for e in error.errors()
+                f"{ENVIRONMENT_VARIABLES.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in error.errors()
             )
             raise ValueError(f"invalid configuration: {problems}") from None
 

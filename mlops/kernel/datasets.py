@@ -92,9 +92,7 @@ def _read_version(connection: Connection, row, with_predictions: bool) -> Loaded
         )
     )
     if with_predictions:
-        query = query.add_columns(
-            func.coalesce(predictions.c.prediction, NO_PREDICTION).label("prediction")
-        ).outerjoin(
+        query = query.add_columns(func.coalesce(predictions.c.prediction, NO_PREDICTION).label("prediction")).outerjoin(
             predictions,
             and_(
                 predictions.c.dataset_id == samples.c.dataset_id,

@@ -68,9 +68,7 @@ class ApiBlueprint(Blueprint):
 
         def decorator(view: Callable) -> Callable:
             summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
-            self.operations.append(
-                Operation(rule, method.upper(), summary, body, query, responses or {200: "OK"})
-            )
+            self.operations.append(Operation(rule, method.upper(), summary, body, query, responses or {200: "OK"}))
 
             @functools.wraps(view)
             def parsed_view(**kwargs: Any) -> Any:
@@ -89,9 +87,7 @@ class ApiBlueprint(Blueprint):
 def parse_json_body(model: type[M]) -> M:
     """Read the request's JSON body into model; wrong content type, bad JSON or fields are 4xx."""
     if not request.is_json:
-        raise UnsupportedMediaType(
-            "Send the request body as JSON with the header Content-Type: application/json"
-        )
+        raise UnsupportedMediaType("Send the request body as JSON with the header Content-Type: application/json")
     raw = request.get_data(cache=True)
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     # Werkzeug stops reading a chunked body (one sent without Content-Length) at the cap and
@@ -260,9 +256,7 @@ def openapi_document(state: ServiceState) -> dict[str, Any]:
         item: dict[str, Any] = {
             "summary": op.summary,
             "operationId": f"{op.method.lower()}_{op.rule.strip('/').replace('/', '_') or 'root'}",
-            "responses": {
-                str(status): _response(status, description) for status, description in op.responses.items()
-            },
+            "responses": {str(status): _response(status, description) for status, description in op.responses.items()},
         }
         if op.body is not None:
             item["requestBody"] = {

@@ -108,7 +108,9 @@ class CompiledPipeline:
         if self.model is None:
             return np.concatenate([self.pipeline.predict(rows.iloc[start : start + CHUNK_ROWS]) for start in starts])
         if self.probabilities is None:
-            return np.concatenate([self.model.predict(self._scaled(rows.iloc[start : start + CHUNK_ROWS])) for start in starts])
+            return np.concatenate(
+                [self.model.predict(self._scaled(rows.iloc[start : start + CHUNK_ROWS])) for start in starts]
+            )
         return np.concatenate([self.predict(rows.iloc[start : start + CHUNK_ROWS])[0] for start in starts])
 
     def _scaled(self, rows: pd.DataFrame) -> np.ndarray:
@@ -177,8 +179,12 @@ def _forest_probabilities(forest) -> Scores:
     starts = np.cumsum([0] + [tree.node_count for tree in trees[:-1]])
     leaf = np.concatenate([tree.children_left == -1 for tree in trees])  # scikit-learn's TREE_LEAF
     itself = np.arange(leaf.size)
-    left = np.where(leaf, itself, np.concatenate([tree.children_left + s for tree, s in zip(trees, starts, strict=True)]))
-    right = np.where(leaf, itself, np.concatenate([tree.children_right + s for tree, s in zip(trees, starts, strict=True)]))
+    left = np.where(
+        leaf, itself, np.concatenate([tree.children_left + s for tree, s in zip(trees, starts, strict=True)])
+    )
+    right = np.where(
+        leaf, itself, np.concatenate([tree.children_right + s for tree, s in zip(trees, starts, strict=True)])
+    )
     feature = np.where(leaf, 0, np.concatenate([tree.feature for tree in trees]))
     threshold = np.concatenate([tree.threshold for tree in trees])
     value = np.concatenate([tree.value[:, 0, :n_classes] for tree in trees])

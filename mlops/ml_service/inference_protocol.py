@@ -156,7 +156,7 @@ def _columns_frame(inputs, binary: bytes) -> pd.DataFrame:
     for tensor, part in zip(inputs, _binary_parts(inputs, binary), strict=True):
         if not (len(tensor.shape) == 1 or (len(tensor.shape) == 2 and tensor.shape[1] == 1)):
             raise BadRequest(
-                f"input {tensor.name!r}: with content_type \"pd\" each input is one column, of shape [n] "
+                f'input {tensor.name!r}: with content_type "pd" each input is one column, of shape [n] '
                 f"or [n, 1]; got {tensor.shape}",
                 error="Invalid request",
             )
@@ -203,7 +203,9 @@ def _tensor_values(tensor, binary: bytes | None) -> np.ndarray:
     count = math.prod(tensor.shape)
     if binary is not None:
         if tensor.data is not None:
-            raise BadRequest(f"input {tensor.name!r}: give either data or binary_data_size, not both", error="Invalid request")
+            raise BadRequest(
+                f"input {tensor.name!r}: give either data or binary_data_size, not both", error="Invalid request"
+            )
         width = np.dtype(dtype).itemsize
         if len(binary) != count * width:
             raise BadRequest(
@@ -213,12 +215,18 @@ def _tensor_values(tensor, binary: bytes | None) -> np.ndarray:
             )
         values = np.frombuffer(binary, dtype=dtype).astype(np.float64)
         if np.isinf(values).any():
-            raise BadRequest(f"input {tensor.name!r}: values must be finite (NaN is a missing value)", error="Invalid values")
+            raise BadRequest(
+                f"input {tensor.name!r}: values must be finite (NaN is a missing value)", error="Invalid values"
+            )
         return values
     if tensor.data is None:
         raise BadRequest(f"input {tensor.name!r}: data is required (or binary_data_size)", error="Invalid request")
     # data is flat or nested by rows; the request model admits only numbers and null
-    flat = tensor.data if not tensor.data or not isinstance(tensor.data[0], list) else [x for row in tensor.data for x in row]
+    flat = (
+        tensor.data
+        if not tensor.data or not isinstance(tensor.data[0], list)
+        else [x for row in tensor.data for x in row]
+    )
     if len(tensor.shape) == 2 and tensor.data and isinstance(tensor.data[0], list):
         if any(len(row) != tensor.shape[1] for row in tensor.data):
             raise BadRequest(
@@ -232,7 +240,9 @@ def _tensor_values(tensor, binary: bytes | None) -> np.ndarray:
         )
     values = np.array(flat, dtype=np.float64)  # null -> NaN
     if tensor.datatype.startswith(("INT", "UINT")) and not np.all(np.isnan(values) | (values == np.round(values))):
-        raise BadRequest(f"input {tensor.name!r}: {tensor.datatype} data must be whole numbers", error="Invalid request")
+        raise BadRequest(
+            f"input {tensor.name!r}: {tensor.datatype} data must be whole numbers", error="Invalid request"
+        )
     return values
 
 

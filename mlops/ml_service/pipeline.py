@@ -22,7 +22,6 @@ from mlops.kernel.catalogue import build_estimator
 from mlops.kernel.datasets import LoadedSet, dataset_row, read_set, replace_predictions
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES
 from mlops.kernel.errors import BadRequest, Conflict
-from mlops.ml_service.fastpath import CompiledPipeline, NonFiniteValues
 from mlops.ml_service.deployment import (
     SET_MODEL_HINT,
     TRAIN_HINT,
@@ -34,6 +33,7 @@ from mlops.ml_service.deployment import (
     save_model,
     save_trained,
 )
+from mlops.ml_service.fastpath import CompiledPipeline, NonFiniteValues
 
 # The SQL spelling of a feature (od280__od315_of_diluted_wines) is accepted as well as the API's.
 FEATURE_INDEX = pd.Index(FEATURES)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, FiniteFloat, RootModel, Tag, WithJsonSchema
 
@@ -69,9 +69,7 @@ class DataframeSplit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    columns: list[Annotated[str, WithJsonSchema({"type": "string", "enum": FEATURE_NAMES})]] = Field(
-        max_length=1000
-    )
+    columns: list[Annotated[str, WithJsonSchema({"type": "string", "enum": FEATURE_NAMES})]] = Field(max_length=1000)
     data: list[list[FeatureValue]] = Field(min_length=1, max_length=MAX_PREDICT_ROWS)
     index: list[Any] | None = Field(None, description="ignored; rows are answered in the order given")
 
@@ -117,11 +115,9 @@ class PredictRows(RootModel):
     model_config = ConfigDict(strict=True, json_schema_extra={"examples": [[EXAMPLE_RECORD]]})
 
     root: Annotated[
-        Union[
-            Annotated[list[Record], Field(min_length=1, max_length=MAX_PREDICT_ROWS), Tag("records")],
-            Annotated[Record, Tag("record")],
-            Annotated[SplitRows, Tag("mlflow_split")],
-            Annotated[RecordRows, Tag("mlflow_records")],
-        ],
+        Annotated[list[Record], Field(min_length=1, max_length=MAX_PREDICT_ROWS), Tag("records")]
+        | Annotated[Record, Tag("record")]
+        | Annotated[SplitRows, Tag("mlflow_split")]
+        | Annotated[RecordRows, Tag("mlflow_records")],
         Discriminator(_rows_shape, custom_error_type="rows_shape", custom_error_message="Send " + ROWS_SHAPES),
     ]

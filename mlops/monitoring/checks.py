@@ -125,4 +125,3 @@ def _run(check: Report | TestSuite, reference: pd.DataFrame, current: pd.DataFra
 def summary_of(suite_json: dict[str, Any]) -> dict[str, Any]:
     """The suite's summary as Evidently words it: all_passed, total/success/failed counts, by_status."""
     return suite_json["summary"]
-

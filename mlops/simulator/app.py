@@ -20,9 +20,7 @@ def status():
     return {"name": "simulator", "message": "Simulator"}
 
 
-@bp.operation(
-    "/root/simulator", "POST", body=LoadSet, responses={200: "Set loaded", 400: "Unknown set or bad size"}
-)
+@bp.operation("/root/simulator", "POST", body=LoadSet, responses={200: "Set loaded", 400: "Unknown set or bad size"})
 def load(body: LoadSet):
     """Load (or reload, replacing it) the training, testing or production set into the dataset DB."""
     if body.size is not None and body.set_name != "production":

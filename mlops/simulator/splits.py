@@ -35,12 +35,8 @@ def wine_splits() -> dict[str, Split]:
     wine = load_wine(as_frame=True)
     X = wine.data[list(FEATURES)]
     y = wine.target
-    X_train, X_rest, y_train, y_rest = train_test_split(
-        X, y, train_size=TRAIN_SIZE, stratify=y, random_state=SEED
-    )
-    X_test, X_prod, y_test, y_prod = train_test_split(
-        X_rest, y_rest, test_size=0.5, stratify=y_rest, random_state=SEED
-    )
+    X_train, X_rest, y_train, y_rest = train_test_split(X, y, train_size=TRAIN_SIZE, stratify=y, random_state=SEED)
+    X_test, X_prod, y_test, y_prod = train_test_split(X_rest, y_rest, test_size=0.5, stratify=y_rest, random_state=SEED)
     return {
         "training": _reindexed(X_train, y_train),
         "testing": _reindexed(X_test, y_test),

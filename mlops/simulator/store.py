@@ -68,9 +68,7 @@ def _replace_set_once(engine: Engine, name: str, features: pd.DataFrame, target:
                 connection.execute(delete(table).where(table.c.dataset_id == old))
             connection.execute(delete(datasets).where(datasets.c.id == old))
         dataset_id = connection.execute(
-            insert(datasets)
-            .values(name=name, n_samples=n_rows, loaded_at=datetime.now(UTC))
-            .returning(datasets.c.id)
+            insert(datasets).values(name=name, n_samples=n_rows, loaded_at=datetime.now(UTC)).returning(datasets.c.id)
         ).scalar_one()
         set_id = np.full(n_rows, dataset_id, dtype=np.int32)
         # This transaction inserted the parent datasets row: every row below refers to it.

@@ -136,7 +136,10 @@ def _start_into(settings: Settings, state: StackState, launches: list[Launch], a
     names = [launch.name for launch in missing]
     ui_port = next((launch.port for launch in missing if launch.name == MLFLOW_UI), None)
     ask_to_start(settings, state.supervisor_pid, [n for n in names if n != MLFLOW_UI], ui_port)
-    print(f"mlops: asked the running stack (its `mlops up` is pid {state.supervisor_pid}) to start {', '.join(names)}", file=sys.stderr)
+    print(
+        f"mlops: asked the running stack (its `mlops up` is pid {state.supervisor_pid}) to start {', '.join(names)}",
+        file=sys.stderr,
+    )
     request = stop_on_signals()
     try:
         _await(settings, state.supervisor_pid, names, request, lambda: pid_alive(state.supervisor_pid), args.timeout)
@@ -250,7 +253,9 @@ def status(settings: Settings, only: list[str] | None) -> int:
 def _health_shown(name: str, code: int | None, body: str, state: str | None) -> tuple[str, bool]:
     """What status says of one service's /health answer, and whether that counts as healthy."""
     if code is None:
-        return {"restarting": "restarting", "given up": "given up (crashed repeatedly)"}.get(state, "not running"), False
+        return {"restarting": "restarting", "given up": "given up (crashed repeatedly)"}.get(
+            state, "not running"
+        ), False
     try:
         answered_by = json.loads(body).get("service") if name != MLFLOW_UI else name
     except (ValueError, AttributeError):

@@ -137,7 +137,9 @@ class Supervisor:
                     hint = f" (log: {item.log_path})" if item.log_path else ""
                     raise StartFailed(f"{name} exited with {describe_exit(code)} while starting{hint}", [name])
             if pending and time.monotonic() > deadline:
-                raise StartFailed(f"{', '.join(pending)} did not answer {READY_PATH} within {self.timeout:g} s", pending)
+                raise StartFailed(
+                    f"{', '.join(pending)} did not answer {READY_PATH} within {self.timeout:g} s", pending
+                )
 
     # --- watching ----------------------------------------------------------------------------
 
@@ -195,14 +197,16 @@ class Supervisor:
             self.say(
                 f"{name} exited ({describe_exit(code)}) {item.crashes_in_a_row} times in a row, each time within "
                 f"{self.stable_seconds:g} s of starting; giving up on it{where}. Once it is fixed, start it into "
-                f"this stack with `mlops up --only {name}` (make up MLOPS_ARGS=\"--only {name}\")"
+                f'this stack with `mlops up --only {name}` (make up MLOPS_ARGS="--only {name}")'
             )
             return
         delay = self.restart_delays[item.crashes_in_a_row - 1]
         item.state = "restarting"
         item.restart_at = now + delay
         when = f" in {delay:g} s" if delay else ""
-        self.say(f"{name} exited unexpectedly ({describe_exit(code)}) {ran}; restarting it{when} (restart {item.restarts + 1})")
+        self.say(
+            f"{name} exited unexpectedly ({describe_exit(code)}) {ran}; restarting it{when} (restart {item.restarts + 1})"
+        )
 
     def _take_requests(self) -> None:
         """Start the processes that `mlops up --only` asked this running stack for."""

@@ -84,7 +84,10 @@ def optimization_answer(result: Optimization) -> tuple[dict[str, Any], int]:
 @bp.operation(
     "/root/tracking/jobs/<job_id>",
     "GET",
-    responses={200: "The job: state, fits done of total, elapsed seconds, and its answer once ended", 404: "No such job"},
+    responses={
+        200: "The job: state, fits done of total, elapsed seconds, and its answer once ended",
+        404: "No such job",
+    },
 )
 def get_job(job_id: str):
     """Tell how far an optimization sent with "wait": false has got, and its answer once done."""
@@ -135,7 +138,10 @@ def query_experiment(body: ExperimentQuery):
         best = queries.best_run(experiment.experiment_id, runs, query.filter)
         return {"message": "Best model and run retrieved successfully.", "data": best}
     names = queries.statistic_names(query.filter)
-    return {"message": "Statistics Retrieved", "data": queries.experiment_statistics(experiment.experiment_id, runs, names)}
+    return {
+        "message": "Statistics Retrieved",
+        "data": queries.experiment_statistics(experiment.experiment_id, runs, names),
+    }
 
 
 @bp.operation(

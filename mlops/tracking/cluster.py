@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-
 from typing import TYPE_CHECKING, Any
 
 from joblib._parallel_backends import ThreadingBackend

@@ -22,7 +22,6 @@ class SequentialBatch(Batch):
             return [func(*args, **kwargs) for func, args, kwargs in tasks]
 
 
-
 class OneTaskPerFitBackend(CountsFits, DaskDistributedBackend):
     """joblib's dask backend whose tasks run their own joblib calls sequentially, counting the fits done."""
 

@@ -240,7 +240,9 @@ class JobRunner:
             condition.append(jobs.c[column] == value)
         with self.engine_of().begin() as connection:
             connection.execute(
-                update(jobs).where(*condition).values(state=state, status_code=status, answer=answer, finished_at=_now())
+                update(jobs)
+                .where(*condition)
+                .values(state=state, status_code=status, answer=answer, finished_at=_now())
             )
 
     def _progress(self, job_id: str, fits_done: int) -> None:

@@ -111,7 +111,9 @@ def check_grid(search: ModelSearch) -> None:
     """Ask scikit-learn whether every hyperparameter and every candidate value is valid."""
     for key, values in search.grid.items():
         if not values:
-            raise BadRequest(f"hyperparameters.{search.model_name}.{key}: give at least one value", error="Invalid request")
+            raise BadRequest(
+                f"hyperparameters.{search.model_name}.{key}: give at least one value", error="Invalid request"
+            )
         if len(str(values)) > MAX_PARAM_TEXT:
             raise BadRequest(
                 f"hyperparameters.{search.model_name}.{key}: too many values to log "
@@ -179,11 +181,11 @@ def search_model(
     import sklearn
     from joblib import parallel_config
     from sklearn.base import clone
+    from sklearn.metrics import accuracy_score, get_scorer, precision_recall_fscore_support
+    from sklearn.model_selection import GridSearchCV, check_cv, cross_val_predict
     from sklearn.utils.parallel import Parallel, delayed
 
     from mlops.tracking import cluster as cluster_module
-    from sklearn.metrics import accuracy_score, get_scorer, precision_recall_fscore_support
-    from sklearn.model_selection import GridSearchCV, check_cv, cross_val_predict
 
     started, started_cpu = time.perf_counter(), time.process_time()
     features, target = X.to_numpy(), y.to_numpy()
@@ -194,7 +196,10 @@ def search_model(
     # plan_searches checked every candidate value and check_against_data that the features are
     # finite: scikit-learn need not check them again in each of the hundreds of fits.
     fits_backend = cluster_module.fits_backend(cluster, on_fits_done)
-    with parallel_config(backend=fits_backend), sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+    with (
+        parallel_config(backend=fits_backend),
+        sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
+    ):
         grid_search = GridSearchCV(
             build_estimator(search.model_name),
             search.grid,
@@ -216,18 +221,27 @@ def search_model(
             if predicted is None:
                 fits_backend.on_done = None  # the search's fits are counted, not these
                 # one task: on a cluster, a task per fold would be as many more tasks per model
-                [predicted] = Parallel(n_jobs=n_jobs)([delayed(cross_val_predict)(best_estimator, features, target, cv=folds)])
+                [predicted] = Parallel(n_jobs=n_jobs)(
+                    [delayed(cross_val_predict)(best_estimator, features, target, cv=folds)]
+                )
             best_estimator.fit(X, y)
         except (ValueError, TypeError, ArithmeticError) as error:
             raise SearchFailed(f"{search.model_name}: {_last_line(error)}") from error
-        precision, recall, f1, _ = precision_recall_fscore_support(target, predicted, average="weighted", zero_division=0)
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            target, predicted, average="weighted", zero_division=0
+        )
         accuracy = accuracy_score(target, predicted)
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - started_cpu
     return SearchResult(
         best_estimator=best_estimator,
         best_params=dict(grid_search.best_params_),
-        metrics={"accuracy": float(accuracy), "f1_score": float(f1), "precision": float(precision), "recall": float(recall)},
+        metrics={
+            "accuracy": float(accuracy),
+            "f1_score": float(f1),
+            "precision": float(precision),
+            "recall": float(recall),
+        },
         execution_time=elapsed,
         cpu_usage=round(100 * cpu / (max(elapsed, 1e-9) * _cores()), 1),
     )
@@ -378,11 +392,18 @@ def optimize(
 
 def fit_count(request: OptimizationRequest) -> int:
     """How many fits the request's grid searches make (candidates x folds, every model)."""
-    return sum(ModelSearch(name, request.hyperparameters.get(name, {})).candidates * request.cv for name in request.models)
+    return sum(
+        ModelSearch(name, request.hyperparameters.get(name, {})).candidates * request.cv for name in request.models
+    )
 
 
 def log_run(
-    backend: MlflowBackend, experiment_id: str, run_id: str, model_name: str, params: dict[str, str], result: SearchResult
+    backend: MlflowBackend,
+    experiment_id: str,
+    run_id: str,
+    model_name: str,
+    params: dict[str, str],
+    result: SearchResult,
 ) -> None:
     """Log a searched model's params, metrics and best estimator, then end its run FINISHED
     (FAILED, logged, if logging fails)."""

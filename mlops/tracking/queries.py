@@ -176,4 +176,3 @@ def run_parameters(run: RunRecord, kind: ParameterKind) -> dict[str, str]:
 def run_metrics(run: RunRecord, kind: MetricKind) -> dict[str, float]:
     """The run's metrics of one kind, prefix stripped, sorted by name."""
     return unprefixed(run.metrics, METRIC_PREFIXES[kind])
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
@@ -40,7 +40,6 @@ class OptimizationRequest(BaseModel):
         description="false: answer 202 with a job_id at once and optimize in the background; "
         "GET /root/tracking/jobs/<job_id> tells its progress and, once done, this request's answer",
     )
-
 
 
 # The walkthrough sends ids as strings ("1"); Postman users often type a number: both are fine.
@@ -100,7 +99,7 @@ class StatisticsQuery(BaseModel):
 class ExperimentQuery(RootModel):
     """What to tell about one experiment: `general`, `best_model` or `statistics`."""
 
-    root: Annotated[Union[GeneralQuery, BestModelQuery, StatisticsQuery], Field(discriminator="request_information")]
+    root: Annotated[GeneralQuery | BestModelQuery | StatisticsQuery, Field(discriminator="request_information")]
 
 
 class ParametersQuery(BaseModel):
@@ -126,7 +125,7 @@ class MetricsQuery(BaseModel):
 class RunQuery(RootModel):
     """What to tell about one run: its `parameters` or its `metrics`."""
 
-    root: Annotated[Union[ParametersQuery, MetricsQuery], Field(discriminator="request_information")]
+    root: Annotated[ParametersQuery | MetricsQuery, Field(discriminator="request_information")]
 
 
 class SettingRequest(BaseModel):
@@ -140,7 +139,7 @@ class SettingRequest(BaseModel):
 class ModelManagement(RootModel):
     """`optimization` (grid search + CV logged to MLflow) or `setting` (deploy a run's model)."""
 
-    root: Annotated[Union[OptimizationRequest, SettingRequest], Field(discriminator="request_information")]
+    root: Annotated[OptimizationRequest | SettingRequest, Field(discriminator="request_information")]
 
 
 class ExperimentSelector(BaseModel):

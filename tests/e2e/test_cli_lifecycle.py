@@ -339,7 +339,9 @@ def test_sqlite_default_serves_concurrent_writes_with_two_workers(tmp_path, clea
             ))  # fmt: skip
         assert [a.status_code for a in answers] == [200] * len(calls), [a.text for a in answers]
         for _ in range(2):  # reloads replace a set, they never duplicate it
-            reload = requests.post(stack.url("simulator") + "/root/simulator", json={"set_name": "training"}, timeout=60)
+            reload = requests.post(
+                stack.url("simulator") + "/root/simulator", json={"set_name": "training"}, timeout=60
+            )
             assert reload.status_code == 200
         engine = create_engine(f"sqlite:///{stack.data_dir / 'dataset.db'}")
         with engine.connect() as connection:

@@ -65,14 +65,20 @@ def test_demo_runs_the_walkthrough_and_summarizes_it(stack_flags):
 
 def test_a_service_error_stops_the_demo_with_its_message(stack_flags):
     demo = subprocess.run(
-        [*MLOPS, "demo", *stack_flags, "--experiment-name", ""], capture_output=True, text=True, timeout=600, env=TOKEN_ENV
+        [*MLOPS, "demo", *stack_flags, "--experiment-name", ""],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=TOKEN_ENV,
     )
     assert demo.returncode == 1
     assert "FAILED Optimizing" in demo.stderr
     assert "/root/tracking/model_management answered 400" in demo.stderr
     assert demo.stdout == ""  # no summary of a walkthrough that did not finish
 
-    refused = subprocess.run([*MLOPS, "demo", *stack_flags], capture_output=True, text=True, timeout=600, env=NO_TOKEN_ENV)
+    refused = subprocess.run(
+        [*MLOPS, "demo", *stack_flags], capture_output=True, text=True, timeout=600, env=NO_TOKEN_ENV
+    )
     assert refused.returncode == 1
     assert "FAILED Loading the training and testing sets" in refused.stderr
     assert "answered 401" in refused.stderr and "MLOPS_API_TOKEN" in refused.stderr

@@ -35,9 +35,7 @@ def production_records(settings) -> list[dict]:
             features = read_set(connection, "production").features
     finally:
         engine.dispose()
-    return [
-        {k: (None if math.isnan(v) else v) for k, v in row.items()} for row in features.to_dict(orient="records")
-    ]
+    return [{k: (None if math.isnan(v) else v) for k, v in row.items()} for row in features.to_dict(orient="records")]
 
 
 def deploy_and_train(ml_url: str, model_name: str, hyperparameters: dict) -> None:

@@ -79,4 +79,3 @@ def _wait_for_job(tracking_url: str, job_id: str, timeout: float = 120) -> dict:
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} not done after {timeout} s: {job}")
-

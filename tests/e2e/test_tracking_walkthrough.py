@@ -66,19 +66,31 @@ def test_walkthrough_tracking_sequence(start_service, stack_settings):
     assert [r["run_name"] for r in listed_runs["data"]] == [
         f"{m} Grid_Search_Opt and CV_Performance" for m in ("SVC", "RandomForest", "LogisticRegression")
     ]
-    assert all(r["status"] == "FINISHED" and TIME.match(r["start_time"]) and TIME.match(r["end_time"])
-               for r in listed_runs["data"])
-    assert listed_runs["data"][2]["tags"] == {"model_type": "LogisticRegression", "experiment_type": "GridSearch_CrossValidation"}
+    assert all(
+        r["status"] == "FINISHED" and TIME.match(r["start_time"]) and TIME.match(r["end_time"])
+        for r in listed_runs["data"]
+    )
+    assert listed_runs["data"][2]["tags"] == {
+        "model_type": "LogisticRegression",
+        "experiment_type": "GridSearch_CrossValidation",
+    }
 
     general = post(experiments_url, {"experiment_id": "1", "request_information": "general"}).json()
     assert general["message"] == "Information Retrieved"
     assert general["data"]["experiment_info"]["experiment_name"] == "wine_test_1"
     assert general["data"]["experiment_info"]["tags"] == {
-        "description": "Grid Search Optimization - Cross Validation Performance", "owner": "Ale",
+        "description": "Grid Search Optimization - Cross Validation Performance",
+        "owner": "Ale",
     }
-    assert general["data"]["experiment_runs"]["number_of_runs"] == general["data"]["experiment_runs"]["completed_runs"] == 3
+    assert (
+        general["data"]["experiment_runs"]["number_of_runs"]
+        == general["data"]["experiment_runs"]["completed_runs"]
+        == 3
+    )
 
-    best = post(experiments_url, {"experiment_id": "1", "request_information": "best_model", "filter": ["model_accuracy"]})
+    best = post(
+        experiments_url, {"experiment_id": "1", "request_information": "best_model", "filter": ["model_accuracy"]}
+    )
     assert best.json() == {
         "message": "Best model and run retrieved successfully.",
         "data": {
@@ -88,7 +100,9 @@ def test_walkthrough_tracking_sequence(start_service, stack_settings):
             "metrics": {"model_accuracy": pytest.approx(WALKTHROUGH_LR_ACCURACY)},
         },
     }
-    statistics = post(experiments_url, {"experiment_id": "1", "request_information": "statistics", "filter": ["all"]}).json()
+    statistics = post(
+        experiments_url, {"experiment_id": "1", "request_information": "statistics", "filter": ["all"]}
+    ).json()
     assert statistics["message"] == "Statistics Retrieved"
     assert list(statistics["data"]) == ["duration", "accuracy", "f1_score", "precision", "recall"]
     assert statistics["data"]["accuracy"]["max"] == pytest.approx(WALKTHROUGH_LR_ACCURACY)
@@ -99,7 +113,12 @@ def test_walkthrough_tracking_sequence(start_service, stack_settings):
         return reply.json()["data"]
 
     assert ask("parameters", "data") == {"classes": "3", "features": "13", "samples": "106"}
-    assert ask("parameters", "grid_search") == {"C": "[0.1, 1]", "cv_folds": "5", "scoring": "accuracy", "solver": "['liblinear']"}
+    assert ask("parameters", "grid_search") == {
+        "C": "[0.1, 1]",
+        "cv_folds": "5",
+        "scoring": "accuracy",
+        "solver": "['liblinear']",
+    }
     assert ask("parameters", "model") == {"C": "0.1", "solver": "liblinear"}
     assert set(ask("metrics", "system")) == {"cpu_usage", "execution_time"}
     assert ask("metrics", "model")["accuracy"] == pytest.approx(WALKTHROUGH_LR_ACCURACY)
@@ -146,7 +165,11 @@ def test_setting_while_the_ml_service_is_stopped_is_503_and_mlflow_stays_clean(s
     assert [(r["run_id"], r["status"]) for r in runs] == [(svc, "FINISHED")]
 
     # An all-failing grid over HTTP: a clear 400, its run FAILED, nothing left RUNNING.
-    failing = {**body, "models": ["RandomForest"], "hyperparameters": {"RandomForest": {"bootstrap": [False], "max_samples": [0.5]}}}
+    failing = {
+        **body,
+        "models": ["RandomForest"],
+        "hyperparameters": {"RandomForest": {"bootstrap": [False], "max_samples": [0.5]}},
+    }
     failed = post(tracking.url + "/root/tracking/model_management", failing)
     assert failed.status_code == 400 and failed.json()["error"] == "Grid search failed"
     runs = requests.get(tracking.url + "/root/tracking/runs", params={"experiment_id": "1"}, timeout=10).json()["data"]
@@ -163,7 +186,9 @@ def test_a_tracking_service_killed_mid_optimization_leaves_no_run_running(start_
         "models": ["RandomForest"],
         "hyperparameters": {"RandomForest": {"n_estimators": list(range(50, 550, 50)), "max_depth": [None, 3, 5]}},
     }
-    threading.Thread(target=lambda: _post_quietly(tracking.url + "/root/tracking/model_management", slow), daemon=True).start()
+    threading.Thread(
+        target=lambda: _post_quietly(tracking.url + "/root/tracking/model_management", slow), daemon=True
+    ).start()
     runs_url = tracking.url + "/root/tracking/runs"
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
@@ -179,7 +204,9 @@ def test_a_tracking_service_killed_mid_optimization_leaves_no_run_running(start_
     [run] = requests.get(runs_url, params={"experiment_id": "1"}, timeout=30).json()["data"]
     assert run["status"] == "FAILED"
     assert "stopped before it finished" in run["tags"]["error"]
-    general = post(tracking.url + "/root/tracking/experiments", {"experiment_id": "1", "request_information": "general"})
+    general = post(
+        tracking.url + "/root/tracking/experiments", {"experiment_id": "1", "request_information": "general"}
+    )
     assert general.json()["data"]["experiment_runs"]["failed_runs"] == 1
 
 
@@ -196,7 +223,9 @@ def test_setting_sends_the_api_token_and_names_a_token_mismatch(start_service, s
     tracking = start_service("tracking", protected)
     ml = start_service("ml", protected.model_copy(update={"api_token": "another"}))
     auth = {"Authorization": "Bearer s3cret"}
-    loaded = requests.post(simulator.url + "/root/simulator", json={"set_name": "training"}, headers=auth, timeout=TIMEOUT)
+    loaded = requests.post(
+        simulator.url + "/root/simulator", json={"set_name": "training"}, headers=auth, timeout=TIMEOUT
+    )
     assert loaded.status_code == 200
     manage = tracking.url + "/root/tracking/model_management"
     body = {**WALKTHROUGH_OPTIMIZATION, "models": ["SVC"], "hyperparameters": {}, "cv": 2}

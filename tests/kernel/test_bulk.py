@@ -16,7 +16,6 @@ from mlops.kernel.db import FEATURE_COLUMNS, datasets, ensure_schema, make_engin
 from mlops.kernel.errors import Conflict
 from mlops.simulator.splits import load_split
 from mlops.simulator.store import replace_set
-from tests.support.databases import POSTGRES_ADMIN_URL
 
 
 def load(engine, size=None):
@@ -76,7 +75,12 @@ def test_foreign_keys_are_checked_again_after_a_bulk_write(engine):
 def test_empty_sets_and_empty_columns(engine):
     with engine.begin() as connection:
         bulk.insert_columns(connection, samples, {"dataset_id": np.empty(0, np.int32)})
-    replace_set(engine, "production", pd.DataFrame(columns=load_split("production").features.columns), pd.Series([], dtype="int64"))
+    replace_set(
+        engine,
+        "production",
+        pd.DataFrame(columns=load_split("production").features.columns),
+        pd.Series([], dtype="int64"),
+    )
     with engine.connect() as connection:
         stored = read_set(connection, "production")
     assert stored.features.shape == (0, 13) and stored.target.empty
@@ -106,7 +110,9 @@ def test_reads_do_not_depend_on_the_expected_row_count(engine, monkeypatch, rows
         samples.c.sample_index
     )
     with engine.connect() as connection:
-        arrays = bulk.select_columns(connection, query, {"sample_index": "int32", "alcohol": "float64"}, rows=rows_expected)
+        arrays = bulk.select_columns(
+            connection, query, {"sample_index": "int32", "alcohol": "float64"}, rows=rows_expected
+        )
     assert arrays["sample_index"].tolist() == list(range(5_000))
     assert np.array_equal(arrays["alcohol"], loaded.features["alcohol"].to_numpy(), equal_nan=True)
 

@@ -7,6 +7,7 @@ import pytest
 from mlops.ml_service.app import create_app
 from tests.support.ml_service import load_sets, set_model, use
 
+
 @pytest.fixture
 def app(settings):
     app = create_app(settings)

@@ -16,10 +16,22 @@ RECORD = {name: 1.0 for name in FEATURES}
 # (method, path, raw body, content type, expected status)
 CASES = [
     # malformed JSON and wrong content types, on every POST
-    *(("POST", path, b'{"dataset": "training"', JSON, 400) for path in ("/root/ml", "/root/ml/set_model", "/root/ml/predict")),
-    *(("POST", path, b"\xff\xfe not utf-8", JSON, 400) for path in ("/root/ml", "/root/ml/set_model", "/root/ml/predict")),
-    *(("POST", path, b'{"dataset": "training"}', "text/plain", 415) for path in ("/root/ml", "/root/ml/set_model", "/root/ml/predict")),
-    *(("POST", path, b"dataset=training", "application/x-www-form-urlencoded", 415) for path in ("/root/ml", "/root/ml/set_model")),
+    *(
+        ("POST", path, b'{"dataset": "training"', JSON, 400)
+        for path in ("/root/ml", "/root/ml/set_model", "/root/ml/predict")
+    ),
+    *(
+        ("POST", path, b"\xff\xfe not utf-8", JSON, 400)
+        for path in ("/root/ml", "/root/ml/set_model", "/root/ml/predict")
+    ),
+    *(
+        ("POST", path, b'{"dataset": "training"}', "text/plain", 415)
+        for path in ("/root/ml", "/root/ml/set_model", "/root/ml/predict")
+    ),
+    *(
+        ("POST", path, b"dataset=training", "application/x-www-form-urlencoded", 415)
+        for path in ("/root/ml", "/root/ml/set_model")
+    ),
     *(("POST", path, b"", JSON, 400) for path in ("/root/ml", "/root/ml/set_model", "/root/ml/predict")),
     # POST /root/ml: missing / unknown fields, wrong types, unknown enum values, SQL-like strings
     ("POST", "/root/ml", {}, JSON, 400),
@@ -45,20 +57,56 @@ CASES = [
     ("POST", "/root/ml/set_model", {"model_name": SQL_LIKE}, JSON, 400),
     ("POST", "/root/ml/set_model", {"model_name": "RandomForest", "hyperparameters": []}, JSON, 400),
     ("POST", "/root/ml/set_model", {"model_name": "RandomForest", "hyperparameters": "n_estimators=5"}, JSON, 400),
-    ("POST", "/root/ml/set_model", {"model_name": "RandomForest", "hyperparameters": {"n_estimators": {"a": 1}}}, JSON, 400),
+    (
+        "POST",
+        "/root/ml/set_model",
+        {"model_name": "RandomForest", "hyperparameters": {"n_estimators": {"a": 1}}},
+        JSON,
+        400,
+    ),
     ("POST", "/root/ml/set_model", {"model_name": "RandomForest", "hyperparameters": {"n_estimators": -1}}, JSON, 400),
     ("POST", "/root/ml/set_model", {"model_name": "RandomForest", "hyperparameters": {"n_estimators": 2.5}}, JSON, 400),
-    ("POST", "/root/ml/set_model", {"model_name": "RandomForest", "hyperparameters": {"n_estimators": "100"}}, JSON, 400),
-    ("POST", "/root/ml/set_model", {"model_name": "RandomForest", "hyperparameters": {"n_estimators": 2**70}}, JSON, 400),
+    (
+        "POST",
+        "/root/ml/set_model",
+        {"model_name": "RandomForest", "hyperparameters": {"n_estimators": "100"}},
+        JSON,
+        400,
+    ),
+    (
+        "POST",
+        "/root/ml/set_model",
+        {"model_name": "RandomForest", "hyperparameters": {"n_estimators": 2**70}},
+        JSON,
+        400,
+    ),
     ("POST", "/root/ml/set_model", {"model_name": "RandomForest", "hyperparameters": {"max_depth": "deep"}}, JSON, 400),
-    ("POST", "/root/ml/set_model", {"model_name": "RandomForest", "hyperparameters": {"max_features": ["sqrt"]}}, JSON, 400),
+    (
+        "POST",
+        "/root/ml/set_model",
+        {"model_name": "RandomForest", "hyperparameters": {"max_features": ["sqrt"]}},
+        JSON,
+        400,
+    ),
     ("POST", "/root/ml/set_model", {"model_name": "RandomForest", "hyperparameters": {"kernel": "rbf"}}, JSON, 400),
     ("POST", "/root/ml/set_model", {"model_name": "SVC", "hyperparameters": {"C": -1}}, JSON, 400),
     ("POST", "/root/ml/set_model", {"model_name": "SVC", "hyperparameters": {"kernel": SQL_LIKE}}, JSON, 400),
     ("POST", "/root/ml/set_model", {"model_name": "SVC", "hyperparameters": {SQL_LIKE: 1}}, JSON, 400),
-    ("POST", "/root/ml/set_model", {"model_name": "LogisticRegression", "hyperparameters": {"solver": "newton"}}, JSON, 400),
+    (
+        "POST",
+        "/root/ml/set_model",
+        {"model_name": "LogisticRegression", "hyperparameters": {"solver": "newton"}},
+        JSON,
+        400,
+    ),
     ("POST", "/root/ml/set_model", {"model_name": "LogisticRegression", "hyperparameters": {"C": "high"}}, JSON, 400),
-    ("POST", "/root/ml/set_model", {"model_name": "LogisticRegression", "hyperparameters": {"__class__": "x"}}, JSON, 400),
+    (
+        "POST",
+        "/root/ml/set_model",
+        {"model_name": "LogisticRegression", "hyperparameters": {"__class__": "x"}},
+        JSON,
+        400,
+    ),
     # POST /root/ml/predict
     ("POST", "/root/ml/predict", {**RECORD, "alcohol": "13.0"}, JSON, 400),
     ("POST", "/root/ml/predict", {**RECORD, "alcohol": SQL_LIKE}, JSON, 400),
@@ -120,7 +168,9 @@ def test_invalid_hyperparameters_are_named(client):
     response = client.post("/root/ml/set_model", json={"model_name": "SVC", "hyperparameters": {"Cx": 1, "C": 1}})
     assert response.status_code == 400
     assert "Cx" in response.get_json()["message"]
-    response = client.post("/root/ml/set_model", json={"model_name": "RandomForest", "hyperparameters": {"max_depth": -3}})
+    response = client.post(
+        "/root/ml/set_model", json={"model_name": "RandomForest", "hyperparameters": {"max_depth": -3}}
+    )
     assert response.status_code == 400
     assert "max_depth" in response.get_json()["message"]
 

@@ -20,9 +20,7 @@ RECORD = {name: 1.0 for name in FEATURES}
 def store_pipeline_bytes(engine, pipeline_bytes: bytes) -> None:
     """Put bytes in place of the trained pipeline, as a tampered or damaged database would hold."""
     with engine.begin() as connection:
-        connection.execute(
-            update(deployed_model).values(version=deployed_model.c.version + 1, pipeline=pipeline_bytes)
-        )
+        connection.execute(update(deployed_model).values(version=deployed_model.c.version + 1, pipeline=pipeline_bytes))
 
 
 def test_a_stored_pipeline_with_untrusted_types_is_refused(client, trained, caplog):

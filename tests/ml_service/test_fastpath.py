@@ -54,7 +54,6 @@ def test_batch_classes_in_chunks_equal_the_pipeline(data, model_name, hyperparam
     assert classes.tolist() == pipeline.predict(production.features).tolist()
 
 
-
 @pytest.mark.parametrize("n_rows", [1, 7, 19, 20, 21, 300])
 def test_forest_walks_give_the_same_bits_either_way(data, n_rows, monkeypatch):
     training, production = data

@@ -50,7 +50,9 @@ def test_every_feature_at_1e308_is_refused_as_scikit_learn_refuses_it(training, 
     assert refused.value.rows == [1]
     assert refused.value.step == "after scaling"
     scaler = pipeline.named_steps["scale"]
-    overflowing = [f for f, scale in zip(FEATURES, scaler.scale_, strict=True) if 1e308 / scale > np.finfo(np.float64).max]
+    overflowing = [
+        f for f, scale in zip(FEATURES, scaler.scale_, strict=True) if 1e308 / scale > np.finfo(np.float64).max
+    ]
     assert overflowing and refused.value.features == overflowing
     assert "row 1" in str(refused.value) and overflowing[0] in str(refused.value)
 

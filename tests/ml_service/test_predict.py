@@ -40,7 +40,9 @@ def test_every_input_shape_gets_the_same_answer(client, trained):
     sql_spelled = [{FEATURE_COLUMNS[FEATURES.index(k)]: v for k, v in r.items()} for r in records]
     shapes = {
         "dataframe_records": {"dataframe_records": records},
-        "dataframe_split": {"dataframe_split": {"columns": list(FEATURES), "data": [list(r.values()) for r in records]}},
+        "dataframe_split": {
+            "dataframe_split": {"columns": list(FEATURES), "data": [list(r.values()) for r in records]}
+        },
         "dataframe_split, columns reordered, with index": {
             "dataframe_split": {
                 "columns": shuffled,

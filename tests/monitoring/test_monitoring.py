@@ -83,7 +83,11 @@ def test_report_has_drift_for_every_feature_and_the_classification_metrics(clien
     assert sum(map(sum, matrix["current_matrix"]["values"])) == 36
 
     assert answer["datasets"]["reference"] | {"dataset_id": None} == {
-        "set": "testing", "dataset_id": None, "model_version": 1, "rows": 36, "rows_used": 36,
+        "set": "testing",
+        "dataset_id": None,
+        "model_version": 1,
+        "rows": 36,
+        "rows_used": 36,
     }
     assert answer["datasets"]["current"]["set"] == "production"
     assert answer["notes"] == []
@@ -179,7 +183,11 @@ def test_a_set_larger_than_the_limit_is_sampled_and_the_answer_says_so(settings,
         client = app.test_client()
         answer = monitor(client, "report").get_json()
         assert answer["datasets"]["current"] | {"dataset_id": None} == {
-            "set": "production", "dataset_id": None, "model_version": 1, "rows": 200, "rows_used": 50,
+            "set": "production",
+            "dataset_id": None,
+            "model_version": 1,
+            "rows": 200,
+            "rows_used": 50,
         }
         assert answer["datasets"]["reference"]["rows_used"] == 36
         (note,) = answer["notes"]

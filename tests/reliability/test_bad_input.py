@@ -61,8 +61,14 @@ NASTY_STRINGS = [
     "x" * 5000,
 ]
 # The short form tries the kinds that have broken services elsewhere; the long form all of them.
-NASTY_SHORT = ["'; DROP TABLE datasets; --", "../../../../../.." + CANARY, "nul\x00byte", "ñ😀\u202egnp.exe", "",
-               "x" * 5000]
+NASTY_SHORT = [
+    "'; DROP TABLE datasets; --",
+    "../../../../../.." + CANARY,
+    "nul\x00byte",
+    "ñ😀\u202egnp.exe",
+    "",
+    "x" * 5000,
+]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -75,7 +81,7 @@ def stack(request, tmp_path_factory, postgres_database):
         databases = {}
     settings = settings_on_free_ports(
         data_dir=data_dir,
-                **databases,
+        **databases,
     )
     processes = {s: ServiceProcess(s, settings, data_dir / f"{s}.log") for s in ALL_SERVICES}
     try:
@@ -186,22 +192,89 @@ JSON_SCALARS = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=20),
-    st.sampled_from(["auto", "scale", "sqrt", "log2", "balanced", "l1", "l2", "elasticnet", "liblinear",
-                     "saga", "lbfgs", "rbf", "linear", "poly", "sigmoid", "precomputed", "gini", "entropy"]),
+    st.sampled_from(
+        [
+            "auto",
+            "scale",
+            "sqrt",
+            "log2",
+            "balanced",
+            "l1",
+            "l2",
+            "elasticnet",
+            "liblinear",
+            "saga",
+            "lbfgs",
+            "rbf",
+            "linear",
+            "poly",
+            "sigmoid",
+            "precomputed",
+            "gini",
+            "entropy",
+        ]
+    ),
 )
 HYPERPARAMETER_NAMES = {
-    "RandomForest": ["n_estimators", "max_depth", "min_samples_split", "min_samples_leaf", "max_features",
-                     "criterion", "bootstrap", "class_weight", "max_leaf_nodes", "min_impurity_decrease",
-                     "max_samples", "random_state", "ccp_alpha", "oob_score", "n_jobs", "warm_start"],
-    "SVC": ["C", "kernel", "degree", "gamma", "coef0", "shrinking", "probability", "tol", "class_weight",
-            "max_iter", "decision_function_shape", "break_ties", "random_state", "cache_size"],
-    "LogisticRegression": ["C", "solver", "penalty", "l1_ratio", "max_iter", "tol", "fit_intercept",
-                           "class_weight", "intercept_scaling", "dual", "random_state", "warm_start"],
+    "RandomForest": [
+        "n_estimators",
+        "max_depth",
+        "min_samples_split",
+        "min_samples_leaf",
+        "max_features",
+        "criterion",
+        "bootstrap",
+        "class_weight",
+        "max_leaf_nodes",
+        "min_impurity_decrease",
+        "max_samples",
+        "random_state",
+        "ccp_alpha",
+        "oob_score",
+        "n_jobs",
+        "warm_start",
+    ],
+    "SVC": [
+        "C",
+        "kernel",
+        "degree",
+        "gamma",
+        "coef0",
+        "shrinking",
+        "probability",
+        "tol",
+        "class_weight",
+        "max_iter",
+        "decision_function_shape",
+        "break_ties",
+        "random_state",
+        "cache_size",
+    ],
+    "LogisticRegression": [
+        "C",
+        "solver",
+        "penalty",
+        "l1_ratio",
+        "max_iter",
+        "tol",
+        "fit_intercept",
+        "class_weight",
+        "intercept_scaling",
+        "dual",
+        "random_state",
+        "warm_start",
+    ],
 }
 # Values that make training itself huge are a denial of service, not bad input: kept out here
 # (test_hyperparameters_that_would_exhaust_the_service_are_refused tries the worst of them).
-EXPENSIVE = {"n_estimators": 50, "max_iter": 1000, "cache_size": 1000, "degree": 5, "n_jobs": 2,
-             "max_leaf_nodes": 10_000}
+EXPENSIVE = {
+    "n_estimators": 50,
+    "max_iter": 1000,
+    "cache_size": 1000,
+    "degree": 5,
+    "n_jobs": 2,
+    "max_leaf_nodes": 10_000,
+}
 
 
 @st.composite
@@ -223,8 +296,13 @@ def test_any_hyperparameters_are_deployed_or_refused_and_training_never_breaks(s
     deployed = 0
 
     @given(spec=model_specs())
-    @hypothesis_settings(max_examples=DEEP_EXAMPLES, deadline=None, database=None,
-                         suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @hypothesis_settings(
+        max_examples=DEEP_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
     def deploy_and_train(spec):
         nonlocal deployed
         answer = requests.post(ml + "/root/ml/set_model", json=spec, timeout=60)
@@ -235,15 +313,23 @@ def test_any_hyperparameters_are_deployed_or_refused_and_training_never_breaks(s
             findings.add("train", spec, trained)
             if trained.status_code == 200:
                 for dataset in ("testing", "production"):
-                    findings.add(f"evaluate {dataset}", spec,
-                                 requests.post(ml + "/root/ml", json={"dataset": dataset}, timeout=300))
+                    findings.add(
+                        f"evaluate {dataset}",
+                        spec,
+                        requests.post(ml + "/root/ml", json={"dataset": dataset}, timeout=300),
+                    )
                 findings.add("predict", spec, requests.post(ml + "/root/ml/predict", json=[WINE_ROW], timeout=60))
         else:
             assert answer.status_code == 400, f"{spec} -> {answer.status_code} {answer.text[:300]}"
 
     deploy_and_train()
-    record_figures("R1 hyperparameters", requests_sent=findings.sent, models_deployed=deployed,
-                   statuses=dict(sorted(findings.statuses.items())), failures=len(findings.problems))
+    record_figures(
+        "R1 hyperparameters",
+        requests_sent=findings.sent,
+        models_deployed=deployed,
+        statuses=dict(sorted(findings.statuses.items())),
+        failures=len(findings.problems),
+    )
     findings.assert_clean()
     # leave a trained model for the tests after this one
     call("POST", ml + "/root/ml/set_model", json=MODEL)
@@ -263,8 +349,13 @@ def test_any_feature_values_are_predicted_or_refused(stack, record_figures):
     findings = Findings()
 
     @given(rows=st.lists(st.fixed_dictionaries({name: FEATURE_VALUES for name in WINE_ROW}), min_size=1, max_size=5))
-    @hypothesis_settings(max_examples=DEEP_EXAMPLES, deadline=None, database=None,
-                         suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @hypothesis_settings(
+        max_examples=DEEP_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
     def predict(rows):
         answer = requests.post(ml + "/root/ml/predict", json=rows, timeout=60)
         findings.add("predict", rows, answer)
@@ -273,16 +364,51 @@ def test_any_feature_values_are_predicted_or_refused(stack, record_figures):
             assert len(answer.json()["predictions"]) == len(rows)
 
     predict()
-    record_figures("R1 feature values", requests_sent=findings.sent,
-                   statuses=dict(sorted(findings.statuses.items())), failures=len(findings.problems))
+    record_figures(
+        "R1 feature values",
+        requests_sent=findings.sent,
+        statuses=dict(sorted(findings.statuses.items())),
+        failures=len(findings.problems),
+    )
     findings.assert_clean()
 
 
 # Values scikit-learn may accept for some of the names above, so that grids get past validation
 # and into the grid search (where odd combinations fail during fitting).
-PLAUSIBLE = st.sampled_from([None, True, False, 0, 1, 2, 3, 5, 0.0, 0.1, 0.5, 1.0, 10.0, -1, "auto", "scale",
-                             "sqrt", "log2", "balanced", "l1", "l2", "liblinear", "saga", "rbf", "linear",
-                             "poly", "gini", "entropy", "ovr", "ovo"])
+PLAUSIBLE = st.sampled_from(
+    [
+        None,
+        True,
+        False,
+        0,
+        1,
+        2,
+        3,
+        5,
+        0.0,
+        0.1,
+        0.5,
+        1.0,
+        10.0,
+        -1,
+        "auto",
+        "scale",
+        "sqrt",
+        "log2",
+        "balanced",
+        "l1",
+        "l2",
+        "liblinear",
+        "saga",
+        "rbf",
+        "linear",
+        "poly",
+        "gini",
+        "entropy",
+        "ovr",
+        "ovo",
+    ]
+)
 
 
 @st.composite
@@ -294,8 +420,12 @@ def optimization_requests(draw):
         grid = {}
         for name in names:
             values = draw(st.lists(st.one_of(PLAUSIBLE, PLAUSIBLE, JSON_SCALARS), min_size=1, max_size=2))
-            grid[name] = [min(v, EXPENSIVE[name]) if name in EXPENSIVE and isinstance(v, (int, float))
-                          and not isinstance(v, bool) else v for v in values]
+            grid[name] = [
+                min(v, EXPENSIVE[name])
+                if name in EXPENSIVE and isinstance(v, (int, float)) and not isinstance(v, bool)
+                else v
+                for v in values
+            ]
         grids[model] = grid
     return {
         "request_information": "optimization",
@@ -304,8 +434,9 @@ def optimization_requests(draw):
         "experiment_owner": "r1",
         "models": models,
         "hyperparameters": grids,
-        "scoring": draw(st.sampled_from(["accuracy", "accuracy", "f1_weighted", "roc_auc_ovr", "neg_log_loss",
-                                         "no_such_score"])),
+        "scoring": draw(
+            st.sampled_from(["accuracy", "accuracy", "f1_weighted", "roc_auc_ovr", "neg_log_loss", "no_such_score"])
+        ),
         "cv": draw(st.sampled_from([2, 2, 3, 3, 1, 0, -1, 40])),
     }
 
@@ -316,8 +447,13 @@ def test_any_optimization_grid_is_logged_or_refused_and_no_run_is_left_running(s
     examples = max(5, DEEP_EXAMPLES // 3)  # each optimization fits models: fewer of them
 
     @given(body=optimization_requests())
-    @hypothesis_settings(max_examples=examples, deadline=None, database=None,
-                         suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @hypothesis_settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
     def optimize(body):
         answer = requests.post(tracking + "/root/tracking/model_management", json=body, timeout=300)
         findings.add("optimization", body, answer)
@@ -326,12 +462,20 @@ def test_any_optimization_grid_is_logged_or_refused_and_no_run_is_left_running(s
     experiments = call("GET", tracking + "/root/tracking/experiments")["data"]
     statuses = set()
     for experiment in experiments:
-        runs = call("GET", tracking + "/root/tracking/runs", params={"experiment_id": experiment["experiment_id"]},
-                    expect=(200, 404))
+        runs = call(
+            "GET",
+            tracking + "/root/tracking/runs",
+            params={"experiment_id": experiment["experiment_id"]},
+            expect=(200, 404),
+        )
         statuses |= {run["status"] for run in runs.get("data", [])}
-    record_figures("R1 optimization grids", requests_sent=findings.sent,
-                   statuses=dict(sorted(findings.statuses.items())), failures=len(findings.problems),
-                   run_statuses=sorted(statuses))
+    record_figures(
+        "R1 optimization grids",
+        requests_sent=findings.sent,
+        statuses=dict(sorted(findings.statuses.items())),
+        failures=len(findings.problems),
+        run_statuses=sorted(statuses),
+    )
     findings.assert_clean()
     assert "RUNNING" not in statuses, "a failed optimization left a run RUNNING"
 
@@ -364,27 +508,46 @@ def test_hyperparameters_that_would_exhaust_the_service_are_refused(spec, tmp_pa
 HUGE_IDS = [2**70, "99999999999999999999999", 2**63, "-1"]
 
 
-@pytest.mark.parametrize("backend", [
-    "sqlite",
-    "postgresql",
-])
-def test_experiment_ids_beyond_64_bits_are_not_found_on_either_backend(backend, tmp_path, start_service,
-                                                                       postgres_database):
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sqlite",
+        "postgresql",
+    ],
+)
+def test_experiment_ids_beyond_64_bits_are_not_found_on_either_backend(
+    backend, tmp_path, start_service, postgres_database
+):
     mlflow = {"mlflow_tracking_uri": postgres_database()} if backend == "postgresql" else {}
     tracking = start_service("tracking", Settings(data_dir=tmp_path, tracking_port=free_port(), **mlflow)).url
     findings = Findings()
     for experiment_id in HUGE_IDS:
         for method, path, kwargs in (
-            ("POST", "/root/tracking/experiments", {"json": {"experiment_id": experiment_id,
-                                                             "request_information": "general"}}),
+            (
+                "POST",
+                "/root/tracking/experiments",
+                {"json": {"experiment_id": experiment_id, "request_information": "general"}},
+            ),
             ("GET", "/root/tracking/runs", {"params": {"experiment_id": experiment_id}}),
             ("DELETE", "/root/tracking/experiments", {"params": {"experiment_id": experiment_id}}),
-            ("POST", "/root/tracking/runs", {"json": {"experiment_id": experiment_id, "run_id": "0" * 32,
-                                                      "request_information": "metrics", "type": "model"}}),
+            (
+                "POST",
+                "/root/tracking/runs",
+                {
+                    "json": {
+                        "experiment_id": experiment_id,
+                        "run_id": "0" * 32,
+                        "request_information": "metrics",
+                        "type": "model",
+                    }
+                },
+            ),
         ):
             answer = requests.request(method, tracking + path, timeout=60, **kwargs)
             findings.add(f"{method} {path}", kwargs, answer)
-            assert 400 <= answer.status_code < 500, f"{method} {path} {kwargs} -> {answer.status_code}: {answer.text[:200]}"
+            assert 400 <= answer.status_code < 500, (
+                f"{method} {path} {kwargs} -> {answer.status_code}: {answer.text[:200]}"
+            )
     findings.assert_clean()
 
 
@@ -413,22 +576,42 @@ def base_bodies(stack) -> dict[tuple[str, str], object]:
             "cv": 2,
         },
         ("POST", "/root/tracking/experiments"): {
-            "experiment_id": experiment_id, "request_information": "statistics", "filter": ["all"]},
+            "experiment_id": experiment_id,
+            "request_information": "statistics",
+            "filter": ["all"],
+        },
         ("POST", "/root/tracking/runs"): {
-            "experiment_id": experiment_id, "run_id": run_id, "request_information": "parameters", "type": "data"},
+            "experiment_id": experiment_id,
+            "run_id": run_id,
+            "request_information": "parameters",
+            "type": "data",
+        },
         ("POST", "/root/monitoring"): {"metric": "summary", "tests": {"data_drift": True}},
     }
 
 
 def documented_operations(url: str) -> list[tuple[str, str, dict]]:
     document = requests.get(url + "/openapi.json", timeout=10).json()
-    return [(method.upper(), path, item) for path, methods in document["paths"].items()
-            for method, item in methods.items()]
+    return [
+        (method.upper(), path, item) for path, methods in document["paths"].items() for method, item in methods.items()
+    ]
 
 
-MALFORMED_BODIES = [b"", b"{", b'{"set_name": ', b"{'single': 'quotes'}", b"[1, 2", b'{"a": 1}{"b": 2}',
-                    b"\xff\xfe\x00{", b"nul", b'{"a": NaN}', b'{"a": Infinity}', b"[" * 100_000 + b"]" * 100_000,
-                    b"[" * 900 + b"]" * 900, json.dumps({"deep": [[[[[[[[]]]]]]]] * 10}).encode()]
+MALFORMED_BODIES = [
+    b"",
+    b"{",
+    b'{"set_name": ',
+    b"{'single': 'quotes'}",
+    b"[1, 2",
+    b'{"a": 1}{"b": 2}',
+    b"\xff\xfe\x00{",
+    b"nul",
+    b'{"a": NaN}',
+    b'{"a": Infinity}',
+    b"[" * 100_000 + b"]" * 100_000,
+    b"[" * 900 + b"]" * 900,
+    json.dumps({"deep": [[[[[[[[]]]]]]]] * 10}).encode(),
+]
 NOT_AN_OBJECT = ["a string", 1, 1.5, True, None, [], [1, "x"]]
 
 
@@ -532,8 +715,12 @@ def test_hand_written_bad_input_on_every_operation(service, stack, record_figure
     process = stack["processes"][service]
     assert process.process.poll() is None, f"{service} died"
     assert requests.get(url + "/health", timeout=10).status_code == 200
-    record_figures(f"R1 hand-written {service}", requests_sent=findings.sent,
-                   statuses=dict(sorted(findings.statuses.items())), failures=len(findings.problems))
+    record_figures(
+        f"R1 hand-written {service}",
+        requests_sent=findings.sent,
+        statuses=dict(sorted(findings.statuses.items())),
+        failures=len(findings.problems),
+    )
     findings.assert_clean()
 
 

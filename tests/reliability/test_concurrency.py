@@ -21,8 +21,8 @@ import requests
 from sqlalchemy import distinct, func, select
 
 from mlops.kernel.db import datasets, make_engine, predictions, samples, targets
-from tests.support.processes import ServiceProcess, settings_on_free_ports
 from tests.support.clients import Clients, Probe, describe, is_json_error
+from tests.support.processes import ServiceProcess, settings_on_free_ports
 from tests.support.reliability import ALL_SERVICES, LONG, pick
 from tests.support.stack import MODEL, WINE_ROW, call, start_stack, stop_stack
 
@@ -41,7 +41,8 @@ def stack(request, tmp_path, postgres_database):
     """Every landed service on one backend, a model trained, testing evaluated."""
     databases = (
         {"dataset_db_url": postgres_database(), "mlflow_tracking_uri": postgres_database()}
-        if request.param == "postgresql" else {}
+        if request.param == "postgresql"
+        else {}
     )
     settings = settings_on_free_ports(data_dir=tmp_path, **databases)
     processes = {s: ServiceProcess(s, settings, tmp_path / f"{s}.log") for s in ALL_SERVICES}
@@ -97,8 +98,14 @@ class SetWatcher:
             what = func.count() if expression is None else func.count(distinct(expression))
             return select(what).where(table.c.dataset_id == d.c.id).scalar_subquery()
 
-        query = select(d.c.id, d.c.n_samples, count(samples), count(targets), count(predictions),
-                       count(predictions, predictions.c.model_version)).where(d.c.name == "production")
+        query = select(
+            d.c.id,
+            d.c.n_samples,
+            count(samples),
+            count(targets),
+            count(predictions),
+            count(predictions, predictions.c.model_version),
+        ).where(d.c.name == "production")
         while not self._stop.is_set():
             try:
                 with self.engine.connect() as connection:
@@ -133,14 +140,17 @@ def test_mixed_clients_while_production_is_reloaded_see_one_version_at_a_time(st
         call("POST", simulator + "/root/simulator", json=body)
         truth[n] = {"score": score(call("POST", ml + "/root/ml", json={"dataset": "production"}))}
         if monitoring:
-            _, rows, accuracy, _ = report_facts(call("POST", monitoring + "/root/monitoring", json={"metric": "report"}))
+            _, rows, accuracy, _ = report_facts(
+                call("POST", monitoring + "/root/monitoring", json={"metric": "report"})
+            )
             assert rows == n
             truth[n]["accuracy"] = accuracy
     assert truth[36]["score"] != truth[BIG]["score"], "the two versions must be told apart by their score"
 
-    reload_lane = [Probe("reload production big", "POST", simulator + "/root/simulator",
-                         {"set_name": "production", "size": BIG}),
-                   Probe("reload production", "POST", simulator + "/root/simulator", {"set_name": "production"})]
+    reload_lane = [
+        Probe("reload production big", "POST", simulator + "/root/simulator", {"set_name": "production", "size": BIG}),
+        Probe("reload production", "POST", simulator + "/root/simulator", {"set_name": "production"}),
+    ]
     mixed = [
         Probe("predict", "POST", ml + "/root/ml/predict", ROWS),
         Probe("evaluate production", "POST", ml + "/root/ml", {"dataset": "production"}),
@@ -171,8 +181,9 @@ def test_mixed_clients_while_production_is_reloaded_see_one_version_at_a_time(st
 
     by_kind = Counter(a.probe.name for a in answers)
     server_errors = [describe(a) for a in answers if a.status is None or a.status >= 500]
-    other_4xx = [describe(a) for a in answers if a.status is not None and 400 <= a.status < 500
-                 and not is_json_error(a, 409)]
+    other_4xx = [
+        describe(a) for a in answers if a.status is not None and 400 <= a.status < 500 and not is_json_error(a, 409)
+    ]
     wrong_scores, wrong_reports, wrong_predictions = [], [], []
     for a in answers:
         if not a.ok:
@@ -184,10 +195,16 @@ def test_mixed_clients_while_production_is_reloaded_see_one_version_at_a_time(st
         elif a.probe.name == "report":
             dataset_id, rows, accuracy, evidently_rows = report_facts(a.body)
             known = watcher.versions.get(dataset_id)
-            if (rows not in truth or evidently_rows != rows or accuracy != truth[rows]["accuracy"]
-                    or (known is not None and known != rows)):
-                wrong_reports.append(f"version {dataset_id} ({known} rows): report says {rows} rows, Evidently "
-                                     f"counted {evidently_rows}, accuracy {accuracy} (true: {truth.get(rows)})")
+            if (
+                rows not in truth
+                or evidently_rows != rows
+                or accuracy != truth[rows]["accuracy"]
+                or (known is not None and known != rows)
+            ):
+                wrong_reports.append(
+                    f"version {dataset_id} ({known} rows): report says {rows} rows, Evidently "
+                    f"counted {evidently_rows}, accuracy {accuracy} (true: {truth.get(rows)})"
+                )
         elif a.probe.name == "predict" and a.body != predicted:
             wrong_predictions.append(describe(a))
 
@@ -239,15 +256,18 @@ def test_concurrent_reloads_of_one_set_all_succeed_and_leave_it_whole(stack, rec
     engine = make_engine(stack["settings"].dataset_db)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(select(datasets.c.id, datasets.c.n_samples).where(
-                datasets.c.name == "production")).all()
+            rows = connection.execute(
+                select(datasets.c.id, datasets.c.n_samples).where(datasets.c.name == "production")
+            ).all()
             assert len(rows) == 1
             n = connection.execute(select(func.count()).where(samples.c.dataset_id == rows[0].id)).scalar_one()
             assert n == rows[0].n_samples == 36
     finally:
         engine.dispose()
     record_figures("R4 concurrent reloads", backend=stack["backend"], statuses=dict(statuses))
-    assert set(statuses) == {200}, f"concurrent reloads answered {dict(statuses)}: {[b for b in bodies if 'Load' not in b][:3]}"
+    assert set(statuses) == {200}, (
+        f"concurrent reloads answered {dict(statuses)}: {[b for b in bodies if 'Load' not in b][:3]}"
+    )
 
 
 def test_concurrent_evaluations_of_an_unchanged_set_all_succeed(stack, record_figures):

@@ -53,7 +53,7 @@ def stack(tmp_path_factory, postgres_database):
         data_dir=data_dir,
         dataset_db_url=postgres_database(),
         mlflow_tracking_uri=postgres_database(),
-            )
+    )
     processes = {s: ServiceProcess(s, settings, data_dir / f"{s}.log") for s in ALL_SERVICES}
     try:
         start_stack(lambda service, _settings: processes[service].start(), settings, list(processes))
@@ -110,11 +110,14 @@ def set_state(engine, name: str) -> dict | None:
         row = connection.execute(select(datasets).where(datasets.c.name == name)).first()
         if row is None:
             return None
-        count = {table.name: connection.execute(select(func.count()).where(table.c.dataset_id == row.id)).scalar_one()
-                 for table in (samples, targets, predictions)}
+        count = {
+            table.name: connection.execute(select(func.count()).where(table.c.dataset_id == row.id)).scalar_one()
+            for table in (samples, targets, predictions)
+        }
         checksum = connection.execute(
-            select(func.coalesce(func.sum(predictions.c.prediction * (predictions.c.sample_index % 97 + 1)), 0))
-            .where(predictions.c.dataset_id == row.id)
+            select(func.coalesce(func.sum(predictions.c.prediction * (predictions.c.sample_index % 97 + 1)), 0)).where(
+                predictions.c.dataset_id == row.id
+            )
         ).scalar_one()
     return {"id": row.id, "n_samples": row.n_samples, **count, "checksum": int(checksum)}
 
@@ -149,8 +152,9 @@ def test_kill_the_simulator_mid_load_leaves_the_old_set_or_the_new_one_in_full(s
     loaded = set_state(engine, "production")
     assert_whole(loaded, "production")
     assert loaded["n_samples"] == BIG_PRODUCTION["size"]
-    record_figures("R2 kill simulator mid-load", kills=KILLS, outcomes=outcomes, failures=0,
-                   restart_s=round(max(recoveries), 2))
+    record_figures(
+        "R2 kill simulator mid-load", kills=KILLS, outcomes=outcomes, failures=0, restart_s=round(max(recoveries), 2)
+    )
 
 
 def test_kill_the_ml_service_mid_evaluation_keeps_the_stored_predictions_whole(stack, record_figures):
@@ -175,8 +179,13 @@ def test_kill_the_ml_service_mid_evaluation_keeps_the_stored_predictions_whole(s
     answer = call("POST", ml.url + "/root/ml", json={"dataset": "production"})
     assert answer["message"].startswith("Score on production set: ")
     assert set_state(engine, "production") == before
-    record_figures("R2 kill ml mid-evaluation", kills=KILLS, predictions_rows=before["predictions"], failures=0,
-                   restart_s=round(max(recoveries), 2))
+    record_figures(
+        "R2 kill ml mid-evaluation",
+        kills=KILLS,
+        predictions_rows=before["predictions"],
+        failures=0,
+        restart_s=round(max(recoveries), 2),
+    )
 
 
 def test_kill_the_ml_service_right_after_deploy_and_after_training_serves_the_same_model(stack, record_figures):
@@ -184,14 +193,27 @@ def test_kill_the_ml_service_right_after_deploy_and_after_training_serves_the_sa
     ml = processes["ml"]
     if "tracking" in processes:
         # deploy as the walkthrough does: a run's model, through the tracking service
-        created = call("POST", processes["tracking"].url + "/root/tracking/model_management", expect=201, json={
-            "request_information": "optimization", "experiment_name": "r2-deploy", "experiment_description": "d",
-            "experiment_owner": "r2", "models": ["RandomForest"],
-            "hyperparameters": {"RandomForest": {"n_estimators": [5, 10], "random_state": [42]}},
-            "scoring": "accuracy", "cv": 3})
+        created = call(
+            "POST",
+            processes["tracking"].url + "/root/tracking/model_management",
+            expect=201,
+            json={
+                "request_information": "optimization",
+                "experiment_name": "r2-deploy",
+                "experiment_description": "d",
+                "experiment_owner": "r2",
+                "models": ["RandomForest"],
+                "hyperparameters": {"RandomForest": {"n_estimators": [5, 10], "random_state": [42]}},
+                "scoring": "accuracy",
+                "cv": 3,
+            },
+        )
         run_id = created["data"]["run_ids"]["RandomForest"]
-        call("POST", processes["tracking"].url + "/root/tracking/model_management",
-             json={"request_information": "setting", "run_id": run_id})
+        call(
+            "POST",
+            processes["tracking"].url + "/root/tracking/model_management",
+            json={"request_information": "setting", "run_id": run_id},
+        )
     else:
         call("POST", ml.url + "/root/ml/set_model", json=MODEL)
     deployed = call("GET", ml.url + "/root/ml")["model"]
@@ -208,8 +230,9 @@ def test_kill_the_ml_service_right_after_deploy_and_after_training_serves_the_sa
     assert call("GET", ml.url + "/root/ml")["model"] == trained
     assert call("POST", ml.url + "/root/ml/predict", json=rows) == predicted
     assert set_state(stack["engine"], "testing") == testing
-    record_figures("R2 kill ml right after deploy/training", kills=KILLS + 1, failures=0,
-                   restart_s=round(max(recoveries), 2))
+    record_figures(
+        "R2 kill ml right after deploy/training", kills=KILLS + 1, failures=0, restart_s=round(max(recoveries), 2)
+    )
 
 
 def runs_of(tracking_url: str, experiment_name: str) -> list[dict]:
@@ -245,14 +268,21 @@ def test_kill_tracking_mid_optimization_leaves_no_run_running(stack, record_figu
         if status.get(running["run_id"]) != "RUNNING" or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    record_figures("R2 kill tracking mid-optimization", kills=1, run_status_after_restart=status.get(running["run_id"]),
-                   time_to_settle_s=round(time.monotonic() - killed_at, 2))
+    record_figures(
+        "R2 kill tracking mid-optimization",
+        kills=1,
+        run_status_after_restart=status.get(running["run_id"]),
+        time_to_settle_s=round(time.monotonic() - killed_at, 2),
+    )
     assert status.get(running["run_id"]) in ("FAILED", "KILLED"), (
         f"run {running['run_id']} of the killed optimization is {status.get(running['run_id'])} after the restart"
     )
     # and the restarted service optimizes as before
-    body = SLOW_OPTIMIZATION | {"experiment_name": "r2-after-kill",
-                                "hyperparameters": {"RandomForest": {"n_estimators": [5]}}, "cv": 3}
+    body = SLOW_OPTIMIZATION | {
+        "experiment_name": "r2-after-kill",
+        "hyperparameters": {"RandomForest": {"n_estimators": [5]}},
+        "cv": 3,
+    }
     call("POST", tracking.url + "/root/tracking/model_management", json=body, expect=201)
 
 
@@ -261,8 +291,9 @@ def test_starting_tracking_does_not_fail_the_runs_other_live_processes_are_runni
     sharing the MLflow store keeps its run and finishes it."""
     tracking = stack["processes"]["tracking"]
     name = "r2-live-run"
-    busy = in_background("POST", tracking.url + "/root/tracking/model_management",
-                         json=SLOW_OPTIMIZATION | {"experiment_name": name})
+    busy = in_background(
+        "POST", tracking.url + "/root/tracking/model_management", json=SLOW_OPTIMIZATION | {"experiment_name": name}
+    )
     running = wait_for_run(tracking.url, name, "RUNNING")
     assert running, "the optimization never showed a RUNNING run"
     other_settings = stack["settings"].model_copy(update={"tracking_port": free_port()})

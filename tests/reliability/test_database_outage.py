@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from mlops.kernel.db import datasets, deployed_model, make_engine, predictions, samples, targets
-from tests.support.processes import settings_on_free_ports
 from tests.support.clients import Clients, Probe, describe, is_json_error
+from tests.support.processes import settings_on_free_ports
 from tests.support.reliability import pick, process_tree
 from tests.support.stack import WINE_ROW, bring_to_walkthrough_state, call, start_stack
 
@@ -63,7 +63,7 @@ def test_services_answer_503_while_postgres_is_down_and_recover_by_themselves(
         data_dir=tmp_path,
         dataset_db_url=dataset_url,
         mlflow_tracking_uri=mlflow_url,
-                request_timeout=REQUEST_TIMEOUT,
+        request_timeout=REQUEST_TIMEOUT,
     )
     stack = start_stack(start_service, settings)
     made = bring_to_walkthrough_state(stack, optimize=True)

@@ -25,7 +25,7 @@ def settings_for(tmp_path, **overrides) -> Settings:
     """Settings with free ports for every service and a SQLite dataset DB in tmp_path."""
     return settings_on_free_ports(
         data_dir=tmp_path,
-                **overrides,
+        **overrides,
     )
 
 
@@ -96,8 +96,13 @@ def test_a_huge_body_is_refused_without_being_read(tmp_path, start_service):
 def test_api_token_guards_mutations_and_leaves_reads_open(service, tmp_path, start_service):
     process = start_service(service, settings_for(tmp_path, api_token=TOKEN))
     good = {"Authorization": f"Bearer {TOKEN}"}
-    wrong_headers = [{}, {"Authorization": "Bearer not-the-token"}, {"Authorization": f"Basic {TOKEN}"},
-                     {"Authorization": TOKEN}, {"Authorization": f"Bearer {TOKEN}x"}]
+    wrong_headers = [
+        {},
+        {"Authorization": "Bearer not-the-token"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+        {"Authorization": f"Bearer {TOKEN}x"},
+    ]
     all_operations = operations(process.url)
     for method, path in all_operations:
         url = url_of(process.url, path)
@@ -127,7 +132,6 @@ def test_protect_reads_closes_reads_too_but_not_health(service, tmp_path, start_
     assert health.status_code == 200 and health.json()["status"] == "ok"
 
 
-
 def test_grid_size_and_cv_caps_refuse_before_anything_is_logged(tmp_path, start_service):
     settings = settings_for(tmp_path, grid_max_fits=20)
     simulator = start_service("simulator", settings)
@@ -137,8 +141,12 @@ def test_grid_size_and_cv_caps_refuse_before_anything_is_logged(tmp_path, start_
     too_big = requests.post(url, json=WALKTHROUGH_OPTIMIZATION | {"experiment_name": "r5-caps"}, timeout=120)
     body = assert_json_error(too_big, 400)
     assert "20" in body["message"] and "MLOPS_GRID_MAX_FITS" in body["message"]
-    small = {**WALKTHROUGH_OPTIMIZATION, "experiment_name": "r5-caps", "models": ["LogisticRegression"],
-             "hyperparameters": {"LogisticRegression": {"C": [1], "solver": ["liblinear"]}}}
+    small = {
+        **WALKTHROUGH_OPTIMIZATION,
+        "experiment_name": "r5-caps",
+        "models": ["LogisticRegression"],
+        "hyperparameters": {"LogisticRegression": {"C": [1], "solver": ["liblinear"]}},
+    }
     for cv in (1, 0, -3, 29, 500, 10_000):  # the training set's smallest class has 28 samples
         assert_json_error(requests.post(url, json=small | {"cv": cv}, timeout=120), 400)
     # nothing was logged, so nothing was left RUNNING either
@@ -154,10 +162,15 @@ def test_service_to_service_calls_carry_the_token(tmp_path, start_service):
     ml = start_service("ml", settings)
     tracking = start_service("tracking", settings)
     call("POST", simulator.url + "/root/simulator", json={"set_name": "training"}, headers=good)
-    body = WALKTHROUGH_OPTIMIZATION | {"experiment_name": "r5-token", "models": ["RandomForest"],
-                                       "hyperparameters": {"RandomForest": {"n_estimators": [3]}}, "cv": 3}
-    run_id = call("POST", tracking.url + "/root/tracking/model_management", json=body, headers=good,
-                  expect=201)["data"]["run_ids"]["RandomForest"]
+    body = WALKTHROUGH_OPTIMIZATION | {
+        "experiment_name": "r5-token",
+        "models": ["RandomForest"],
+        "hyperparameters": {"RandomForest": {"n_estimators": [3]}},
+        "cv": 3,
+    }
+    run_id = call("POST", tracking.url + "/root/tracking/model_management", json=body, headers=good, expect=201)[
+        "data"
+    ]["run_ids"]["RandomForest"]
     setting = {"request_information": "setting", "run_id": run_id}
     assert_json_error(requests.post(tracking.url + "/root/tracking/model_management", json=setting, timeout=60), 401)
     # tracking -> ML service: the deploy goes through only because tracking sends the token on
@@ -197,8 +210,9 @@ def test_the_model_is_stored_with_skops_and_untrusted_content_is_never_loaded(tm
 
         for payload in (pickle.dumps(Exploit()), skops.io.dumps({"run": os.system}), b"garbage"):
             with engine.begin() as connection:
-                connection.execute(update(deployed_model).values(
-                    pipeline=payload, version=deployed_model.c.version + 1))
+                connection.execute(
+                    update(deployed_model).values(pipeline=payload, version=deployed_model.c.version + 1)
+                )
             answer = requests.post(ml.url + "/root/ml/predict", json=[WINE_ROW], timeout=60)
             assert_json_error(answer, 409)
             assert not canary.exists(), "the stored model was unpickled"

@@ -4,15 +4,23 @@ SQLite, NULLs included, in one transaction that replaces the set."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
 from mlops.kernel import bulk
 from mlops.kernel.datasets import read_set, replace_predictions
-from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, datasets, ensure_schema, make_engine, predictions, samples, targets
-from mlops.simulator.splits import MISSING_FRACTION, load_split
+from mlops.kernel.db import (
+    FEATURE_COLUMNS,
+    FEATURES,
+    datasets,
+    ensure_schema,
+    make_engine,
+    predictions,
+    samples,
+    targets,
+)
 from mlops.simulator import store
+from mlops.simulator.splits import MISSING_FRACTION, load_split
 from mlops.simulator.store import replace_set
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import requests
 
+
 @dataclass(frozen=True)
 class Probe:
     """One kind of request the clients send."""
@@ -42,8 +43,9 @@ class Clients:
     round-robin (a lane of its own keeps a write from racing with itself, where that is not the
     point of the test)."""
 
-    def __init__(self, lanes: list[list[Probe]], *, timeout: float = 60, pause: float = 0.0,
-                 pauses: list[float] | None = None):
+    def __init__(
+        self, lanes: list[list[Probe]], *, timeout: float = 60, pause: float = 0.0, pauses: list[float] | None = None
+    ):
         import threading
 
         self.lanes, self.timeout = [lane for lane in lanes if lane], timeout
@@ -113,5 +115,6 @@ def is_json_error(answer: Answer, status: int) -> bool:
 
 
 def describe(answer: Answer) -> str:
-    return (f"{answer.probe.name}: {answer.status or answer.failure} after {answer.seconds:.2f}s: "
-            f"{str(answer.body)[:200]}")
+    return (
+        f"{answer.probe.name}: {answer.status or answer.failure} after {answer.seconds:.2f}s: {str(answer.body)[:200]}"
+    )

@@ -33,7 +33,9 @@ def stored_state(engine) -> dict[str, list]:
     """Everything the ML service writes: the deployed model row and all predictions."""
     with engine.connect() as connection:
         return {
-            "deployed_model": [tuple(r) for r in connection.execute(select(deployed_model).order_by(deployed_model.c.id))],
+            "deployed_model": [
+                tuple(r) for r in connection.execute(select(deployed_model).order_by(deployed_model.c.id))
+            ],
             "predictions": [
                 tuple(r)
                 for r in connection.execute(

@@ -13,6 +13,7 @@ from pathlib import Path
 import requests
 
 from mlops.kernel.config import SERVICE_NAMES, Settings
+
 # settings_environment lives in the kernel (the `mlops` command needs it too); re-exported here
 from mlops.kernel.launch import gunicorn_command, settings_environment  # noqa: F401
 
@@ -65,7 +66,9 @@ class ServiceProcess:
                 pass  # not listening yet, or its first /health is still warming up (e.g. MLflow's schema)
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"{self.service} did not answer /health in {timeout} s:\n{self.log_path.read_text()[-4000:]}")
+        raise RuntimeError(
+            f"{self.service} did not answer /health in {timeout} s:\n{self.log_path.read_text()[-4000:]}"
+        )
 
     def kill(self) -> None:
         """kill -9 the whole process group (master and workers), as a crash would."""

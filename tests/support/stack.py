@@ -26,9 +26,19 @@ SMALL_OPTIMIZATION = {
     "cv": 3,
 }
 WINE_ROW = {
-    "alcohol": 13.2, "malic_acid": 1.78, "ash": 2.14, "alcalinity_of_ash": 11.2, "magnesium": 100.0,
-    "total_phenols": 2.65, "flavanoids": 2.76, "nonflavanoid_phenols": 0.26, "proanthocyanins": 1.28,
-    "color_intensity": 4.38, "hue": 1.05, "od280/od315_of_diluted_wines": 3.4, "proline": 1050.0,
+    "alcohol": 13.2,
+    "malic_acid": 1.78,
+    "ash": 2.14,
+    "alcalinity_of_ash": 11.2,
+    "magnesium": 100.0,
+    "total_phenols": 2.65,
+    "flavanoids": 2.76,
+    "nonflavanoid_phenols": 0.26,
+    "proanthocyanins": 1.28,
+    "color_intensity": 4.38,
+    "hue": 1.05,
+    "od280/od315_of_diluted_wines": 3.4,
+    "proline": 1050.0,
 }
 
 
@@ -120,15 +130,31 @@ def run_walkthrough(stack: dict, *, experiment_name: str = "wine_test_1") -> dic
         ):
             call("POST", tracking + "/root/tracking/experiments", json={"experiment_id": experiment_id, **query})
         run_id = run_ids["LogisticRegression"]
-        for information, kind in (("parameters", "data"), ("parameters", "grid_search"), ("parameters", "model"),
-                                  ("metrics", "system"), ("metrics", "model")):
-            answer = call("POST", tracking + "/root/tracking/runs", json={
-                "experiment_id": experiment_id, "run_id": run_id, "request_information": information, "type": kind})
+        for information, kind in (
+            ("parameters", "data"),
+            ("parameters", "grid_search"),
+            ("parameters", "model"),
+            ("metrics", "system"),
+            ("metrics", "model"),
+        ):
+            answer = call(
+                "POST",
+                tracking + "/root/tracking/runs",
+                json={
+                    "experiment_id": experiment_id,
+                    "run_id": run_id,
+                    "request_information": information,
+                    "type": kind,
+                },
+            )
             if kind == "data":
                 assert answer["data"] == {"classes": "3", "features": "13", "samples": "106"}
         if "ml" in stack:
-            deployed = call("POST", tracking + "/root/tracking/model_management",
-                            json={"request_information": "setting", "run_id": run_id})
+            deployed = call(
+                "POST",
+                tracking + "/root/tracking/model_management",
+                json={"request_information": "setting", "run_id": run_id},
+            )
             assert deployed == {"message": "Model successfully uploaded"}
             assert call("GET", stack["ml"].url + "/root/ml")["model"]["model_name"] == "LogisticRegression"
     if "ml" in stack:
@@ -154,8 +180,21 @@ def run_walkthrough(stack: dict, *, experiment_name: str = "wine_test_1") -> dic
     if "tracking" in stack:
         tracking = stack["tracking"].url
         run_id = seen["run_ids"]["SVC"]
-        call("DELETE", tracking + "/root/tracking/runs", params={"experiment_id": seen["experiment_id"], "run_id": run_id})
-        call("POST", tracking + "/root/tracking/runs", expect=404, json={
-            "experiment_id": seen["experiment_id"], "run_id": run_id, "request_information": "metrics", "type": "model"})
+        call(
+            "DELETE",
+            tracking + "/root/tracking/runs",
+            params={"experiment_id": seen["experiment_id"], "run_id": run_id},
+        )
+        call(
+            "POST",
+            tracking + "/root/tracking/runs",
+            expect=404,
+            json={
+                "experiment_id": seen["experiment_id"],
+                "run_id": run_id,
+                "request_information": "metrics",
+                "type": "model",
+            },
+        )
         call("DELETE", tracking + "/root/tracking/experiments", params={"experiment_id": seen["experiment_id"]})
     return seen

@@ -10,7 +10,6 @@ from mlops.tracking.app import create_app
 from tests.support.tracking import backend_of, load_training, optimization, tracking_settings_for
 
 
-
 @pytest.fixture(scope="session")
 def mlflow_store_uri(tmp_path_factory, postgres_database):
     """One MLflow backend store per database kind for the whole session, since creating MLflow's

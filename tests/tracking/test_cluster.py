@@ -35,22 +35,28 @@ def training():
     return LoadedSet("training", 1, None, split.features, split.target)
 
 
-def test_the_walkthrough_grid_on_the_cluster_finds_what_local_threads_find_with_one_task_per_fit(dask_cluster, training):
+def test_the_walkthrough_grid_on_the_cluster_finds_what_local_threads_find_with_one_task_per_fit(
+    dask_cluster, training
+):
     from distributed import get_task_stream
 
     from mlops.kernel.config import Settings
 
     request = OptimizationRequest.model_validate(WALKTHROUGH_OPTIMIZATION)
     searches = plan_searches(request, Settings())
-    local = [
-        search_model(s, training.features, training.target, scoring="accuracy", cv=5, n_jobs=2) for s in searches
-    ]
+    local = [search_model(s, training.features, training.target, scoring="accuracy", cv=5, n_jobs=2) for s in searches]
     fits_done: list[int] = []
     with connected(dask_cluster.address) as client, get_task_stream(client) as stream:
         on_cluster = [
             search_model(
-                s, training.features, training.target, scoring="accuracy", cv=5, n_jobs=-1,
-                cluster=client, on_fits_done=fits_done.append,
+                s,
+                training.features,
+                training.target,
+                scoring="accuracy",
+                cv=5,
+                n_jobs=-1,
+                cluster=client,
+                on_fits_done=fits_done.append,
             )
             for s in searches
         ]
@@ -66,7 +72,9 @@ def test_the_walkthrough_grid_on_the_cluster_finds_what_local_threads_find_with_
     assert 0 < len(stream.data) <= fits + len(searches), [t["key"] for t in stream.data][:20]
 
 
-def test_an_optimization_on_the_cluster_logs_the_same_best_run_and_metrics(dask_cluster, tracking_settings, training_loaded, app):
+def test_an_optimization_on_the_cluster_logs_the_same_best_run_and_metrics(
+    dask_cluster, tracking_settings, training_loaded, app
+):
     from mlops.tracking.app import create_app
 
     on_dask = create_app(tracking_settings.model_copy(update={"dask_scheduler": dask_cluster.address}))
@@ -78,13 +86,21 @@ def test_an_optimization_on_the_cluster_logs_the_same_best_run_and_metrics(dask_
             data = response.get_json()["data"]
             best = client.post(
                 "/root/tracking/experiments",
-                json={"experiment_id": data["experiment_id"], "request_information": "best_model", "filter": ["model_accuracy"]},
+                json={
+                    "experiment_id": data["experiment_id"],
+                    "request_information": "best_model",
+                    "filter": ["model_accuracy"],
+                },
             ).get_json()["data"]
-            runs = {model: reads.get_run(app.extensions["tracking"], run_id) for model, run_id in data["run_ids"].items()}
+            runs = {
+                model: reads.get_run(app.extensions["tracking"], run_id) for model, run_id in data["run_ids"].items()
+            }
             answers[name] = (best, runs)
         (local_best, local_runs), (dask_best, dask_runs) = answers["local"], answers["dask"]
         assert (dask_best["model"], dask_best["run_name"], dask_best["metrics"]) == (
-            local_best["model"], local_best["run_name"], local_best["metrics"]
+            local_best["model"],
+            local_best["run_name"],
+            local_best["metrics"],
         )
         for model, run in local_runs.items():
             other = dask_runs[model]
@@ -115,7 +131,9 @@ def test_an_unreachable_scheduler_is_a_503_naming_it_and_nothing_is_logged(track
         unreachable.extensions["mlops"].dispose()
 
 
-def test_a_scheduler_that_dies_mid_search_is_a_503_and_no_run_is_left_running(tmp_path, tracking_settings, training_loaded, app):
+def test_a_scheduler_that_dies_mid_search_is_a_503_and_no_run_is_left_running(
+    tmp_path, tracking_settings, training_loaded, app
+):
     from mlops.tracking.app import create_app
 
     cluster = DaskProcesses(tmp_path / "dying").start()
@@ -123,7 +141,13 @@ def test_a_scheduler_that_dies_mid_search_is_a_503_and_no_run_is_left_running(tm
     # a search of some seconds: 60 candidates x 5 folds of forests of 30-60 trees
     body = optimization(
         models=["RandomForest"],
-        hyperparameters={"RandomForest": {"n_estimators": [30, 40, 50, 60], "max_depth": [None, 2, 3, 4, 5], "min_samples_split": [2, 3, 4]}},
+        hyperparameters={
+            "RandomForest": {
+                "n_estimators": [30, 40, 50, 60],
+                "max_depth": [None, 2, 3, 4, 5],
+                "min_samples_split": [2, 3, 4],
+            }
+        },
     )
     answer: dict = {}
 
@@ -143,7 +167,9 @@ def test_a_scheduler_that_dies_mid_search_is_a_503_and_no_run_is_left_running(tm
         assert answer["body"]["error"] == "Dask cluster unavailable"
         assert cluster.address in answer["body"]["message"]
         assert time.monotonic() - started < 90
-        experiment = next(e for e in reads.list_experiments(app.extensions["tracking"]) if e.name == body["experiment_name"])
+        experiment = next(
+            e for e in reads.list_experiments(app.extensions["tracking"]) if e.name == body["experiment_name"]
+        )
         runs = reads.list_runs(app.extensions["tracking"], [experiment.experiment_id])
         assert runs and {run.status for run in runs} == {"FAILED"}
     finally:

@@ -73,7 +73,8 @@ def test_the_blocking_request_is_unchanged(client, training_loaded):
 
 def test_a_bad_grid_is_refused_at_once_not_queued(client, training_loaded):
     response = client.post(
-        "/root/tracking/model_management", json=optimization(wait=False, hyperparameters={"SVC": {"kernel": ["cosine"]}})
+        "/root/tracking/model_management",
+        json=optimization(wait=False, hyperparameters={"SVC": {"kernel": ["cosine"]}}),
     )
     assert response.status_code == 400
     assert response.get_json()["error"] == "Invalid hyperparameter"
@@ -143,7 +144,9 @@ def test_after_a_restart_a_queued_job_is_resumed_by_the_new_process(tracking_set
         assert job["state"] == "done" and job["status_code"] == 201
         assert job["fits_done"] == 90
         with app.extensions["mlops"].engine.connect() as connection:
-            owner = connection.execute(select(optimization_jobs.c.owner).where(optimization_jobs.c.job_id == job_id)).scalar()
+            owner = connection.execute(
+                select(optimization_jobs.c.owner).where(optimization_jobs.c.job_id == job_id)
+            ).scalar()
         assert owner == this_process()
     finally:
         restarted.extensions["mlops"].dispose()

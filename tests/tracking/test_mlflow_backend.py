@@ -15,7 +15,9 @@ from tests.support.processes import free_port
 
 
 def test_postgresql_urls_use_psycopg_3_servers_are_reached_over_http_and_other_uris_are_refused(tmp_path):
-    backend = MlflowBackend.from_settings(Settings(data_dir=tmp_path, mlflow_tracking_uri="postgresql://u@h:5432/mlflow"))
+    backend = MlflowBackend.from_settings(
+        Settings(data_dir=tmp_path, mlflow_tracking_uri="postgresql://u@h:5432/mlflow")
+    )
     assert backend.tracking_uri == "postgresql+psycopg://u@h:5432/mlflow"
     default = MlflowBackend.from_settings(Settings(data_dir=tmp_path))
     assert default.tracking_uri == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
@@ -78,7 +80,9 @@ def test_runs_left_running_by_dead_processes_of_this_host_are_ended_failed(backe
     runs = {
         "dead": client.create_run(experiment_id, tags={naming.PROCESS_TAG: f"{host}:{dead.pid}"}).info.run_id,
         "alive": client.create_run(experiment_id, tags={naming.PROCESS_TAG: f"{host}:{os.getpid()}"}).info.run_id,
-        "elsewhere": client.create_run(experiment_id, tags={naming.PROCESS_TAG: f"other-{host}:{dead.pid}"}).info.run_id,
+        "elsewhere": client.create_run(
+            experiment_id, tags={naming.PROCESS_TAG: f"other-{host}:{dead.pid}"}
+        ).info.run_id,
         "untagged": client.create_run(experiment_id).info.run_id,
     }
     assert runs["dead"] in end_orphaned_runs(client)

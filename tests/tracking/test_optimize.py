@@ -37,7 +37,11 @@ def request(**changes) -> OptimizationRequest:
 
 def test_the_walkthrough_request_plans_three_searches():
     searches = plan_searches(OptimizationRequest.model_validate(WALKTHROUGH_OPTIMIZATION), SETTINGS)
-    assert [(s.model_name, s.candidates) for s in searches] == [("LogisticRegression", 2), ("RandomForest", 8), ("SVC", 8)]
+    assert [(s.model_name, s.candidates) for s in searches] == [
+        ("LogisticRegression", 2),
+        ("RandomForest", 8),
+        ("SVC", 8),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -126,7 +130,12 @@ def test_walkthrough_logistic_regression_grid_scores_honestly(training):
         "grid_search_cv_folds": "5",
     }
     assert set(run_metrics(result)) == {
-        "model_accuracy", "model_f1_score", "model_precision", "model_recall", "system_cpu_usage", "system_execution_time",
+        "model_accuracy",
+        "model_f1_score",
+        "model_precision",
+        "model_recall",
+        "system_cpu_usage",
+        "system_execution_time",
     }
 
 
@@ -142,7 +151,9 @@ def test_walkthrough_logistic_regression_grid_scores_honestly(training):
 )
 def test_a_grid_whose_fits_all_fail_is_a_search_failure(training, model_name, grid, says):
     with pytest.raises(SearchFailed) as failed:
-        search_model(ModelSearch(model_name, grid), training.features, training.target, scoring="accuracy", cv=3, n_jobs=1)
+        search_model(
+            ModelSearch(model_name, grid), training.features, training.target, scoring="accuracy", cv=3, n_jobs=1
+        )
     assert failed.value.status == 400
     assert failed.value.message.startswith(f"{model_name}: ")
     assert says in failed.value.message
@@ -172,7 +183,9 @@ def test_the_best_candidates_own_fold_predictions_are_what_cross_val_predict_giv
     folds = list(check_cv(cv, target, classifier=True).split(features, target))
     recorder = FoldPredictions(get_scorer(scoring), list(grid))
     search = GridSearchCV(build_estimator(model_name), grid, scoring=recorder, cv=folds).fit(features, target)
-    plain = GridSearchCV(build_estimator(model_name), grid, scoring=scoring, cv=cv).fit(training.features, training.target)
+    plain = GridSearchCV(build_estimator(model_name), grid, scoring=scoring, cv=cv).fit(
+        training.features, training.target
+    )
     assert search.best_params_ == plain.best_params_
     assert np.array_equal(search.cv_results_["mean_test_score"], plain.cv_results_["mean_test_score"])
     reused = recorder.of(search.best_params_, features, folds)

@@ -60,7 +60,14 @@ def test_describe_mode_is_the_most_common_value_and_iqr_uses_the_index_rule():
 
 def test_describe_of_one_value():
     assert describe([0.5]) == {
-        "mean": 0.5, "median": 0.5, "std_dev": 0.0, "variance": 0.0, "min": 0.5, "max": 0.5, "mode": 0.5, "iqr": 0.0,
+        "mean": 0.5,
+        "median": 0.5,
+        "std_dev": 0.0,
+        "variance": 0.0,
+        "min": 0.5,
+        "max": 0.5,
+        "mode": 0.5,
+        "iqr": 0.0,
     }
 
 
@@ -74,29 +81,54 @@ WALKTHROUGH_RUN_METRICS = [
 ]
 WALKTHROUGH_STATISTICS = {
     "duration": {
-        "mean": 0.3225320180257161, "median": 0.22951197624206543, "std_dev": 0.24966742678439094,
-        "variance": 0.06233382399713921, "min": 0.0740654468536377, "max": 0.6640186309814453,
-        "mode": 0.6640186309814453, "iqr": 0.5899531841278076,
+        "mean": 0.3225320180257161,
+        "median": 0.22951197624206543,
+        "std_dev": 0.24966742678439094,
+        "variance": 0.06233382399713921,
+        "min": 0.0740654468536377,
+        "max": 0.6640186309814453,
+        "mode": 0.6640186309814453,
+        "iqr": 0.5899531841278076,
     },
     "accuracy": {
-        "mean": 0.9088050314465409, "median": 0.9150943396226415, "std_dev": 0.016034652558467873,
-        "variance": 0.0002571100826707803, "min": 0.8867924528301887, "max": 0.9245283018867925,
-        "mode": 0.9150943396226415, "iqr": 0.037735849056603765,
+        "mean": 0.9088050314465409,
+        "median": 0.9150943396226415,
+        "std_dev": 0.016034652558467873,
+        "variance": 0.0002571100826707803,
+        "min": 0.8867924528301887,
+        "max": 0.9245283018867925,
+        "mode": 0.9150943396226415,
+        "iqr": 0.037735849056603765,
     },
     "f1_score": {
-        "mean": 0.9079266853127027, "median": 0.9145840674968364, "std_dev": 0.016324599192037065,
-        "variance": 0.0002664925387806572, "min": 0.8854538500764916, "max": 0.9237421383647799,
-        "mode": 0.9145840674968364, "iqr": 0.03828828828828834,
+        "mean": 0.9079266853127027,
+        "median": 0.9145840674968364,
+        "std_dev": 0.016324599192037065,
+        "variance": 0.0002664925387806572,
+        "min": 0.8854538500764916,
+        "max": 0.9237421383647799,
+        "mode": 0.9145840674968364,
+        "iqr": 0.03828828828828834,
     },
     "precision": {
-        "mean": 0.9108102003255284, "median": 0.9189476849854208, "std_dev": 0.016590439513733773,
-        "variance": 0.0002752426832588589, "min": 0.8876836503450208, "max": 0.9257992656461439,
-        "mode": 0.9189476849854208, "iqr": 0.03811561530112306,
+        "mean": 0.9108102003255284,
+        "median": 0.9189476849854208,
+        "std_dev": 0.016590439513733773,
+        "variance": 0.0002752426832588589,
+        "min": 0.8876836503450208,
+        "max": 0.9257992656461439,
+        "mode": 0.9189476849854208,
+        "iqr": 0.03811561530112306,
     },
     "recall": {
-        "mean": 0.9088050314465409, "median": 0.9150943396226415, "std_dev": 0.016034652558467873,
-        "variance": 0.0002571100826707803, "min": 0.8867924528301887, "max": 0.9245283018867925,
-        "mode": 0.9150943396226415, "iqr": 0.037735849056603765,
+        "mean": 0.9088050314465409,
+        "median": 0.9150943396226415,
+        "std_dev": 0.016034652558467873,
+        "variance": 0.0002571100826707803,
+        "min": 0.8867924528301887,
+        "max": 0.9245283018867925,
+        "mode": 0.9150943396226415,
+        "iqr": 0.037735849056603765,
     },
 }
 
@@ -164,15 +196,24 @@ def test_best_run_is_the_highest_on_the_first_metric_then_the_next():
 def test_prefixes_are_stripped_by_kind():
     record = run(
         params={
-            "model_C": "0.1", "model_solver": "liblinear", "data_samples": "106", "data_features": "13",
-            "data_classes": "3", "grid_search_C": "[0.1, 1]", "grid_search_solver": "['liblinear']",
-            "grid_search_scoring": "accuracy", "grid_search_cv_folds": "5",
+            "model_C": "0.1",
+            "model_solver": "liblinear",
+            "data_samples": "106",
+            "data_features": "13",
+            "data_classes": "3",
+            "grid_search_C": "[0.1, 1]",
+            "grid_search_solver": "['liblinear']",
+            "grid_search_scoring": "accuracy",
+            "grid_search_cv_folds": "5",
         },
         metrics={"model_accuracy": 0.9, "model_recall": 0.9, "system_cpu_usage": 18.6, "system_execution_time": 0.07},
     )
     assert run_parameters(record, "data") == {"classes": "3", "features": "13", "samples": "106"}
     assert run_parameters(record, "grid_search") == {
-        "C": "[0.1, 1]", "cv_folds": "5", "scoring": "accuracy", "solver": "['liblinear']",
+        "C": "[0.1, 1]",
+        "cv_folds": "5",
+        "scoring": "accuracy",
+        "solver": "['liblinear']",
     }
     assert run_parameters(record, "model") == {"C": "0.1", "solver": "liblinear"}
     assert run_metrics(record, "system") == {"cpu_usage": 18.6, "execution_time": 0.07}
@@ -189,7 +230,9 @@ def test_times_are_utc_to_the_second_and_system_tags_hidden():
 
 
 def test_general_counts_runs_by_status_with_first_start_and_last_end():
-    experiment = ExperimentRecord("1", "wine_test", "/app/mlruns/1", "active", {"owner": "Ale", "mlflow.note": "x"}, 0, 1000)
+    experiment = ExperimentRecord(
+        "1", "wine_test", "/app/mlruns/1", "active", {"owner": "Ale", "mlflow.note": "x"}, 0, 1000
+    )
     runs = [
         run(status="FINISHED", start=3000, end=9000),
         run(status="FAILED", start=2000, end=2500),
@@ -200,8 +243,13 @@ def test_general_counts_runs_by_status_with_first_start_and_last_end():
     assert general["experiment_info"]["tags"] == {"owner": "Ale"}
     assert general["experiment_info"]["data_creation"] == "1970-01-01 00:00:00"
     assert general["experiment_runs"] == {
-        "number_of_runs": 4, "completed_runs": 1, "failed_runs": 1, "active_runs": 1, "stopped_runs": 1,
-        "first_run_completed": "1970-01-01 00:00:01", "last_run_completed": "1970-01-01 00:00:09",
+        "number_of_runs": 4,
+        "completed_runs": 1,
+        "failed_runs": 1,
+        "active_runs": 1,
+        "stopped_runs": 1,
+        "first_run_completed": "1970-01-01 00:00:01",
+        "last_run_completed": "1970-01-01 00:00:09",
     }
     empty = experiment_general(experiment, [])["experiment_runs"]
     assert (empty["number_of_runs"], empty["first_run_completed"], empty["last_run_completed"]) == (0, None, None)
@@ -215,8 +263,19 @@ def test_overview_counts_runs_per_experiment():
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("None", None), ("True", True), ("False", False), ("3", 3), ("-2", -2), ("0.1", 0.1), ("1e-3", 0.001),
-     ("liblinear", "liblinear"), ("scale", "scale"), ("nan", "nan"), ("inf", "inf")],
+    [
+        ("None", None),
+        ("True", True),
+        ("False", False),
+        ("3", 3),
+        ("-2", -2),
+        ("0.1", 0.1),
+        ("1e-3", 0.001),
+        ("liblinear", "liblinear"),
+        ("scale", "scale"),
+        ("nan", "nan"),
+        ("inf", "inf"),
+    ],
 )
 def test_logged_param_text_goes_back_to_its_value(text, value):
     assert parse_param_value(text) == value
@@ -224,8 +283,13 @@ def test_logged_param_text_goes_back_to_its_value(text, value):
 
 
 def test_model_of_a_run_is_its_type_and_best_hyperparameters():
-    record = run(model="RandomForest", params={"model_max_depth": "None", "model_n_estimators": "3", "data_samples": "106"})
-    assert model_of_run(record) == {"model_name": "RandomForest", "hyperparameters": {"max_depth": None, "n_estimators": 3}}
+    record = run(
+        model="RandomForest", params={"model_max_depth": "None", "model_n_estimators": "3", "data_samples": "106"}
+    )
+    assert model_of_run(record) == {
+        "model_name": "RandomForest",
+        "hyperparameters": {"max_depth": None, "n_estimators": 3},
+    }
     from mlops.kernel.errors import Conflict
 
     with pytest.raises(Conflict):

@@ -80,8 +80,14 @@ def test_general_information(walkthrough):
     assert info["lifecycle_stage"] == "active"
     assert info["tags"] == {"description": "Grid Search Optimization - Cross Validation Performance", "owner": "Ale"}
     assert TIME.match(info["data_creation"]) and TIME.match(info["last_updated"])
-    assert {k: counts[k] for k in ("number_of_runs", "completed_runs", "failed_runs", "active_runs", "stopped_runs")} == {
-        "number_of_runs": 3, "completed_runs": 3, "failed_runs": 0, "active_runs": 0, "stopped_runs": 0,
+    assert {
+        k: counts[k] for k in ("number_of_runs", "completed_runs", "failed_runs", "active_runs", "stopped_runs")
+    } == {
+        "number_of_runs": 3,
+        "completed_runs": 3,
+        "failed_runs": 0,
+        "active_runs": 0,
+        "stopped_runs": 0,
     }
     assert counts["first_run_completed"] <= counts["last_run_completed"]
 
@@ -104,14 +110,21 @@ def test_best_model_is_the_logistic_regression(walkthrough):
 
 def test_statistics_describe_the_runs_metrics(walkthrough):
     client, data, _ = walkthrough
-    response = experiments(client, experiment_id=data["experiment_id"], request_information="statistics", filter=["all"])
+    response = experiments(
+        client, experiment_id=data["experiment_id"], request_information="statistics", filter=["all"]
+    )
     assert response.status_code == 200
     answer = response.get_json()
     assert answer["message"] == "Statistics Retrieved"
     assert list(answer["data"]) == ["duration", "accuracy", "f1_score", "precision", "recall"]
     accuracies = [
-        runs(client, experiment_id=data["experiment_id"], run_id=data["run_ids"][m], request_information="metrics", type="model")
-        .get_json()["data"]["accuracy"]
+        runs(
+            client,
+            experiment_id=data["experiment_id"],
+            run_id=data["run_ids"][m],
+            request_information="metrics",
+            type="model",
+        ).get_json()["data"]["accuracy"]
         for m in MODELS
     ]
     accuracy = answer["data"]["accuracy"]
@@ -120,7 +133,9 @@ def test_statistics_describe_the_runs_metrics(walkthrough):
     assert answer["data"]["recall"] == accuracy
     omitted = experiments(client, experiment_id=data["experiment_id"], request_information="statistics").get_json()
     assert omitted == answer
-    only = experiments(client, experiment_id=data["experiment_id"], request_information="statistics", filter=["accuracy"])
+    only = experiments(
+        client, experiment_id=data["experiment_id"], request_information="statistics", filter=["accuracy"]
+    )
     assert only.get_json()["data"] == {"accuracy": accuracy}
 
 
@@ -136,7 +151,10 @@ def test_run_parameters_and_metrics_without_prefixes(walkthrough):
 
     assert ask("parameters", "data") == {"classes": "3", "features": "13", "samples": "106"}
     assert ask("parameters", "grid_search") == {
-        "C": "[0.1, 1]", "cv_folds": "5", "scoring": "accuracy", "solver": "['liblinear']",
+        "C": "[0.1, 1]",
+        "cv_folds": "5",
+        "scoring": "accuracy",
+        "solver": "['liblinear']",
     }
     assert ask("parameters", "model") == {"C": "0.1", "solver": "liblinear"}
     system = ask("metrics", "system")
@@ -145,8 +163,13 @@ def test_run_parameters_and_metrics_without_prefixes(walkthrough):
     model = ask("metrics", "model")
     assert list(model) == ["accuracy", "f1_score", "precision", "recall"]
     assert model["accuracy"] == pytest.approx(WALKTHROUGH_LR_ACCURACY)
-    forest = runs(client, experiment_id=data["experiment_id"], run_id=data["run_ids"]["RandomForest"],
-                  request_information="parameters", type="grid_search").get_json()["data"]
+    forest = runs(
+        client,
+        experiment_id=data["experiment_id"],
+        run_id=data["run_ids"]["RandomForest"],
+        request_information="parameters",
+        type="grid_search",
+    ).get_json()["data"]
     assert forest["max_depth"] == "[None, 3]" and forest["n_estimators"] == "[1, 3]"
 
 
@@ -219,10 +242,18 @@ def test_unknown_experiments_and_runs_are_404(walkthrough):
     for experiment_id in ("999999", "abc", "0x1"):
         assert_error(experiments(client, experiment_id=experiment_id, request_information="general"), 404)
         assert_error(client.get(f"/root/tracking/runs?experiment_id={experiment_id}"), 404)
-    assert_error(runs(client, experiment_id=data["experiment_id"], run_id="f" * 32,
-                      request_information="metrics", type="model"), 404, "Run not found")
-    assert_error(runs(client, experiment_id=data["experiment_id"], run_id="not a run",
-                      request_information="metrics", type="model"), 404, "Run not found")
+    assert_error(
+        runs(client, experiment_id=data["experiment_id"], run_id="f" * 32, request_information="metrics", type="model"),
+        404,
+        "Run not found",
+    )
+    assert_error(
+        runs(
+            client, experiment_id=data["experiment_id"], run_id="not a run", request_information="metrics", type="model"
+        ),
+        404,
+        "Run not found",
+    )
     assert_error(client.get("/root/tracking/runs"), 400)
     # The MLflow "Default" experiment exists but is not ours; the run is not in it.
     assert_error(runs(client, experiment_id="0", run_id=lr, request_information="metrics", type="model"), 404)
@@ -302,8 +333,9 @@ def test_a_model_whose_fits_all_fail_ends_its_run_failed_and_leaves_nothing_runn
     general = experiments(client, experiment_id=experiment.experiment_id, request_information="general").get_json()
     assert general["data"]["experiment_runs"]["failed_runs"] == 1
     assert general["data"]["experiment_runs"]["active_runs"] == 0
-    best = experiments(client, experiment_id=experiment.experiment_id, request_information="best_model",
-                       filter=["model_accuracy"]).get_json()["data"]
+    best = experiments(
+        client, experiment_id=experiment.experiment_id, request_information="best_model", filter=["model_accuracy"]
+    ).get_json()["data"]
     assert best["model"] == "LogisticRegression"
     # A FAILED run has no model to deploy.
     setting = optimize(client, {"request_information": "setting", "run_id": by_model["RandomForest"].run_id})
@@ -331,10 +363,15 @@ def test_deleting_runs_and_experiments(client, backend, training_loaded):
     other = optimize(client, optimization(**small)).get_json()["data"]
 
     # a run of another experiment is not found in this one, and cannot be deleted through it
-    assert_error(client.delete(f"/root/tracking/runs?experiment_id={experiment_id}&run_id={other['run_ids']['SVC']}"), 404)
+    assert_error(
+        client.delete(f"/root/tracking/runs?experiment_id={experiment_id}&run_id={other['run_ids']['SVC']}"), 404
+    )
     deleted = client.delete(f"/root/tracking/runs?experiment_id={experiment_id}&run_id={lr}")
     assert deleted.status_code == 200
-    assert deleted.get_json() == {"message": "Run deleted successfully", "data": {"experiment_id": experiment_id, "run_id": lr}}
+    assert deleted.get_json() == {
+        "message": "Run deleted successfully",
+        "data": {"experiment_id": experiment_id, "run_id": lr},
+    }
     assert_error(runs(client, experiment_id=experiment_id, run_id=lr, request_information="metrics", type="model"), 404)
     assert_error(client.delete(f"/root/tracking/runs?experiment_id={experiment_id}&run_id={lr}"), 404)
     assert_error(optimize(client, {"request_information": "setting", "run_id": lr}), 404, "Run not found")
@@ -344,18 +381,28 @@ def test_deleting_runs_and_experiments(client, backend, training_loaded):
     assert best.get_json()["data"]["run_id"] == svc
 
     deleted = client.delete(f"/root/tracking/experiments?experiment_id={experiment_id}")
-    assert deleted.get_json() == {"message": "Experiment deleted successfully", "data": {"experiment_id": experiment_id}}
+    assert deleted.get_json() == {
+        "message": "Experiment deleted successfully",
+        "data": {"experiment_id": experiment_id},
+    }
     assert_error(experiments(client, experiment_id=experiment_id, request_information="general"), 404)
-    assert_error(runs(client, experiment_id=experiment_id, run_id=svc, request_information="metrics", type="model"), 404)
+    assert_error(
+        runs(client, experiment_id=experiment_id, run_id=svc, request_information="metrics", type="model"), 404
+    )
     assert_error(client.delete(f"/root/tracking/experiments?experiment_id={experiment_id}"), 404)
     assert_error(optimize(client, {"request_information": "setting", "run_id": svc}), 404)
     # the walkthrough deletes a run after its experiment: the run went with it, nothing to do
     deleted = client.delete(f"/root/tracking/runs?experiment_id={experiment_id}&run_id={svc}")
     assert deleted.status_code == 200
-    assert deleted.get_json() == {"message": "Run deleted successfully", "data": {"experiment_id": experiment_id, "run_id": svc}}
+    assert deleted.get_json() == {
+        "message": "Run deleted successfully",
+        "data": {"experiment_id": experiment_id, "run_id": svc},
+    }
     # ... but only through its own experiment
     assert_error(client.delete(f"/root/tracking/runs?experiment_id={other['experiment_id']}&run_id={svc}"), 404)
-    assert experiment_id not in [e["experiment_id"] for e in client.get("/root/tracking/experiments").get_json()["data"]]
+    assert experiment_id not in [
+        e["experiment_id"] for e in client.get("/root/tracking/experiments").get_json()["data"]
+    ]
     # the other experiment is untouched
     assert len(client.get(f"/root/tracking/runs?experiment_id={other['experiment_id']}").get_json()["data"]) == 2
     # a deleted experiment's name cannot be reused until MLflow purges it
@@ -365,7 +412,9 @@ def test_deleting_runs_and_experiments(client, backend, training_loaded):
 def test_an_experiment_without_runs(client, backend):
     experiment_id = writes.find_or_create_experiment(backend, optimization()["experiment_name"], {})
     assert_error(client.get(f"/root/tracking/runs?experiment_id={experiment_id}"), 404, "No runs found")
-    assert_error(experiments(client, experiment_id=experiment_id, request_information="statistics"), 404, "No runs found")
+    assert_error(
+        experiments(client, experiment_id=experiment_id, request_information="statistics"), 404, "No runs found"
+    )
     general = experiments(client, experiment_id=experiment_id, request_information="general").get_json()["data"]
     assert general["experiment_runs"]["number_of_runs"] == 0
 

@@ -134,5 +134,3 @@ def get_run(backend: MlflowBackend, run_id: str, experiment_id: str | None = Non
     if experiment_id is None:
         get_experiment(backend, record.experiment_id)  # a run of a deleted experiment is gone too
     return record
-
-

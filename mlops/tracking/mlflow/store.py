@@ -325,5 +325,3 @@ def end_orphaned_runs(client) -> list[str]:
     if ended:
         log.warning("ended %d run(s) left RUNNING by a stopped process: %s", len(ended), ", ".join(ended))
     return ended
-
-
