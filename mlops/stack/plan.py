@@ -133,7 +133,9 @@ def stack_table(settings: Settings, launches: list[Launch]) -> str:
 def format_table(rows: list[tuple[str, ...]], *, header: bool = True) -> str:
     """Left-aligned columns separated by two spaces, the header underlined."""
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip() for row in rows
+    ]
     if header:
         lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)

@@ -149,7 +149,7 @@ def test_bad_input_on_every_endpoint_is_a_4xx_json_error_and_changes_nothing(cli
 def test_bad_input_before_any_model_is_set_stores_nothing(client, loaded):
     before = stored_state(loaded)
     assert before == {"deployed_model": [], "predictions": []}
-    for method, path, body, content_type, status in CASES:
+    for method, path, body, content_type, _status in CASES:
         response = send(client, method, path, body, content_type)
         assert 400 <= response.status_code < 500, (path, body)
     assert stored_state(loaded) == before

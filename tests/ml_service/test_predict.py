@@ -173,7 +173,7 @@ def test_values_of_the_wrong_type_are_400s(client, body):
 
 def test_non_finite_values_are_refused(client):
     for literal in ("NaN", "Infinity", "-Infinity"):
-        body = '{"alcohol": %s}' % literal  # Python's json reads these non-standard literals
+        body = f'{{"alcohol": {literal}}}'  # Python's json reads these non-standard literals
         response = client.post("/root/ml/predict", data=body, content_type="application/json")
         assert response.status_code == 400, literal
         assert "finite" in response.get_json()["message"]

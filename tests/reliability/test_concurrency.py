@@ -242,7 +242,7 @@ def test_concurrent_reloads_of_one_set_all_succeed_and_leave_it_whole(stack, rec
     for _ in range(pick(3, 10)):
         barrier = threading.Barrier(4)
 
-        def load():
+        def load(barrier=barrier):
             barrier.wait()
             answer = requests.post(simulator + "/root/simulator", json={"set_name": "production"}, timeout=120)
             statuses[answer.status_code] += 1

@@ -6,6 +6,7 @@ import os
 import uuid
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import Unavailable
@@ -64,7 +65,7 @@ def test_an_unreachable_database_is_503_without_mlflow_retrying_for_minutes(tmp_
     with pytest.raises(Unavailable) as unavailable:
         reads.list_experiments(backend)
     assert unavailable.value.status == 503 and "MLflow" in unavailable.value.message
-    with pytest.raises(Exception):
+    with pytest.raises(OperationalError):
         backend.ping()
 
 
