@@ -3,11 +3,14 @@ hyperparameters by asking scikit-learn itself."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from mlops.kernel.errors import BadRequest
 
 MODEL_NAMES = ("RandomForest", "SVC", "LogisticRegression")
+ModelName = Literal[MODEL_NAMES]
 RANDOM_STATE = 42
 UNKNOWN_MODEL_MESSAGE = "Please Specify 'RandomForest', 'SVC' or 'LogisticRegression'"
 
@@ -25,6 +28,11 @@ TRUSTED_TYPES = (
     "numpy.dtype",
 )
 
+
+# JSON integers beyond 64 bits only overflow inside scikit-learn's compiled code.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+# One hyperparameter value as a request gives it (a grid lists several).
+HyperparameterScalar = bool | Int64 | float | str | None
 
 # Set by the service, never by a request: a client's n_jobs of 100,000 would start as many threads.
 SERVICE_CONTROLLED = frozenset({"n_jobs", "verbose"})

@@ -6,6 +6,7 @@ import logging
 import threading
 import weakref
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import (
     JSON,
@@ -46,6 +47,7 @@ FEATURES = (
     "proline",
 )
 SET_NAMES = ("training", "testing", "production")
+SetName = Literal[SET_NAMES]
 
 
 def feature_column(feature: str) -> str:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, FiniteFloat, RootModel, Tag, WithJsonSchema
 
-from mlops.kernel.catalogue import MODEL_NAMES
-from mlops.kernel.db import FEATURE_COLUMNS, FEATURES
+from mlops.kernel.catalogue import MODEL_NAMES, HyperparameterScalar
+from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, SetName
 
 MAX_PREDICT_ROWS = 100_000
 
-# JSON integers beyond 64 bits only overflow inside scikit-learn's compiled code.
-Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-HyperparameterScalar = bool | Int64 | float | str | None
 HyperparameterValue = HyperparameterScalar | list[HyperparameterScalar]
 
 
@@ -38,7 +35,7 @@ class UseModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    dataset: Literal["training", "testing", "production"]
+    dataset: SetName
 
 
 FeatureValue = FiniteFloat | None  # None (null) is imputed with the training set's mean

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from mlops.kernel.db import SetName
 
 MAX_PRODUCTION_SIZE = 10_000_000
 
@@ -14,7 +14,7 @@ class LoadSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    set_name: Literal["training", "testing", "production"]
+    set_name: SetName
     size: int | None = Field(
         None, ge=1, le=MAX_PRODUCTION_SIZE, description="production only: resample to this many rows"
     )

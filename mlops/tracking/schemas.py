@@ -6,15 +6,9 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
-from mlops.kernel.catalogue import MODEL_NAMES
+from mlops.kernel.catalogue import MODEL_NAMES, HyperparameterScalar, ModelName
 from mlops.tracking.mlflow.naming import MODEL_METRICS, MetricKind, ParameterKind
 from mlops.tracking.queries import STATISTIC_METRICS
-
-ModelName = Literal["RandomForest", "SVC", "LogisticRegression"]
-assert set(get_args(ModelName)) == set(MODEL_NAMES)  # the catalogue is the source of truth
-# JSON integers beyond 64 bits only overflow inside scikit-learn's compiled code.
-Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-GridValue = bool | Int64 | float | str | None
 
 
 class OptimizationRequest(BaseModel):
@@ -27,7 +21,7 @@ class OptimizationRequest(BaseModel):
     experiment_description: str | None = Field(None, max_length=5000, description="tagged `description`")
     experiment_owner: str | None = Field(None, max_length=250, description="tagged `owner`")
     models: list[ModelName] = Field(min_length=1, max_length=len(MODEL_NAMES))
-    hyperparameters: dict[str, dict[str, list[GridValue]]] = Field(
+    hyperparameters: dict[str, dict[str, list[HyperparameterScalar]]] = Field(
         default_factory=dict,
         description="per model: hyperparameter -> candidate values; a model without a grid is "
         "cross-validated with its defaults",
@@ -49,22 +43,9 @@ ExperimentId = Annotated[
     Field(examples=["1"]),
 ]
 RunId = Annotated[str, Field(min_length=1, max_length=64, examples=["5f69f7ee0507453e9787991521adeb82"])]
-BestModelMetric = Literal["model_accuracy", "model_f1_score", "model_precision", "model_recall"]
-assert get_args(BestModelMetric) == MODEL_METRICS
-StatisticName = Literal[
-    "all",
-    "duration",
-    "accuracy",
-    "f1_score",
-    "precision",
-    "recall",
-    "system_execution_time",
-    "model_accuracy",
-    "model_f1_score",
-    "model_precision",
-    "model_recall",
-]
-assert set(STATISTIC_METRICS) | set(STATISTIC_METRICS.values()) | {"all"} == set(get_args(StatisticName))
+BestModelMetric = Literal[MODEL_METRICS]
+# "all", a statistic's name, or the name of the metric it describes
+StatisticName = Literal[("all", *STATISTIC_METRICS, *STATISTIC_METRICS.values())]
 STRICT = ConfigDict(extra="forbid", strict=True)
 
 

@@ -18,10 +18,11 @@ MODEL_ARTIFACT = "model"
 
 MODEL_PREFIX, DATA_PREFIX, GRID_PREFIX, SYSTEM_PREFIX = "model_", "data_", "grid_search_", "system_"
 MODEL_METRICS = ("model_accuracy", "model_f1_score", "model_precision", "model_recall")
-ParameterKind = Literal["data", "grid_search", "model"]
-MetricKind = Literal["system", "model"]
+# The kinds of params and metrics the run endpoints tell apart, by prefix.
 PARAMETER_PREFIXES = {"data": DATA_PREFIX, "grid_search": GRID_PREFIX, "model": MODEL_PREFIX}
 METRIC_PREFIXES = {"system": SYSTEM_PREFIX, "model": MODEL_PREFIX}
+ParameterKind = Literal[tuple(PARAMETER_PREFIXES)]
+MetricKind = Literal[tuple(METRIC_PREFIXES)]
 
 
 def run_name(model_name: str) -> str:
