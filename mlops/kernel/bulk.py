@@ -26,6 +26,8 @@ COPY_BLOCK_ROWS = 50_000
 EXECUTEMANY_CHUNK_ROWS = 50_000
 # A COPY out is decoded whenever this much of it has arrived.
 DECODE_BYTES = 8 * 2**20
+# Below this many rows the planner's estimates hardly matter and ANALYZE would cost more than it saves.
+ANALYZE_MIN_ROWS = 10_000
 # ANALYZE after a bulk write samples 300 x this many rows (PostgreSQL's default is 100).
 ANALYZE_STATISTICS_TARGET = 10
 
@@ -151,15 +153,16 @@ def parent_checked_by_caller(connection: Connection) -> Iterator[bool]:
     connection.execute(select(func.set_config("session_replication_role", previous, True)))
 
 
-def refresh_statistics(connection: Connection, *tables: Table) -> None:
-    """ANALYZE the key columns of tables after a bulk write on PostgreSQL, so that the next read
-    of a big set is planned as a merge of index scans, not a nested loop over stale estimates.
+def refresh_statistics(connection: Connection, rows: int, *tables: Table) -> None:
+    """ANALYZE the key columns of tables after a bulk write of `rows` rows on PostgreSQL, so that the
+    next read of a big set is planned as a merge of index scans, not a nested loop over stale
+    estimates. Below ANALYZE_MIN_ROWS rows it does nothing.
 
     Only the primary-key columns (dataset_id, sample_index), which reads select and join on, and
     from a small sample: the row counts per set is what the planner lacks. Autovacuum refines
     the statistics later, as usual.
     """
-    if not is_postgresql(connection):
+    if rows < ANALYZE_MIN_ROWS or not is_postgresql(connection):
         return
     from psycopg import sql
 

@@ -25,8 +25,6 @@ from mlops.kernel.errors import Conflict
 
 # Stands for "no prediction stored" in reads (classes are 0, 1, 2).
 NO_PREDICTION = -1
-# Below this many rows the planner's estimates hardly matter and ANALYZE would cost more than it saves.
-ANALYZE_MIN_ROWS = 10_000
 LOAD_HINT = 'POST /root/simulator {{"set_name": "{name}"}}'
 # How often a read starts over when the set is replaced under it before giving up with a 409.
 READ_ATTEMPTS = 5
@@ -155,5 +153,4 @@ def replace_predictions(
         return
     with parent_checked_by_caller(connection):
         insert_columns(connection, predictions, rows)
-    if len(sample_index) >= ANALYZE_MIN_ROWS:
-        refresh_statistics(connection, predictions)
+    refresh_statistics(connection, len(sample_index), predictions)

@@ -15,10 +15,6 @@ from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, SET_NAMES, datasets, pred
 
 log = logging.getLogger(__name__)
 
-# Below this many rows the planner's estimates hardly matter and ANALYZE would cost more than it saves.
-ANALYZE_MIN_ROWS = 10_000
-
-
 LOAD_ATTEMPTS = 10
 # pg_advisory_xact_lock's first key for "loads of a set" (the second is the set's position in SET_NAMES).
 LOAD_LOCK = 0x6D6C6C64
@@ -90,6 +86,5 @@ def _replace_set_once(engine: Engine, name: str, features: pd.DataFrame, target:
                 targets,
                 {"dataset_id": set_id, "sample_index": sample_index, "target": target.to_numpy(dtype=np.int32)},
             )
-        if n_rows >= ANALYZE_MIN_ROWS:
-            refresh_statistics(connection, samples, targets)
+        refresh_statistics(connection, n_rows, samples, targets)
     return dataset_id
