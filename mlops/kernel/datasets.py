@@ -26,7 +26,8 @@ from mlops.kernel.errors import Conflict
 # Stands for "no prediction stored" in reads (classes are 0, 1, 2).
 NO_PREDICTION = -1
 LOAD_HINT = 'POST /root/simulator {{"set_name": "{name}"}}'
-# How often a read starts over when the set is replaced under it before giving up with a 409.
+# How often a read starts over when the set is replaced (or evaluated) under it before giving up
+# with a 409 (kept_reloading).
 READ_ATTEMPTS = 5
 # pg_advisory_xact_lock's first key for "predictions of a dataset" (the second is the dataset id).
 PREDICTIONS_LOCK = 0x6D6C7072
@@ -66,10 +67,12 @@ def read_set(connection: Connection, name: str, *, with_predictions: bool = Fals
         loaded = _read_version(connection, row, with_predictions)
         if loaded is not None:
             return loaded
-    raise Conflict(
-        f"The {name} set kept being reloaded while it was read; send the request again",
-        error="Set reloaded",
-    )
+    raise kept_reloading(f"The {name} set")
+
+
+def kept_reloading(what: str) -> Conflict:
+    """The 409 for a read that found its set(s) replaced under it READ_ATTEMPTS times in a row."""
+    return Conflict(f"{what} kept being reloaded while it was read; send the request again", error="Set reloaded")
 
 
 def _read_version(connection: Connection, row, with_predictions: bool) -> LoadedSet | None:

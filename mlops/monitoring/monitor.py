@@ -8,14 +8,12 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine
 
-from mlops.kernel.errors import Unavailable
+from mlops.kernel.datasets import READ_ATTEMPTS, kept_reloading
 from mlops.monitoring import checks
 from mlops.monitoring.cache import ResultCache
 from mlops.monitoring.data import DataVersion, MonitoringData, SetUsed, data_version, read_monitoring_data
 
 Kind = Literal["report", "tests"]
-# How often to read again when the sets change while being read (a reload or an evaluation).
-READ_ATTEMPTS = 3
 # Each result holds an Evidently run (which keeps the frames it ran on) and its HTML page: a few MB.
 RESULT_ENTRIES = 8
 # The frames last read: the report and each test suite on one version of the data read it once.
@@ -94,11 +92,7 @@ def run_check(
             return cache.results.get_or_compute(key, lambda key=key: _compute(engine, cache, key, max_rows))
         except _DataChanged:
             continue
-    raise Unavailable(
-        "The testing or production set kept changing while it was read (being reloaded or "
-        "evaluated); retry when that is done",
-        error="Data changing",
-    )
+    raise kept_reloading("The testing or production set (or its predictions)")
 
 
 def _compute(engine: Engine, cache: MonitoringCache, key: CheckKey, max_rows: int) -> CheckResult:
