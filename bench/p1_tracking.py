@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import Config, Goal, Result, bench_settings, call, median, profiled, say, services, table, timed
-from mlops.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
+from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 
 
 def run(config: Config) -> Result:

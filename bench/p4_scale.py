@@ -32,7 +32,7 @@ from bench.harness import (
     table,
     timed,
 )
-from mlops.walkthrough import RANDOM_FOREST_MODEL as WALKTHROUGH_MODEL
+from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL as WALKTHROUGH_MODEL
 
 LOAD_GOAL_ROWS_PER_S = 250_000
 EVALUATE_GOAL_S = 10.0

@@ -29,8 +29,8 @@ from pydantic import ValidationError
 
 from mlops.kernel.config import Settings
 from mlops.kernel.launch import SERVICE_APPS
+from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as OPTIMIZATION
 from mlops.kernel.web import Operation, _openapi_path
-from mlops.walkthrough import OPTIMIZATION_REQUEST as OPTIMIZATION
 
 DEFAULT_OUTPUT = Path("docs/API.md")
 # Ids as the walkthrough shows them.

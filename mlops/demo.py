@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from mlops.kernel.config import Settings
-from mlops.walkthrough import optimization_request
+from mlops.kernel.walkthrough import SUMMARY_REQUEST, optimization_request
 
 MODELS = ["LogisticRegression", "RandomForest", "SVC"]
 JOB_POLL_S = 0.25
@@ -30,16 +30,7 @@ def optimization_body(experiment_name: str) -> dict[str, Any]:
     return optimization_request(experiment_name) | {"models": MODELS}
 
 
-MONITORING_SUMMARY_BODY = {
-    "metric": "summary",
-    "tests": {
-        "data_drift": True,
-        "data_quality": True,
-        "data_stability": True,
-        "no_target_performance": True,
-        "multi_class_classification": True,
-    },
-}
+MONITORING_SUMMARY_BODY = SUMMARY_REQUEST
 
 
 class DemoFailed(Exception):

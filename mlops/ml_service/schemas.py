@@ -1,4 +1,4 @@
-"""The ML model service's request models: what each endpoint accepts, and its OpenAPI schema."""
+"""The ML service's request models: what each endpoint accepts, and its OpenAPI schema."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, FiniteFloat, R
 
 from mlops.kernel.catalogue import MODEL_NAMES, HyperparameterScalar
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, SetName
+from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL, WINE_SAMPLE
 
 MAX_PREDICT_ROWS = 100_000
 
@@ -26,7 +27,7 @@ class SetModel(BaseModel):
     hyperparameters: dict[str, HyperparameterValue] = Field(
         default_factory=dict,
         description="constructor arguments of the scikit-learn estimator; omitted ones keep their defaults",
-        examples=[{"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}],
+        examples=[RANDOM_FOREST_MODEL["hyperparameters"]],
     )
 
 
@@ -56,9 +57,6 @@ Record = Annotated[
         }
     ),
 ]
-EXAMPLE_RECORD = dict(
-    zip(FEATURES, [13.2, 1.78, 2.14, 11.2, 100.0, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 1050.0], strict=True)
-)
 
 
 class DataframeSplit(BaseModel):
@@ -109,7 +107,7 @@ def _rows_shape(value: Any) -> str | None:
 class PredictRows(RootModel):
     """Rows of the 13 wine features to predict, in any of the shapes MLflow's scoring server takes."""
 
-    model_config = ConfigDict(strict=True, json_schema_extra={"examples": [[EXAMPLE_RECORD]]})
+    model_config = ConfigDict(strict=True, json_schema_extra={"examples": [[WINE_SAMPLE]]})
 
     root: Annotated[
         Annotated[list[Record], Field(min_length=1, max_length=MAX_PREDICT_ROWS), Tag("records")]

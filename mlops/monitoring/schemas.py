@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from mlops.kernel.errors import BadRequest
@@ -13,16 +13,13 @@ from mlops.monitoring.checks import TEST_PRESETS
 TEST_NAMES = ", ".join(f"'{name}'" for name in TEST_PRESETS)
 
 
-class TestFlags(BaseModel):
-    """Which test presets to run: those set to true (a preset left out is not run)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    data_drift: bool = False
-    data_quality: bool = False
-    data_stability: bool = False
-    no_target_performance: bool = False
-    multi_class_classification: bool = False
+# One flag per preset of TEST_PRESETS, so that the presets are named in one place.
+TestFlags = create_model(
+    "TestFlags",
+    __config__=ConfigDict(extra="forbid", strict=True),
+    __doc__="Which test presets to run: those set to true (a preset left out is not run).",
+    **{name: (bool, False) for name in TEST_PRESETS},
+)
 
 
 class MonitoringRequest(BaseModel):

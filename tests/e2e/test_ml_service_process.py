@@ -9,10 +9,11 @@ import requests
 
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import make_engine
+from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL
 
 pytestmark = pytest.mark.e2e
 
-FOREST = {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}
+FOREST = RANDOM_FOREST_MODEL["hyperparameters"]
 
 
 def post(url: str, body, timeout: float = 60) -> dict:

@@ -13,13 +13,13 @@ import pytest
 import requests
 
 from mlops.kernel.db import FEATURES
+from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL
 from mlops.monitoring.checks import TEST_PRESETS
 from tests.support.monitoring import assert_self_contained, metric_results
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
 
-WALKTHROUGH_FOREST = {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}
 SCORE = re.compile(r"Score on (?:testing|production) set: (\d+\.\d{2})%")
 
 
@@ -33,7 +33,7 @@ def prepare(simulator, ml, *, production_size: int | None = None) -> dict[str, f
     for name in ("training", "testing", "production"):
         body = {"set_name": name} | ({"size": production_size} if name == "production" and production_size else {})
         assert post(simulator.url + "/root/simulator", body).status_code == 200
-    model = {"model_name": "RandomForest", "hyperparameters": WALKTHROUGH_FOREST}
+    model = RANDOM_FOREST_MODEL
     assert post(ml.url + "/root/ml/set_model", model).status_code == 200
     assert post(ml.url + "/root/ml", {"dataset": "training"}).status_code == 200
     scores = {}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL
 from mlops.ml_service import fastpath
 from mlops.ml_service.fastpath import compile_pipeline
 from mlops.ml_service.pipeline import make_pipeline
 from mlops.simulator.splits import load_split
 
 MODELS = [
-    ("RandomForest", {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}, True),
+    ("RandomForest", RANDOM_FOREST_MODEL["hyperparameters"], True),
     ("RandomForest", {"n_estimators": 3, "max_depth": None}, True),
     ("LogisticRegression", {"C": 0.1, "solver": "liblinear"}, True),
     ("LogisticRegression", {"C": 1.0}, True),

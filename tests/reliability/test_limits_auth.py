@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from mlops.kernel.config import Settings
-from mlops.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
+from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 from tests.support.processes import settings_on_free_ports
 from tests.support.reliability import ALL_SERVICES, assert_json_error, listening_addresses
 from tests.support.stack import MODEL, WINE_ROW, call

@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from mlops.kernel.db import deployed_model, predictions
+from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL
 from mlops.simulator.splits import load_split
 from mlops.simulator.store import replace_set
 
-WALKTHROUGH_FOREST = {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}
+WALKTHROUGH_FOREST = RANDOM_FOREST_MODEL["hyperparameters"]
 
 
 def load_sets(engine, *names: str) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import requests
 
-from mlops.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
-from mlops.walkthrough import RANDOM_FOREST_MODEL as WALKTHROUGH_MODEL
+from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
+from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL as WALKTHROUGH_MODEL
+from mlops.kernel.walkthrough import SUMMARY_REQUEST
+from mlops.kernel.walkthrough import WINE_SAMPLE as WINE_ROW  # noqa: F401 (the suites import it from here)
 from tests.support.reliability import ALL_SERVICES
 
 # The walkthrough's RandomForest, small enough to train in a blink.
@@ -24,21 +26,6 @@ SMALL_OPTIMIZATION = {
     },
     "scoring": "accuracy",
     "cv": 3,
-}
-WINE_ROW = {
-    "alcohol": 13.2,
-    "malic_acid": 1.78,
-    "ash": 2.14,
-    "alcalinity_of_ash": 11.2,
-    "magnesium": 100.0,
-    "total_phenols": 2.65,
-    "flavanoids": 2.76,
-    "nonflavanoid_phenols": 0.26,
-    "proanthocyanins": 1.28,
-    "color_intensity": 4.38,
-    "hue": 1.05,
-    "od280/od315_of_diluted_wines": 3.4,
-    "proline": 1050.0,
 }
 
 
@@ -93,11 +80,6 @@ def bring_to_walkthrough_state(stack: dict, *, optimize: bool = False) -> dict:
             "POST", stack["tracking"].url + "/root/tracking/model_management", json=SMALL_OPTIMIZATION, expect=201
         )["data"]
     return made
-
-
-ALL_TESTS = dict.fromkeys(
-    ("data_drift", "data_quality", "data_stability", "no_target_performance", "multi_class_classification"), True
-)
 
 
 def run_walkthrough(stack: dict, *, experiment_name: str = "wine_test_1") -> dict:
@@ -175,7 +157,7 @@ def run_walkthrough(stack: dict, *, experiment_name: str = "wine_test_1") -> dic
             monitoring = stack["monitoring"].url + "/root/monitoring"
             call("POST", monitoring, json={"metric": "report"})
             call("POST", monitoring, json={"metric": "tests"})
-            summary = call("POST", monitoring, json={"metric": "summary", "tests": ALL_TESTS})
+            summary = call("POST", monitoring, json=SUMMARY_REQUEST)
             seen["summary"] = summary
     if "tracking" in stack:
         tracking = stack["tracking"].url

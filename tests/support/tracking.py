@@ -6,9 +6,9 @@ import copy
 import uuid
 
 from mlops.kernel.config import Settings
+from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 from mlops.simulator.splits import load_split
 from mlops.simulator.store import replace_set
-from mlops.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 from tests.support.processes import free_port
 
 # What the walkthrough's LogisticRegression grid scores, cross-validated on the 106 training rows.
