@@ -85,7 +85,7 @@ class Settings(BaseModel):
 
     @property
     def ml_url(self) -> str:
-        """Base URL of the ML model service, as the tracking service reaches it."""
+        """Base URL of the ML service, as the tracking service reaches it."""
         return (self.ml_service_url or f"http://{_client_host(self.host)}:{self.ml_port}").rstrip("/")
 
 

@@ -1,1 +1,1 @@
-"""The ML model service (port 5001): set a model, train it, evaluate it, serve predictions."""
+"""The ML service (port 5001): set a model, train it, evaluate it, serve predictions."""

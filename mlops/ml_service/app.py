@@ -1,4 +1,4 @@
-"""The ML model service's HTTP API (port 5001)."""
+"""The ML service's HTTP API (port 5001)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mlops.ml_service.deployment import DeployedModel, PipelineCache, read_deplo
 from mlops.ml_service.pipeline import columns_frame, evaluate, predict, records_frame, set_model, train
 from mlops.ml_service.schemas import PredictRows, RecordRows, SetModel, SplitRows, UseModel
 
-bp = ApiBlueprint("ml_service", __name__)
+bp = ApiBlueprint("ml", __name__)
 
 
 def pipeline_cache() -> PipelineCache:
@@ -98,7 +98,7 @@ def predict_rows(body: PredictRows):
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the ML model service's app."""
+    """Build the ML service's app."""
     app = create_service_app("ml", "ML model", settings or Settings.from_env(), [bp])
     app.extensions["ml_service"] = PipelineCache()
     return app
