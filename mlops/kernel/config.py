@@ -86,12 +86,17 @@ class Settings(BaseModel):
     @property
     def ml_url(self) -> str:
         """Base URL of the ML service, as the tracking service reaches it."""
-        return (self.ml_service_url or f"http://{_client_host(self.host)}:{self.ml_port}").rstrip("/")
+        return (self.ml_service_url or client_url(self.host, self.ml_port)).rstrip("/")
 
 
-def _client_host(host: str) -> str:
-    """Where to connect to reach a server bound to host (a wildcard bind is reached on loopback)."""
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+def client_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses to reach a server bound to host:port: a wildcard bind
+    (0.0.0.0, ::) is reached on loopback, an IPv6 address goes in brackets."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 # field name -> environment variable

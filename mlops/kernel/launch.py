@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from mlops.kernel.config import ENVIRONMENT_VARIABLES, Settings
 
@@ -66,3 +68,18 @@ def gunicorn_command(service: str, settings: Settings, *, workers: int | None = 
         "python:mlops.kernel.gunicorn_config",
         SERVICE_APPS[service],
     ]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, dead but not yet reaped, does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return not Path("/proc").is_dir()
+    return stat[stat.rindex(")") + 2] != "Z"

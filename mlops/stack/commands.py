@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable
 
 from mlops.kernel.config import Settings
+from mlops.kernel.launch import pid_alive
 from mlops.stack.errors import StackError
 from mlops.stack.logs import LogPrinter
 from mlops.stack.plan import MLFLOW_UI, SERVICES, Launch, client_url, format_table, plan, stack_table
 from mlops.stack.ports import check_ports, wait_ports_free
-from mlops.stack.processes import health, pid_alive, stop_groups
+from mlops.stack.processes import health, stop_groups
 from mlops.stack.signals import StopRequest, stop_on_signals
 from mlops.stack.state import StackState, read_state, requests_dir, running_state, state_path, supervisor_alive
 from mlops.stack.supervisor import Supervisor, ask_to_start

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from mlops.kernel import config
 from mlops.kernel.config import SERVICE_NAMES, Settings
 from mlops.kernel.launch import gunicorn_command, settings_environment
 
@@ -46,10 +47,7 @@ class Launch:
 
 def client_url(settings: Settings, port: int) -> str:
     """The URL a client on this machine uses to reach a server bound to settings.host:port."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return config.client_url(settings.host, port)
 
 
 def plan(settings: Settings, services: Iterable[str], *, mlflow_ui_port: int | None = None) -> list[Launch]:

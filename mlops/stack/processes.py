@@ -116,21 +116,6 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether the process runs (a zombie, dead but not yet reaped, does not count)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return not Path("/proc").is_dir()
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def group_alive(pgid: int, marker: str) -> bool:
     """Whether a process group still runs, and is really ours (not a reused pid)."""
     alive = live_group_members(pgid)

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from mlops.kernel.config import Settings
-from mlops.stack.processes import command_line, group_alive, pid_alive
+from mlops.kernel.launch import pid_alive
+from mlops.stack.processes import command_line, group_alive
 
 STATE_FILE = "mlops-stack.json"
 # `mlops up --only SERVICE` into a running stack leaves its request here for the supervisor.

@@ -22,6 +22,7 @@ from mlops.kernel.config import Settings
 from mlops.kernel.db import normalize_url
 from mlops.kernel.errors import BadRequest, NotFound, Unavailable
 from mlops.kernel.imports import import_heavy
+from mlops.kernel.launch import pid_alive
 from mlops.tracking.mlflow.naming import PROCESS_TAG
 
 log = logging.getLogger(__name__)
@@ -289,16 +290,6 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
-
-
 def end_orphaned_runs(client) -> list[str]:
     """End FAILED the RUNNING runs started by processes of this host that no longer exist (a worker
     killed mid-optimization); return their ids. Runs of live processes or other hosts are left."""
@@ -317,7 +308,7 @@ def end_orphaned_runs(client) -> list[str]:
     ended = []
     for run in running:
         run_host, _, pid = run.data.tags[PROCESS_TAG].rpartition(":")
-        if run_host == host and pid.isdigit() and not _process_alive(int(pid)):
+        if run_host == host and pid.isdigit() and not pid_alive(int(pid)):
             message = "The tracking service process running this optimization stopped before it finished"
             client.log_batch(run.info.run_id, tags=[RunTag("error", message)])
             client.set_terminated(run.info.run_id, FAILED)
