@@ -70,10 +70,12 @@ class Services:
 
         state = running_state(state_path(settings))
         recorded = {m.name: m.url for m in state.members} if state else {}
-        return cls(**{
-            name: recorded.get(name) or client_url(settings, settings.port_of(name))
-            for name in ("simulator", "ml", "tracking", "monitoring")
-        })  # fmt: skip
+        return cls(
+            **{
+                name: recorded.get(name) or client_url(settings, settings.port_of(name))
+                for name in ("simulator", "ml", "tracking", "monitoring")
+            }
+        )
 
 
 def run_walkthrough(
@@ -160,14 +162,25 @@ def walkthrough(
         ours = next((e for e in experiments if str(e.get("experiment_id")) == result.experiment_id), {})
         result.run_count = ours.get("run_count")
     with step(f"Finding the best run by {BEST_BY}", progress):
-        best = call("tracking", "POST", "/root/tracking/experiments", {
-            "experiment_id": result.experiment_id, "request_information": "best_model", "filter": [BEST_BY],
-        })["data"]  # fmt: skip
+        best = call(
+            "tracking",
+            "POST",
+            "/root/tracking/experiments",
+            {
+                "experiment_id": result.experiment_id,
+                "request_information": "best_model",
+                "filter": [BEST_BY],
+            },
+        )["data"]
         result.best_run_id, result.best_model = best["run_id"], best["model"]
         result.best_metric = best.get("metrics", {}).get(BEST_BY)
     with step(f"Deploying the best model ({result.best_model}) to the ML service", progress):
-        answer = call("tracking", "POST", "/root/tracking/model_management",
-                      {"request_information": "setting", "run_id": result.best_run_id})  # fmt: skip
+        answer = call(
+            "tracking",
+            "POST",
+            "/root/tracking/model_management",
+            {"request_information": "setting", "run_id": result.best_run_id},
+        )
         result.deployed = answer.get("message", "")
     with step("Training the model on the training set", progress):
         result.scores["training"] = score_of(call("ml", "POST", "/root/ml", {"dataset": "training"}))

@@ -68,9 +68,14 @@ def _supervise_in_background(settings: Settings, launches: list[Launch], args: a
     request = stop_on_signals()
     printer = LogPrinter(sys.stdout, width=len("mlops"), stamp=True)
     supervisor = Supervisor(
-        settings, request, printer.say, args.timeout, args.grace,
-        log_dir=settings.data_dir / "logs", mlflow_ui_port=_ui_port(args),
-    )  # fmt: skip
+        settings,
+        request,
+        printer.say,
+        args.timeout,
+        args.grace,
+        log_dir=settings.data_dir / "logs",
+        mlflow_ui_port=_ui_port(args),
+    )
     try:
         return supervisor.run(launches)
     finally:
@@ -89,8 +94,11 @@ def _up_detached(settings: Settings, launches: list[Launch], args: argparse.Name
         with supervisor_log.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "mlops.cli", *argv, "--supervise"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             _await(settings, process.pid, [launch.name for launch in launches], request, lambda: process.poll() is None)
         except _Interrupted:

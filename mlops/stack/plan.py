@@ -96,7 +96,7 @@ def mlflow_ui_command(settings: Settings, port: int) -> list[str]:
         "--host", settings.host,
         "--port", str(port),
         "--workers", "1",
-    ]  # fmt: skip
+    ]  # fmt: skip  # each flag beside its value, as on a command line
 
 
 def service_environment(settings: Settings) -> dict[str, str]:

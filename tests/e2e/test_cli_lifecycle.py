@@ -119,8 +119,10 @@ def test_second_up_on_a_taken_port_names_it_and_starts_nothing(tmp_path, cleanup
     try:
         second = subprocess.run(
             [*MLOPS, "up", *first.flags()[2:], "--data-dir", str(tmp_path / "other")],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode != 0
         assert f"port {first.ports['simulator']} (simulator)" in second.stderr
         assert "already in use" in second.stderr
@@ -333,10 +335,14 @@ def test_sqlite_default_serves_concurrent_writes_with_two_workers(tmp_path, clea
         # the three sets written at once, by whichever worker gets each, while others read
         calls = [("POST", {"set_name": name}) for name in ("training", "testing", "production")] + [("GET", None)] * 9
         with ThreadPoolExecutor(6) as pool:
-            answers = list(pool.map(
-                lambda call: requests.request(call[0], stack.url("simulator") + "/root/simulator", json=call[1], timeout=60),
-                calls,
-            ))  # fmt: skip
+            answers = list(
+                pool.map(
+                    lambda call: requests.request(
+                        call[0], stack.url("simulator") + "/root/simulator", json=call[1], timeout=60
+                    ),
+                    calls,
+                )
+            )
         assert [a.status_code for a in answers] == [200] * len(calls), [a.text for a in answers]
         for _ in range(2):  # reloads replace a set, they never duplicate it
             reload = requests.post(
@@ -359,8 +365,10 @@ def test_serve_runs_one_service_as_gunicorn_in_the_foreground(tmp_path):
     port = free_port()
     serve = subprocess.Popen(
         [*MLOPS, "serve", "simulator", "--simulator-port", str(port), "--data-dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not listening(port) and time.monotonic() < deadline and serve.poll() is None:

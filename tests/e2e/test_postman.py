@@ -108,7 +108,7 @@ def newman_command(stack, report: Path, iterations: int) -> list[str]:
         "--timeout-request", "600000",
         "--color", "off", "--disable-unicode",
         "--reporters", "cli,json", "--reporter-json-export", str(report),
-    ]  # fmt: skip
+    ]  # fmt: skip  # each flag beside its value, as on a command line
 
 
 @pytest.mark.e2e

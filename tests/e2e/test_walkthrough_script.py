@@ -16,9 +16,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def run_script(urls: dict[str, str], **environment: str) -> subprocess.CompletedProcess:
     base_urls = {f"{service.upper()}_URL": url for service, url in urls.items()}
     return subprocess.run(
-        ["bash", str(SCRIPT)], capture_output=True, text=True, timeout=900,
+        ["bash", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, **base_urls, **environment},
-    )  # fmt: skip
+    )
 
 
 def test_walkthrough_script_passes_every_step(live_stack):

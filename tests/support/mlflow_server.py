@@ -38,7 +38,7 @@ class MlflowServer:
             "--backend-store-uri", self.backend_store_uri,
             "--serve-artifacts", "--artifacts-destination", self.artifacts_dir.resolve().as_uri(),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-        ]  # fmt: skip
+        ]  # fmt: skip  # each flag beside its value, as on a command line
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             command,
