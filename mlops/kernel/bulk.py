@@ -132,8 +132,8 @@ def parent_checked_by_caller(connection: Connection) -> Iterator[bool]:
     """Skip PostgreSQL's per-row foreign-key triggers for the bulk writes inside this block.
 
     Only for rows whose parent row this transaction has inserted or locked itself: the check a
-    foreign key would run once per row (~5 µs each, most of a COPY's time) is then known to
-    pass. It needs the right to set session_replication_role (superuser, or PostgreSQL 15's
+    foreign key would run once per row (most of a COPY's time: docs/performance.md, P4) is then
+    known to pass. It needs the right to set session_replication_role (superuser, or PostgreSQL 15's
     `GRANT SET ON PARAMETER session_replication_role`); without it the checks simply run.
     Yields whether the checks are skipped. The setting is restored when the block ends.
     """

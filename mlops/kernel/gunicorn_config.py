@@ -43,8 +43,8 @@ def post_request(worker, req, environ, resp) -> None:
 
     glibc keeps freed memory in the process for reuse, so a service that once handled a million
     rows would hold hundreds of MB more for the rest of its life. malloc_trim returns the free
-    pages; it takes well under a millisecond, paid after the response is sent and only after
-    requests that took far longer.
+    pages, after the response is sent and only after requests that took far longer than the call
+    (docs/performance.md, P4).
     """
     started = getattr(req, "mlops_started", None)
     if started is not None and time.monotonic() - started >= TRIM_AFTER_SECONDS:

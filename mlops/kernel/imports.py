@@ -17,11 +17,11 @@ def import_heavy(*modules: str) -> None:
     time at once can meet it half-done (ImportError), or deadlock and leave it half-imported for
     the life of the process. So every call takes one lock; once imported, a call is cheap.
 
-    Such an import leaves around a million objects that live as long as the process, and every
-    full collection would walk them all again (a quarter of a second, measured as the second
-    monitoring report of a process taking twice the first's Evidently time). After a first
+    Such an import leaves hundreds of thousands of objects that live as long as the process, and
+    every full collection would walk them all again (docs/performance.md, P3). After a first
     import they are frozen into the permanent generation (gc.freeze), which no collection walks.
-    (No gc.collect before: it would cost half a second, and an import leaves little garbage.)
+    No gc.collect before freezing: an import leaves little garbage, and the collection would walk
+    everything once more.
     """
     with _lock:
         fresh = [name for name in modules if name not in sys.modules]

@@ -59,7 +59,7 @@ def load_split(set_name: str, size: int | None = None) -> Split:
     values = split.features.to_numpy(dtype=np.float64, copy=True)
     target = split.target.to_numpy(dtype=np.int64)
     if size is not None:
-        # Whole-array takes cost milliseconds for a million rows. The features stay column-major
+        # Whole-array takes (docs/performance.md, P4). The features stay column-major
         # (as pandas stores them), so the spread below sums each column as it always did.
         picked = rng.integers(0, len(target), size=size)
         # The spread of the resampled rows, from how often each row was picked: the same
