@@ -82,6 +82,13 @@ WINE_SAMPLE = {
     "total_phenols": 2.65, "flavanoids": 2.76, "nonflavanoid_phenols": 0.26, "proanthocyanins": 1.28,
     "color_intensity": 4.38, "hue": 1.05, "od280/od315_of_diluted_wines": 3.4, "proline": 1050.0,
 }  # fmt: skip
+V2_METADATA = {
+    "name": "wine", "versions": ["3"], "platform": "sklearn",
+    "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 13]}],
+    "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1]},
+                {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 3]}],
+    "parameters": {"model_name": "RandomForest", "features": ", ".join(WINE_SAMPLE), "classes": "0, 1, 2"},
+}  # fmt: skip
 STATISTICS = {
     "duration": {"mean": 0.8801535793333338, "median": 0.4428061589999288, "std_dev": 0.6340676252920066,
                  "variance": 0.40204175344344445, "min": 0.4208832980000352, "max": 1.7767712810000376,
@@ -206,6 +213,123 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
                 "model": {"model_name": "RandomForest", "version": 3},
             },
             body=[WINE_SAMPLE],
+        ),  # fmt: skip
+    ],
+    ("ml", "POST", "/invocations"): [
+        Example(
+            "MLflow's dataframe_split (dataframe_records, instances and inputs work too)",
+            {"predictions": [0]},
+            body={"dataframe_split": {"columns": list(WINE_SAMPLE), "data": [list(WINE_SAMPLE.values())]}},
+        ),
+        Example(
+            "Rows of the 13 values in order (TensorFlow Serving's `inputs`)",
+            {"predictions": [0]},
+            body={"inputs": [list(WINE_SAMPLE.values())]},
+        ),  # fmt: skip
+    ],
+    ("ml", "GET", "/v2"): [
+        Example("Server metadata", {"name": "mlops-ml", "version": "0.1.0", "extensions": ["binary_tensor_data"]}),
+    ],
+    ("ml", "GET", "/v2/health/live"): [Example("Alive", {"live": True})],
+    ("ml", "GET", "/v2/health/ready"): [
+        Example("A trained model is loaded", {"ready": True}),
+        Example(
+            "Before any model is trained",
+            {
+                "ready": False,
+                "error": "No model set: No model is set yet: set one first with "
+                'POST /root/ml/set_model {"model_name": ..., "hyperparameters": {...}}',
+            },
+            status=503,
+        ),  # fmt: skip
+    ],
+    ("ml", "GET", "/v2/models/{model_name}"): [
+        Example("The served model's tensors and version", V2_METADATA, path="/v2/models/wine"),
+    ],
+    ("ml", "GET", "/v2/models/{model_name}/versions/{version}"): [
+        Example("The served version", V2_METADATA, path="/v2/models/wine/versions/3"),
+        Example(
+            "Another version",
+            {"error": "Unknown version: Version 1 of 'wine' is not served; the served version is 3"},
+            path="/v2/models/wine/versions/1",
+            status=404,
+        ),  # fmt: skip
+    ],
+    ("ml", "GET", "/v2/models/{model_name}/ready"): [
+        Example("Ready", {"name": "wine", "ready": True}, path="/v2/models/wine/ready"),
+    ],
+    ("ml", "GET", "/v2/models/{model_name}/versions/{version}/ready"): [
+        Example("Ready", {"name": "wine", "ready": True}, path="/v2/models/wine/versions/3/ready"),
+    ],
+    ("ml", "POST", "/v2/models/{model_name}/infer"): [
+        Example(
+            "One wine as a [1, 13] FP64 tensor (flat or nested by rows)",
+            {
+                "model_name": "wine",
+                "model_version": "3",
+                "id": "42",
+                "outputs": [
+                    {"name": "predict", "shape": [1], "datatype": "INT64", "data": [0]},
+                    {"name": "predict_proba", "shape": [1, 3], "datatype": "FP64", "data": [0.98, 0.01, 0.01]},
+                ],
+            },
+            body={
+                "id": "42",
+                "inputs": [
+                    {"name": "input-0", "shape": [1, 13], "datatype": "FP64", "data": list(WINE_SAMPLE.values())}
+                ],
+            },
+            path="/v2/models/wine/infer",
+        ),  # fmt: skip
+        Example(
+            "The pandas content type: one tensor per feature; only the classes asked for",
+            {
+                "model_name": "wine",
+                "model_version": "3",
+                "outputs": [{"name": "predict", "shape": [1], "datatype": "INT64", "data": [0]}],
+            },
+            body={
+                "parameters": {"content_type": "pd"},
+                "inputs": [
+                    {"name": name, "shape": [1], "datatype": "FP64", "data": [value]}
+                    for name, value in WINE_SAMPLE.items()
+                ],
+                "outputs": [{"name": "predict"}],
+            },
+            path="/v2/models/wine/infer",
+        ),  # fmt: skip
+        Example(
+            "A tensor of the wrong shape",
+            {
+                "error": "Invalid request: input 'input-0': the shape must be [n, 13] (n rows of the features "
+                "alcohol, malic_acid, ash, alcalinity_of_ash, magnesium, total_phenols, flavanoids, "
+                "nonflavanoid_phenols, proanthocyanins, color_intensity, hue, od280/od315_of_diluted_wines, "
+                "proline), got [1, 12]"
+            },
+            body={
+                "inputs": [
+                    {"name": "input-0", "shape": [1, 12], "datatype": "FP64", "data": list(WINE_SAMPLE.values())[:12]}
+                ]
+            },
+            path="/v2/models/wine/infer",
+            status=400,
+        ),  # fmt: skip
+    ],
+    ("ml", "POST", "/v2/models/{model_name}/versions/{version}/infer"): [
+        Example(
+            "The served version, probabilities only",
+            {
+                "model_name": "wine",
+                "model_version": "3",
+                "outputs": [{"name": "predict_proba", "shape": [1, 3], "datatype": "FP64", "data": [0.98, 0.01, 0.01]}],
+            },
+            body={
+                "inputs": [
+                    {"name": "input-0", "shape": [1, 13], "datatype": "FP64", "data": [list(WINE_SAMPLE.values())]}
+                ],
+                "outputs": [{"name": "predict_proba"}],
+            },
+            path="/v2/models/wine/versions/3/infer",
         ),  # fmt: skip
     ],
     ("tracking", "POST", "/root/tracking/model_management"): [
@@ -675,9 +799,12 @@ def _operations(document: dict[str, Any]):
 def _render_operation(api: ServiceApi, path: str, method: str, item: dict[str, Any]) -> list[str]:
     schemas = api.document["components"]["schemas"]
     out = [f"### {method.upper()} {path}\n", item["summary"] + "\n"]
-    if "parameters" in item:
-        out += ["**Query parameters**\n", "| name | type | required | description |", "|---|---|---|---|"]
-        for parameter in item["parameters"]:
+    for where in ("path", "query"):
+        parameters = [p for p in item.get("parameters", []) if p["in"] == where]
+        if not parameters:
+            continue
+        out += [f"**{where.title()} parameters**\n", "| name | type | required | description |", "|---|---|---|---|"]
+        for parameter in parameters:
             schema = parameter["schema"]
             required = "yes" if parameter["required"] else "no"
             kind, notes = _cell(describe(schema, [])), _cell(_notes(schema))

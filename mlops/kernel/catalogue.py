@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from mlops.kernel.errors import BadRequest
+from mlops.kernel.text import Name
 
 MODEL_NAMES = ("RandomForest", "SVC", "LogisticRegression")
 ModelName = Literal[MODEL_NAMES]
@@ -31,8 +32,9 @@ TRUSTED_TYPES = (
 
 # JSON integers beyond 64 bits only overflow inside scikit-learn's compiled code.
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-# One hyperparameter value as a request gives it (a grid lists several).
-HyperparameterScalar = bool | Int64 | float | str | None
+# One hyperparameter value as a request gives it (a grid lists several); it is stored, so a string
+# may hold no control character.
+HyperparameterScalar = bool | Int64 | float | Name | None
 
 # Set by the service, never by a request: a client's n_jobs of 100,000 would start as many threads.
 SERVICE_CONTROLLED = frozenset({"n_jobs", "verbose"})

@@ -21,18 +21,25 @@ NAME_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
 TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 
 
+CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f]")
+
+
+def escape_controls(value: str) -> str:
+    """value with its control characters written as escapes (\\x00, \\n), fit for a message."""
+    return CONTROL.sub(lambda found: repr(found.group())[1:-1], value)
+
+
 def _refuse_controls(kind: str, pattern: str):
-    """A validator that refuses a string with control characters outside `pattern`."""
+    """A validator that refuses a string with control characters that `pattern` does not allow."""
     allowed = re.compile(pattern)
-    control = re.compile(r"[\u0000-\u001f\u007f-\u009f]")
 
     def check(value: str) -> str:
-        if allowed.match(value) is None:
-            found = dict.fromkeys(c for c in control.findall(value) if not allowed.match(c))
+        if allowed.fullmatch(value) is None:
+            found = dict.fromkeys(c for c in CONTROL.findall(value) if allowed.fullmatch(c) is None)
             raise PydanticCustomError(
                 "control_characters",
                 "{kind} may not contain control characters (found {found})",
-                {"kind": kind, "found": ", ".join(repr(c)[1:-1] for c in found)},
+                {"kind": kind, "found": ", ".join(escape_controls(c) for c in found)},
             )
         return value
 

@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from mlops.kernel.config import Settings
 from mlops.kernel.db import ensure_schema, make_engine, ping
 from mlops.kernel.errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
+from mlops.kernel.text import escape_controls
 
 log = logging.getLogger("mlops")
 M = TypeVar("M", bound=BaseModel)
@@ -63,8 +64,13 @@ class ApiBlueprint(Blueprint):
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
         responses: dict[int, str] | None = None,
+        reader: Callable[[type[M]], M] | None = None,
     ) -> Callable:
-        """Route method+rule to the view; a `body`/`query` model is parsed and passed by that name."""
+        """Route method+rule to the view; a `body`/`query` model is parsed and passed by that name.
+
+        `reader` reads the body into its model where the body is not plain JSON (default parse_json_body).
+        """
+        read_body = reader or parse_json_body
 
         def decorator(view: Callable) -> Callable:
             summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
@@ -73,7 +79,7 @@ class ApiBlueprint(Blueprint):
             @functools.wraps(view)
             def parsed_view(**kwargs: Any) -> Any:
                 if body is not None:
-                    kwargs["body"] = parse_json_body(body)
+                    kwargs["body"] = read_body(body)
                 if query is not None:
                     kwargs["query"] = parse_query(query)
                 return view(**kwargs)
@@ -88,19 +94,24 @@ def parse_json_body(model: type[M]) -> M:
     """Read the request's JSON body into model; wrong content type, bad JSON or fields are 4xx."""
     if not request.is_json:
         raise UnsupportedMediaType("Send the request body as JSON with the header Content-Type: application/json")
+    try:
+        data = json.loads(request_body())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadRequest(f"The body is not valid JSON: {error}", error="Malformed JSON") from None
+    except RecursionError:  # e.g. [[[[...]]]] a hundred thousand levels deep
+        raise BadRequest("The body's JSON is nested too deeply to be read", error="Malformed JSON") from None
+    return validate(model, data)
+
+
+def request_body() -> bytes:
+    """The request's body, whole (413 above MAX_CONTENT_LENGTH)."""
     raw = request.get_data(cache=True)
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     # Werkzeug stops reading a chunked body (one sent without Content-Length) at the cap and
     # hands over what it read so far without a word: a body that fills the cap was cut off.
     if request.content_length is None and limit is not None and len(raw) >= limit:
         raise RequestEntityTooLarge()
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadRequest(f"The body is not valid JSON: {error}", error="Malformed JSON") from None
-    except RecursionError:  # e.g. [[[[...]]]] a hundred thousand levels deep
-        raise BadRequest("The body's JSON is nested too deeply to be read", error="Malformed JSON") from None
-    return validate(model, data)
+    return raw
 
 
 def parse_query(model: type[M]) -> M:
@@ -116,11 +127,16 @@ def validate(model: type[M], data: Any) -> M:
         raise BadRequest(describe_validation_error(error), error="Invalid request") from None
 
 
+# A body of a million wrong numbers gets an answer of a few lines, not a million sentences.
+SHOWN_PROBLEMS = 10
+
+
 def describe_validation_error(error: ValidationError) -> str:
-    """One sentence per problem: where it is, what is wrong, what was given."""
+    """One sentence per problem (the first SHOWN_PROBLEMS): where it is, what is wrong, what was given."""
     parts = []
-    for problem in error.errors(include_url=False):
-        where = ".".join(str(p) for p in problem["loc"]) or "body"
+    problems = error.errors(include_url=False)
+    for problem in problems[:SHOWN_PROBLEMS]:
+        where = escape_controls(".".join(str(p) for p in problem["loc"])) or "body"
         message = problem["msg"]
         if problem["type"] == "missing":
             parts.append(f"{where}: field required")
@@ -130,6 +146,8 @@ def describe_validation_error(error: ValidationError) -> str:
             given = problem.get("input")
             shown = json.dumps(given)[:80] if _is_json_scalar(given) else type(given).__name__
             parts.append(f"{where}: {message} (got {shown})")
+    if len(problems) > SHOWN_PROBLEMS:
+        parts.append(f"and {len(problems) - SHOWN_PROBLEMS} more problems")
     return "; ".join(parts)
 
 
@@ -386,7 +404,8 @@ def _lost_to_a_concurrent_change(error: Exception) -> bool:
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-OPEN_PATHS = frozenset({"/health"})
+# liveness and readiness probes (the Open Inference Protocol's too) never need the token
+OPEN_PATHS = frozenset({"/health", "/v2/health/live", "/v2/health/ready"})
 
 
 def _register_request_hooks(app: Flask, settings: Settings) -> None:

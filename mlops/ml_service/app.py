@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+import json
+from importlib import metadata
 from typing import Any
 
-from flask import Flask, current_app
+import pandas as pd
+from flask import Flask, Response, current_app, request
 
 from mlops.kernel.config import Settings
-from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine
+from mlops.kernel.errors import BadRequest, Conflict, UnsupportedMediaType
+from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine, request_body, validate
+from mlops.ml_service import inference_protocol as v2
 from mlops.ml_service.deployment import DeployedModel, PipelineCache, read_deployed
-from mlops.ml_service.pipeline import columns_frame, evaluate, predict, records_frame, set_model, train
-from mlops.ml_service.schemas import PredictRows, RecordRows, SetModel, SplitRows, UseModel
+from mlops.ml_service.pipeline import (
+    columns_frame,
+    evaluate,
+    features_frame,
+    predict,
+    predict_with,
+    records_frame,
+    served_pipeline,
+    set_model,
+    train,
+)
+from mlops.ml_service.schemas import (
+    InferenceRequest,
+    InvocationInputs,
+    InvocationInstances,
+    InvocationRows,
+    PredictRows,
+    RecordRows,
+    SetModel,
+    SplitRows,
+    UseModel,
+)
 
 bp = ApiBlueprint("ml", __name__)
+# The Open Inference Protocol's routes, apart so that their errors take the protocol's shape.
+protocol = ApiBlueprint("inference_protocol", __name__)
 
 
 def pipeline_cache() -> PipelineCache:
@@ -82,13 +109,7 @@ def use(body: UseModel):
 )
 def predict_rows(body: PredictRows):
     """Predict the class of one or many rows of features with the trained model."""
-    rows = body.root
-    if isinstance(rows, SplitRows):
-        frame = columns_frame(rows.dataframe_split.columns, rows.dataframe_split.data)
-    else:
-        records = rows.dataframe_records if isinstance(rows, RecordRows) else rows
-        frame = records_frame([records] if isinstance(records, dict) else records)
-    prediction = predict(dataset_engine(), pipeline_cache(), frame)
+    prediction = predict(dataset_engine(), pipeline_cache(), rows_frame(body.root))
     answer: dict[str, Any] = {"predictions": prediction.predicted}
     if prediction.probabilities is not None:
         answer["probabilities"] = prediction.probabilities
@@ -97,8 +118,199 @@ def predict_rows(body: PredictRows):
     return answer
 
 
+@bp.operation(
+    "/invocations",
+    "POST",
+    body=InvocationRows,
+    responses={
+        200: 'The predicted classes, as MLflow\'s scoring server answers: {"predictions": [...]}',
+        400: "Wrong features or values, or too many rows",
+        409: "No trained model",
+        413: "Body over MLOPS_MAX_BODY_BYTES",
+    },
+)
+def invocations(body: InvocationRows):
+    """Predict rows sent in any input format of MLflow's scoring server (`mlflow models serve`)."""
+    prediction = predict(dataset_engine(), pipeline_cache(), rows_frame(body.root))
+    return {"predictions": prediction.predicted}
+
+
+def rows_frame(rows: Any) -> pd.DataFrame:
+    """The rows of any accepted predict body as a frame of FEATURES (NaN where missing)."""
+    if isinstance(rows, SplitRows):
+        return columns_frame(rows.dataframe_split.columns, rows.dataframe_split.data)
+    if isinstance(rows, RecordRows):
+        return records_frame(rows.dataframe_records)
+    if isinstance(rows, (InvocationInstances, InvocationInputs)):
+        tensor = rows.instances if isinstance(rows, InvocationInstances) else rows.inputs
+        if isinstance(tensor, dict):  # columns
+            lengths = {len(values) for values in tensor.values()}
+            if len(lengths) > 1:
+                raise BadRequest(
+                    "the columns have different lengths: " + ", ".join(f"{k} {len(v)}" for k, v in tensor.items()),
+                    error="Invalid features",
+                )
+            return columns_frame(list(tensor), list(zip(*tensor.values(), strict=True)))
+        if isinstance(tensor[0], dict):
+            return records_frame(tensor)
+        return features_frame(tensor)  # rows of the 13 values in FEATURES' order
+    return records_frame([rows] if isinstance(rows, dict) else rows)
+
+
+# --- Open Inference Protocol (V2) ---------------------------------------------------------------
+
+
+@protocol.after_request
+def protocol_error_shape(response: Response) -> Response:
+    """Answer errors as the protocol says, {"error": "..."}: our error title and message in one string."""
+    if response.status_code >= 400 and response.is_json:
+        answer = response.get_json(silent=True)
+        if isinstance(answer, dict) and "message" in answer:
+            response.set_data(json.dumps({"error": f"{answer['error']}: {answer['message']}"}))
+    return response
+
+
+def read_inference_request(model: type[InferenceRequest]) -> InferenceRequest:
+    """Read an inference request: JSON, or a JSON header and binary tensor data (Inference-Header-Content-Length)."""
+    if request.mimetype not in ("", "application/json", "application/octet-stream"):
+        raise UnsupportedMediaType(
+            "Send the inference request as JSON (Content-Type: application/json), or a JSON header and "
+            f"binary tensor data (Content-Type: application/octet-stream, {v2.HEADER_LENGTH})"
+        )
+    body = v2.split_infer_body(request_body(), request.headers.get(v2.HEADER_LENGTH))
+    parsed = validate(model, body.header)
+    parsed._binary = body.binary
+    return parsed
+
+
+@protocol.operation("/v2", "GET", responses={200: "Server name, version and protocol extensions"})
+def server_metadata():
+    """Describe this inference server (Open Inference Protocol)."""
+    return {"name": "mlops-ml", "version": metadata.version("mlops-microservices"), "extensions": v2.EXTENSIONS}
+
+
+@protocol.operation("/v2/health/live", "GET", responses={200: "The server is alive"})
+def server_live():
+    """Say the server is alive (Open Inference Protocol liveness)."""
+    return {"live": True}
+
+
+@protocol.operation(
+    "/v2/health/ready",
+    "GET",
+    responses={200: "The model is ready", 503: "No trained model, or its store is unavailable"},
+)
+def server_ready():
+    """Say whether the server can predict: a trained model is loaded (Open Inference Protocol readiness)."""
+    answer, status = _model_ready(None)
+    del answer["name"]
+    return answer, status
+
+
+def _model_ready(version: str | None) -> tuple[dict[str, Any], int]:
+    """Whether the served model (of this version) can predict: 200, or 503 saying why not."""
+    try:
+        model, _ = served_pipeline(dataset_engine(), pipeline_cache())
+    except Conflict as error:
+        return {"name": v2.MODEL_NAME, "ready": False, "error": f"{error.error}: {error.message}"}, 503
+    v2.check_model(v2.MODEL_NAME, version, model)
+    return {"name": v2.MODEL_NAME, "ready": True}, 200
+
+
+MODEL_ERRORS = {404: "Unknown model or version", 409: "No trained model"}
+
+
+@protocol.operation(
+    "/v2/models/<model_name>", "GET", responses={200: "The model's inputs, outputs and versions", **MODEL_ERRORS}
+)
+def model_metadata(model_name: str):
+    """Describe the served model: its input tensor, its outputs and its version."""
+    return _model_metadata(model_name, None)
+
+
+@protocol.operation(
+    "/v2/models/<model_name>/versions/<version>",
+    "GET",
+    responses={200: "The model's inputs, outputs and versions", **MODEL_ERRORS},
+)
+def model_version_metadata(model_name: str, version: str):
+    """Describe one version of the served model (only the served version is known)."""
+    return _model_metadata(model_name, version)
+
+
+def _model_metadata(model_name: str, version: str | None) -> dict[str, Any]:
+    v2.check_model(model_name, version, None)
+    model, compiled = served_pipeline(dataset_engine(), pipeline_cache())
+    v2.check_model(model_name, version, model)
+    return v2.model_metadata(model, compiled)
+
+
+@protocol.operation(
+    "/v2/models/<model_name>/ready", "GET", responses={200: "Ready", 404: "Unknown model", 503: "No trained model"}
+)
+def model_ready(model_name: str):
+    """Say whether the model can predict."""
+    v2.check_model(model_name, None, None)
+    return _model_ready(None)
+
+
+@protocol.operation(
+    "/v2/models/<model_name>/versions/<version>/ready",
+    "GET",
+    responses={200: "Ready", 404: "Unknown model or version", 503: "No trained model"},
+)
+def model_version_ready(model_name: str, version: str):
+    """Say whether this version of the model can predict (it must be the served version)."""
+    v2.check_model(model_name, None, None)
+    return _model_ready(version)
+
+
+INFER_RESPONSES = {
+    200: "The outputs predict (classes) and predict_proba (class probabilities), as JSON or binary tensor data",
+    400: "Wrong tensor, features or values",
+    404: "Unknown model or version",
+    409: "No trained model",
+    413: "Body over MLOPS_MAX_BODY_BYTES",
+    415: "Neither JSON nor binary tensor data",
+}
+
+
+@protocol.operation(
+    "/v2/models/<model_name>/infer",
+    "POST",
+    body=InferenceRequest,
+    reader=read_inference_request,
+    responses=INFER_RESPONSES,
+)
+def infer(model_name: str, body: InferenceRequest):
+    """Predict an [n, 13] FP64 tensor of features (or one tensor per feature, content_type "pd")."""
+    return _infer(model_name, None, body)
+
+
+@protocol.operation(
+    "/v2/models/<model_name>/versions/<version>/infer",
+    "POST",
+    body=InferenceRequest,
+    reader=read_inference_request,
+    responses=INFER_RESPONSES,
+)
+def infer_version(model_name: str, version: str, body: InferenceRequest):
+    """Predict with this version of the model (it must be the served version)."""
+    return _infer(model_name, version, body)
+
+
+def _infer(model_name: str, version: str | None, body: InferenceRequest) -> Response:
+    v2.check_model(model_name, version, None)
+    rows = v2.request_frame(body, body._binary)
+    model, compiled = served_pipeline(dataset_engine(), pipeline_cache())
+    v2.check_model(model_name, version, model)
+    answer = v2.infer_answer(body, predict_with(model, compiled, rows), compiled)
+    data, headers = answer.body()
+    return Response(data, headers=headers)
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the ML service's app."""
-    app = create_service_app("ml", "ML model", settings or Settings.from_env(), [bp])
+    app = create_service_app("ml", "ML model", settings or Settings.from_env(), [bp, protocol])
     app.extensions["ml_service"] = PipelineCache()
     return app

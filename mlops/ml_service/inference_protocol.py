@@ -7,7 +7,7 @@ converted), or, with the request parameter `content_type: "pd"` (MLServer's pand
 INT64 [n]) and `predict_proba` (FP64 [n, classes], where the model has probabilities). Tensor
 data comes as JSON, flat or nested by rows, or as binary (the binary tensor data extension that
 tritonclient uses by default: the JSON header's length in `Inference-Header-Content-Length`, the
-tensors' little-endian bytes after it). Missing values are null in JSON and NaN in binary, and
+tensors' little-endian bytes after it). Missing values are null (or NaN, as tritonclient writes them) in JSON and NaN in binary, and
 are imputed with the training means as everywhere else.
 
 Errors on these routes have the protocol's shape, `{"error": "<error>: <message>"}`, with our
@@ -123,7 +123,7 @@ def model_metadata(model: DeployedModel, compiled: CompiledPipeline) -> dict[str
 
 def request_frame(request, binary: bytes) -> pd.DataFrame:
     """The rows an inference request carries, as a frame of FEATURES (NaN where missing)."""
-    content_type = (request.parameters or {}).get("content_type")
+    content_type = request.parameters.content_type if request.parameters else None
     if content_type == PANDAS_CONTENT_TYPE:
         return _columns_frame(request.inputs, binary)
     if content_type not in (None, "np"):
@@ -177,7 +177,7 @@ def _binary_parts(inputs, binary: bytes) -> list[bytes | None]:
     parts: list[bytes | None] = []
     offset = 0
     for tensor in inputs:
-        size = (tensor.parameters or {}).get("binary_data_size")
+        size = tensor.parameters.binary_data_size if tensor.parameters else None
         if size is None:
             parts.append(None)
             continue
@@ -239,11 +239,21 @@ def _tensor_values(tensor, binary: bytes | None) -> np.ndarray:
             error="Invalid request",
         )
     values = np.array(flat, dtype=np.float64)  # null -> NaN
+    if np.isinf(values).any():
+        raise BadRequest(
+            f"input {tensor.name!r}: values must be finite (null or NaN is a missing value)", error="Invalid values"
+        )
     if tensor.datatype.startswith(("INT", "UINT")) and not np.all(np.isnan(values) | (values == np.round(values))):
         raise BadRequest(
             f"input {tensor.name!r}: {tensor.datatype} data must be whole numbers", error="Invalid request"
         )
     return values
+
+
+def _as_binary(output, everything_binary: bool) -> bool:
+    """Whether this requested output is answered as bytes."""
+    wanted = output.parameters.binary_data if output.parameters else None
+    return everything_binary if wanted is None else wanted
 
 
 @dataclass(frozen=True)
@@ -264,7 +274,7 @@ class InferAnswer:
 def infer_answer(request, prediction: Prediction, compiled: CompiledPipeline) -> InferAnswer:
     """Shape a prediction as the protocol's inference response, with the outputs requested."""
     available = output_names(compiled)
-    everything_binary = bool((request.parameters or {}).get("binary_data_output", False))
+    everything_binary = request.parameters.binary_data_output if request.parameters else False
     if request.outputs is None:
         wanted = [(name, everything_binary) for name in available]
     else:
@@ -274,7 +284,7 @@ def infer_answer(request, prediction: Prediction, compiled: CompiledPipeline) ->
                 f"unknown output(s) {', '.join(unknown)}; this model has {', '.join(available)}",
                 error="Invalid request",
             )
-        wanted = [(o.name, bool((o.parameters or {}).get("binary_data", everything_binary))) for o in request.outputs]
+        wanted = [(o.name, _as_binary(o, everything_binary)) for o in request.outputs]
     n = len(prediction.predicted)
     tensors = {
         "predict": ("INT64", [n], np.asarray(prediction.predicted, dtype=np.int64)),

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, FiniteFloat, RootModel, Tag, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    FiniteFloat,
+    PrivateAttr,
+    RootModel,
+    Tag,
+    WithJsonSchema,
+)
 
 from mlops.kernel.catalogue import MODEL_NAMES, HyperparameterScalar
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, SetName
+from mlops.kernel.text import Name
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL, WINE_SAMPLE
 
 MAX_PREDICT_ROWS = 100_000
@@ -24,7 +35,7 @@ class SetModel(BaseModel):
     model_name: Annotated[str, WithJsonSchema({"type": "string", "enum": list(MODEL_NAMES)})] = Field(
         examples=["RandomForest"]
     )
-    hyperparameters: dict[str, HyperparameterValue] = Field(
+    hyperparameters: dict[Name, HyperparameterValue] = Field(
         default_factory=dict,
         description="constructor arguments of the scikit-learn estimator; omitted ones keep their defaults",
         examples=[RANDOM_FOREST_MODEL["hyperparameters"]],
@@ -116,3 +127,198 @@ class PredictRows(RootModel):
         | Annotated[RecordRows, Tag("mlflow_records")],
         Discriminator(_rows_shape, custom_error_type="rows_shape", custom_error_message="Send " + ROWS_SHAPES),
     ]
+
+
+# --- MLflow's scoring server: POST /invocations ---------------------------------------------------
+
+NO_PARAMS = Field(None, max_length=0, description="MLflow's inference params; this model takes none")
+
+
+class InvocationSplit(SplitRows):
+    """MLflow's `dataframe_split` input."""
+
+    params: dict[str, Any] | None = NO_PARAMS
+
+
+class InvocationRecords(RecordRows):
+    """MLflow's `dataframe_records` input."""
+
+    params: dict[str, Any] | None = NO_PARAMS
+
+
+def _tensor_shape(value: Any) -> str | None:
+    """Tell how `instances` / `inputs` hold the rows: records, rows of values, or columns."""
+    if isinstance(value, dict):
+        return "columns"
+    if isinstance(value, list) and value:
+        return "records" if isinstance(value[0], dict) else "rows"
+    return None
+
+
+TENSOR_SHAPES = (
+    "a list of {feature: value} records, a list of rows of the 13 values in this order: "
+    + ", ".join(FEATURES)
+    + ", or {feature: [values]} columns"
+)
+Row = Annotated[list[FeatureValue], Field(min_length=len(FEATURES), max_length=len(FEATURES))]
+Column = Annotated[list[FeatureValue], Field(min_length=1, max_length=MAX_PREDICT_ROWS)]
+TensorInput = Annotated[
+    Annotated[list[Record], Field(min_length=1, max_length=MAX_PREDICT_ROWS), Tag("records")]
+    | Annotated[list[Row], Field(min_length=1, max_length=MAX_PREDICT_ROWS), Tag("rows")]
+    | Annotated[
+        dict[Annotated[str, WithJsonSchema({"type": "string", "enum": FEATURE_NAMES})], Column],
+        Field(min_length=1, max_length=len(FEATURE_NAMES)),
+        Tag("columns"),
+    ],
+    Discriminator(_tensor_shape, custom_error_type="rows_shape", custom_error_message="Send " + TENSOR_SHAPES),
+]
+
+
+class InvocationInstances(BaseModel):
+    """TensorFlow Serving's row format, as MLflow takes it: `instances`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    instances: TensorInput
+    params: dict[str, Any] | None = NO_PARAMS
+
+
+class InvocationInputs(BaseModel):
+    """TensorFlow Serving's columnar format, as MLflow takes it: `inputs`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    inputs: TensorInput
+    params: dict[str, Any] | None = NO_PARAMS
+
+
+INVOCATION_KEYS = {
+    "dataframe_split": "split",
+    "dataframe_records": "records",
+    "instances": "instances",
+    "inputs": "inputs",
+}
+
+
+def _invocation_shape(value: Any) -> str | None:
+    """Tell which of MLflow's input formats an /invocations body uses (by its one data key)."""
+    if isinstance(value, dict):
+        keys = [INVOCATION_KEYS[key] for key in value if key in INVOCATION_KEYS]
+        return keys[0] if len(keys) == 1 else None
+    return None
+
+
+class InvocationRows(RootModel):
+    """Rows to predict, in one of the input formats of MLflow's scoring server (`mlflow models serve`)."""
+
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={
+            "examples": [{"dataframe_split": {"columns": list(FEATURES), "data": [list(WINE_SAMPLE.values())]}}]
+        },
+    )
+
+    root: Annotated[
+        Annotated[InvocationSplit, Tag("split")]
+        | Annotated[InvocationRecords, Tag("records")]
+        | Annotated[InvocationInstances, Tag("instances")]
+        | Annotated[InvocationInputs, Tag("inputs")],
+        Discriminator(
+            _invocation_shape,
+            custom_error_type="invocation_shape",
+            custom_error_message="Send exactly one of dataframe_split, dataframe_records, instances or inputs",
+        ),
+    ]
+
+
+# --- Open Inference Protocol (V2): POST /v2/models/wine/infer --------------------------------------
+
+V2Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BF16", "BYTES",
+]  # fmt: skip
+# Flat, or nested by rows; null is a missing value (imputed), and so is NaN, which JSON lacks but
+# tritonclient writes for numpy's missing values (rapidjson's NaN literal). Infinities are refused.
+TensorValue = Annotated[float, Field(allow_inf_nan=True)] | None
+TensorData = list[TensorValue] | list[list[TensorValue]]
+
+
+class TensorParameters(BaseModel):
+    """An input tensor's parameters: the protocol allows any; these two mean something here."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    content_type: str | None = None
+    binary_data_size: int | None = Field(
+        None, ge=0, description="binary tensor data extension: the tensor's bytes follow the JSON header"
+    )
+
+
+class RequestInput(BaseModel):
+    """One input tensor."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1, max_length=256, examples=["input-0"])
+    shape: list[Annotated[int, Field(ge=0, le=MAX_PREDICT_ROWS)]] = Field(
+        min_length=1, max_length=4, examples=[[1, 13]]
+    )
+    datatype: V2Datatype = Field(examples=["FP64"])
+    parameters: TensorParameters | None = None
+    data: TensorData | None = Field(None, max_length=MAX_PREDICT_ROWS * len(FEATURES))
+
+
+class OutputParameters(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    binary_data: bool | None = Field(None, description="binary tensor data extension: answer this output as bytes")
+
+
+class RequestOutput(BaseModel):
+    """An output wanted in the answer: `predict` or `predict_proba`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1, max_length=256, examples=["predict_proba"])
+    parameters: OutputParameters | None = None
+
+
+class InferenceParameters(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    content_type: str | None = Field(
+        None, description='"pd": one [n] tensor per feature, named by the feature (MLServer\'s pandas codec)'
+    )
+    binary_data_output: bool = Field(False, description="answer every output as bytes (binary tensor data extension)")
+
+
+class InferenceRequest(BaseModel):
+    """An inference request of the Open Inference Protocol (V2)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "42",
+                    "inputs": [
+                        {
+                            "name": "input-0",
+                            "shape": [1, len(FEATURES)],
+                            "datatype": "FP64",
+                            "data": list(WINE_SAMPLE.values()),
+                        }
+                    ],
+                    "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+                }
+            ]
+        },
+    )
+
+    id: str | None = Field(None, max_length=256, description="echoed in the answer")
+    parameters: InferenceParameters | None = None
+    inputs: list[RequestInput] = Field(min_length=1, max_length=4 * len(FEATURE_NAMES))
+    outputs: list[RequestOutput] | None = Field(None, max_length=8)
+    # the binary tensor data that followed the JSON header (binary tensor data extension)
+    _binary: bytes = PrivateAttr(b"")

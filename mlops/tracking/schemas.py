@@ -7,6 +7,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
 from mlops.kernel.catalogue import MODEL_NAMES, HyperparameterScalar, ModelName
+from mlops.kernel.text import Name, Text
 from mlops.tracking.mlflow.naming import MODEL_METRICS, MetricKind, ParameterKind
 from mlops.tracking.queries import STATISTIC_METRICS
 
@@ -17,17 +18,17 @@ class OptimizationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     request_information: Literal["optimization"]
-    experiment_name: str = Field(min_length=1, max_length=256, examples=["wine_test_1"])
-    experiment_description: str | None = Field(None, max_length=5000, description="tagged `description`")
-    experiment_owner: str | None = Field(None, max_length=250, description="tagged `owner`")
+    experiment_name: Name = Field(min_length=1, max_length=256, examples=["wine_test_1"])
+    experiment_description: Text | None = Field(None, max_length=5000, description="tagged `description`")
+    experiment_owner: Name | None = Field(None, max_length=250, description="tagged `owner`")
     models: list[ModelName] = Field(min_length=1, max_length=len(MODEL_NAMES))
-    hyperparameters: dict[str, dict[str, list[HyperparameterScalar]]] = Field(
+    hyperparameters: dict[Name, dict[Name, list[HyperparameterScalar]]] = Field(
         default_factory=dict,
         description="per model: hyperparameter -> candidate values; a model without a grid is "
         "cross-validated with its defaults",
         examples=[{"LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]}}],
     )
-    scoring: str = Field("accuracy", description="a scikit-learn scorer name (sklearn.metrics.get_scorer_names())")
+    scoring: Name = Field("accuracy", description="a scikit-learn scorer name (sklearn.metrics.get_scorer_names())")
     cv: int = Field(5, ge=2, le=1000, description="cross-validation folds (stratified)")
     wait: bool = Field(
         True,
@@ -38,11 +39,11 @@ class OptimizationRequest(BaseModel):
 
 # The walkthrough sends ids as strings ("1"); Postman users often type a number: both are fine.
 ExperimentId = Annotated[
-    Annotated[str, Field(min_length=1, max_length=32)] | Annotated[int, Field(ge=0)],
+    Annotated[Name, Field(min_length=1, max_length=32)] | Annotated[int, Field(ge=0)],
     AfterValidator(str),
     Field(examples=["1"]),
 ]
-RunId = Annotated[str, Field(min_length=1, max_length=64, examples=["5f69f7ee0507453e9787991521adeb82"])]
+RunId = Annotated[Name, Field(min_length=1, max_length=64, examples=["5f69f7ee0507453e9787991521adeb82"])]
 BestModelMetric = Literal[MODEL_METRICS]
 # "all", a statistic's name, or the name of the metric it describes
 StatisticName = Literal[("all", *STATISTIC_METRICS, *STATISTIC_METRICS.values())]

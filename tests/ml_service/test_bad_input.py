@@ -190,3 +190,14 @@ def test_service_controlled_hyperparameters_are_refused():
     for name in ("n_jobs", "verbose"):
         with pytest.raises(BadRequest, match=name):
             build_estimator("RandomForest", {name: 2})
+
+
+def test_control_characters_in_hyperparameters_are_a_400_and_change_nothing(client, trained):
+    before = stored_state(trained)
+    for hyperparameters in ({"criterion": "gini\x00"}, {"max_\x1bdepth": 3}):
+        response = client.post(
+            "/root/ml/set_model", json={"model_name": "RandomForest", "hyperparameters": hyperparameters}
+        )
+        assert response.status_code == 400
+        assert "control characters" in response.get_json()["message"]
+    assert stored_state(trained) == before

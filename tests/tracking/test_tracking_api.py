@@ -449,3 +449,22 @@ def test_an_unwritable_artifact_store_is_a_clear_500_and_its_run_is_failed(track
     assert statuses["LogisticRegression"] == "FAILED"
     assert "RUNNING" not in statuses.values()
     app.extensions["mlops"].dispose()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"experiment_name": "wine\x00test"},
+        {"experiment_owner": "me\x1b[2J"},
+        {"experiment_description": "ok\x00"},
+        {"hyperparameters": {"SVC": {"kernel": ["rbf\x07"]}}},
+        {"hyperparameters": {"SVC": {"ker\nnel": ["rbf"]}}},
+    ],
+)
+def test_control_characters_in_what_is_stored_are_a_400_and_nothing_is_logged(client, backend, changes):
+    body = optimization(**changes)
+    response = optimize(client, body)
+    message = assert_error(response, 400)["message"]
+    assert "control characters" in message
+    assert "\x00" not in message and "\x1b" not in message and "\n" not in message  # named as escapes
+    assert experiment_named(backend, body["experiment_name"]) is None
