@@ -99,7 +99,9 @@ class CompiledPipeline:
         probabilities = self.probabilities(X)
         if not np.isfinite(probabilities).all():
             weights = self.weights if self.weights is not None else 1.0
-            require_finite(probabilities, rows.columns, "in the model's scores", blame=np.abs(X) * weights)
+            with np.errstate(over="ignore"):
+                blame = np.abs(X) * weights
+            require_finite(probabilities, rows.columns, "in the model's scores", blame=blame)
         return self.classes.take(np.argmax(probabilities, axis=1)), probabilities
 
     def predict_classes(self, rows: pd.DataFrame) -> np.ndarray:
