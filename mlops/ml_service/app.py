@@ -96,16 +96,18 @@ def use(body: UseModel):
     return {"message": f"Score on {score.set_name} set: {score.accuracy * 100:.2f}%"}
 
 
+PREDICT_ERRORS = {
+    400: "Wrong features or values, or too many rows",
+    409: "No trained model",
+    413: "Body over MLOPS_MAX_BODY_BYTES",
+}
+
+
 @bp.operation(
     "/root/ml/predict",
     "POST",
     body=PredictRows,
-    responses={
-        200: "Predicted classes (and probabilities)",
-        400: "Wrong features or values, or too many rows",
-        409: "No trained model",
-        413: "Body over MLOPS_MAX_BODY_BYTES",
-    },
+    responses={200: "Predicted classes (and probabilities)", **PREDICT_ERRORS},
 )
 def predict_rows(body: PredictRows):
     """Predict the class of one or many rows of features with the trained model."""
@@ -124,9 +126,7 @@ def predict_rows(body: PredictRows):
     body=InvocationRows,
     responses={
         200: 'The predicted classes, as MLflow\'s scoring server answers: {"predictions": [...]}',
-        400: "Wrong features or values, or too many rows",
-        409: "No trained model",
-        413: "Body over MLOPS_MAX_BODY_BYTES",
+        **PREDICT_ERRORS,
     },
 )
 def invocations(body: InvocationRows):
