@@ -97,6 +97,16 @@ predictions = Table(
     Column("model_version", Integer, nullable=False),
 )
 
+# How a set was drawn, when the simulator was asked for a seed or a fault scenario: the ground
+# truth that a monitoring verdict on the set can be checked against. Goes with its set.
+set_scenarios = Table(
+    "set_scenarios",
+    metadata,
+    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("seed", Integer, nullable=True),
+    Column("scenario", JSON, nullable=True),
+)
+
 # The ML service's deployed model: at most one row. `version` grows with every set_model and
 # every training, so workers know when their cached pipeline is stale.
 deployed_model = Table(

@@ -2,31 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
 from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine
+from mlops.simulator.scenarios import DEFAULT_SIZE, draw_scenario, ground_truth
 from mlops.simulator.schemas import LoadSet
-from mlops.simulator.splits import load_split
-from mlops.simulator.store import replace_set
+from mlops.simulator.splits import SEED, load_split
+from mlops.simulator.store import loaded_sets, replace_set
 
 bp = ApiBlueprint("simulator", __name__)
 
 
 @bp.operation("/root/simulator", "GET")
 def status():
-    """Name the component."""
-    return {"name": "simulator", "message": "Simulator"}
+    """Name the component, and list the loaded sets with the seed and scenario each was drawn with (ground truth)."""
+    return {"name": "simulator", "message": "Simulator", "sets": loaded_sets(dataset_engine())}
 
 
 @bp.operation("/root/simulator", "POST", body=LoadSet, responses={200: "Set loaded", 400: "Unknown set or bad size"})
 def load(body: LoadSet):
     """Load (or reload, replacing it) the training, testing or production set into the dataset DB."""
-    if body.size is not None and body.set_name != "production":
-        raise BadRequest("`size` can only be given for the production set", error="Invalid request")
-    split = load_split(body.set_name, body.size)
-    replace_set(dataset_engine(), body.set_name, split.features, split.target)
+    for field in ("size", "seed", "scenario"):
+        if getattr(body, field) is not None and body.set_name != "production":
+            raise BadRequest(f"`{field}` can only be given for the production set", error="Invalid request")
+    seed = SEED if body.seed is None else body.seed
+    truth: dict[str, Any] | None = None
+    if body.scenario is None:
+        split = load_split(body.set_name, body.size, seed)
+    else:
+        size = DEFAULT_SIZE if body.size is None else body.size
+        split = draw_scenario(body.scenario.faults(), size, seed)
+        truth = ground_truth(body.scenario.faults(), size)
+    recorded = body.seed is not None or body.scenario is not None
+    replace_set(
+        dataset_engine(), body.set_name, split.features, split.target, seed=seed if recorded else None, scenario=truth
+    )
     return {"message": f"Load {body.set_name} set"}
 
 

@@ -2,19 +2,120 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import math
+from typing import Literal
 
-from mlops.kernel.db import SetName
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from mlops.kernel.db import FEATURES, SetName
+from mlops.simulator.scenarios import DEFAULT_POOL, DEFAULT_SIZE, N_CLASSES, Faults, MissingValues, Pool
+from mlops.simulator.splits import SEED
 
 MAX_PRODUCTION_SIZE = 10_000_000
 
 
+class MissingScenario(BaseModel):
+    """Values to blank in every feature: a share, completely at random or depending on another feature."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    rate: float = Field(ge=0, le=1, allow_inf_nan=False, description="share of each feature's values to blank")
+    mechanism: Literal["MCAR", "MAR"] = Field(
+        "MCAR",
+        description="MCAR: every value equally likely; MAR: more likely the higher the next feature's value in the row",
+    )
+
+
+class Scenario(BaseModel):
+    """Faults applied to a seeded clean draw of production rows (`{}`: a clean draw)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    shift: dict[str, float] = Field(
+        default_factory=dict, description="feature -> mean shift in units of the feature's sd in the wine data"
+    )
+    scale: dict[str, float] = Field(
+        default_factory=dict, description="feature -> factor on each value's deviation from the feature's mean (>= 0)"
+    )
+    noise_sd: float = Field(0.0, ge=0, allow_inf_nan=False, description="Gaussian noise on every feature, in sd units")
+    missing: MissingScenario | None = None
+    class_weights: list[float] | None = Field(
+        None,
+        min_length=N_CLASSES,
+        max_length=N_CLASSES,
+        description="relative class priors of the draw, classes 0, 1, 2",
+    )
+    fouling: bool = Field(False, description="add the walkthrough's own fouling (noise, shift, ~3 % missing values)")
+    rows_from: Pool = Field(
+        DEFAULT_POOL,
+        description="the real rows clean draws come from: training+production (independent of the testing "
+        "reference) or production (independent of a training+testing reference)",
+    )
+
+    @field_validator("shift", "scale")
+    @classmethod
+    def _known_features(cls, value: dict[str, float], info) -> dict[str, float]:
+        """Name unknown features, and refuse infinite values and negative factors."""
+        unknown = [name for name in value if name not in FEATURES]
+        if unknown:
+            raise PydanticCustomError(
+                "unknown_feature",
+                f"unknown features {', '.join(map(repr, unknown))}; the features are {', '.join(FEATURES)}",
+            )
+        bad = {name: number for name, number in value.items() if not math.isfinite(number)}
+        if info.field_name == "scale":
+            bad |= {name: number for name, number in value.items() if number < 0}
+        if bad:
+            given = ", ".join(f"{name!r} is {number!r}" for name, number in bad.items())
+            need = "a finite factor >= 0" if info.field_name == "scale" else "a finite number"
+            raise PydanticCustomError("bad_value", f"each value must be {need} ({given})")
+        return value
+
+    @field_validator("class_weights")
+    @classmethod
+    def _usable_weights(cls, value: list[float] | None) -> list[float] | None:
+        """Refuse negative weights and weights that sum to 0."""
+        if value is None:
+            return value
+        if any(not math.isfinite(w) or w < 0 for w in value):
+            raise PydanticCustomError("bad_weights", f"each weight must be a finite number >= 0 (got {value})")
+        if sum(value) <= 0:
+            raise PydanticCustomError(
+                "bad_weights", f"the weights sum to 0: give at least one class a weight > 0 (got {value})"
+            )
+        return value
+
+    def faults(self) -> Faults:
+        """The validated faults, for the simulator's draw."""
+        return Faults(
+            shift=dict(self.shift),
+            scale=dict(self.scale),
+            noise_sd=self.noise_sd,
+            missing=None if self.missing is None else MissingValues(self.missing.rate, self.missing.mechanism),
+            class_weights=None if self.class_weights is None else tuple(self.class_weights),
+            fouling=self.fouling,
+            rows_from=self.rows_from,
+        )
+
+
 class LoadSet(BaseModel):
-    """Which set to load; production may be resampled to `size` rows for scale tests."""
+    """Which set to load; production may be resampled to `size` rows, seeded, or drawn with a fault scenario."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     set_name: SetName
     size: int | None = Field(
-        None, ge=1, le=MAX_PRODUCTION_SIZE, description="production only: resample to this many rows"
+        None,
+        ge=1,
+        le=MAX_PRODUCTION_SIZE,
+        description=f"production only: resample to this many rows (with `scenario`: draw this many, default {DEFAULT_SIZE})",
+    )
+    seed: int | None = Field(
+        None, ge=0, le=2**32 - 1, description=f"production only: seed of the draw and the faults (default {SEED})"
+    )
+    scenario: Scenario | None = Field(
+        None,
+        description="production only: draw clean rows from the reference's population, then apply these faults "
+        "(without it, production is the walkthrough's fouled split)",
     )

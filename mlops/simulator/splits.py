@@ -50,12 +50,12 @@ def _reindexed(X: pd.DataFrame, y: pd.Series) -> Split:
     return Split(X, y)
 
 
-def load_split(set_name: str, size: int | None = None) -> Split:
+def load_split(set_name: str, size: int | None = None, seed: int = SEED) -> Split:
     """The named set; production is fouled, and `size` resamples production's rows (seeded)."""
     split = wine_splits()[set_name]
     if set_name != "production":
         return split
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     values = split.features.to_numpy(dtype=np.float64, copy=True)
     target = split.target.to_numpy(dtype=np.int64)
     if size is not None:

@@ -5,13 +5,23 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, delete, exc, func, insert, select
 
 from mlops.kernel.bulk import insert_columns, is_postgresql, parent_checked_by_caller, refresh_statistics
-from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, SET_NAMES, datasets, predictions, samples, targets
+from mlops.kernel.db import (
+    FEATURE_COLUMNS,
+    FEATURES,
+    SET_NAMES,
+    datasets,
+    predictions,
+    samples,
+    set_scenarios,
+    targets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -20,16 +30,25 @@ LOAD_ATTEMPTS = 10
 LOAD_LOCK = 0x6D6C6C64
 
 
-def replace_set(engine: Engine, name: str, features: pd.DataFrame, target: pd.Series) -> int:
+def replace_set(
+    engine: Engine,
+    name: str,
+    features: pd.DataFrame,
+    target: pd.Series,
+    *,
+    seed: int | None = None,
+    scenario: dict[str, Any] | None = None,
+) -> int:
     """Replace the stored set `name` with these rows in one transaction; return its new id.
 
     Two loads of the same set at once take turns: on PostgreSQL through a per-set advisory lock,
     on SQLite through its single writer; one that still loses a race for the set's name starts
     again and replaces the winner's rows. The set ends up loaded once, never duplicated, never a 500.
+    A seed or scenario given is stored with the set (its ground truth), in the same transaction.
     """
     for attempt in range(1, LOAD_ATTEMPTS + 1):
         try:
-            return _replace_set_once(engine, name, features, target)
+            return _replace_set_once(engine, name, features, target, seed, scenario)
         except (exc.IntegrityError, exc.OperationalError) as error:
             if attempt == LOAD_ATTEMPTS or not _lost_a_race(engine, error):
                 raise
@@ -46,7 +65,14 @@ def _lost_a_race(engine: Engine, error: exc.DBAPIError) -> bool:
     return engine.dialect.name == "sqlite" and "locked" in str(error.orig).lower()
 
 
-def _replace_set_once(engine: Engine, name: str, features: pd.DataFrame, target: pd.Series) -> int:
+def _replace_set_once(
+    engine: Engine,
+    name: str,
+    features: pd.DataFrame,
+    target: pd.Series,
+    seed: int | None,
+    scenario: dict[str, Any] | None,
+) -> int:
     """Replace the stored set `name` with these rows in one transaction; return its new id.
 
     The old set, its targets and any predictions made on it are deleted in the same transaction,
@@ -60,7 +86,7 @@ def _replace_set_once(engine: Engine, name: str, features: pd.DataFrame, target:
             connection.execute(select(func.pg_advisory_xact_lock(LOAD_LOCK, SET_NAMES.index(name))))
         old = connection.execute(select(datasets.c.id).where(datasets.c.name == name)).scalar()
         if old is not None:
-            for table in (predictions, targets, samples):
+            for table in (predictions, targets, samples, set_scenarios):
                 connection.execute(delete(table).where(table.c.dataset_id == old))
             connection.execute(delete(datasets).where(datasets.c.id == old))
         dataset_id = connection.execute(
@@ -86,5 +112,28 @@ def _replace_set_once(engine: Engine, name: str, features: pd.DataFrame, target:
                 targets,
                 {"dataset_id": set_id, "sample_index": sample_index, "target": target.to_numpy(dtype=np.int32)},
             )
+        if seed is not None or scenario is not None:
+            connection.execute(insert(set_scenarios).values(dataset_id=dataset_id, seed=seed, scenario=scenario))
         refresh_statistics(connection, n_rows, samples, targets)
     return dataset_id
+
+
+def loaded_sets(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Each loaded set: its version, size, load time, and the seed and scenario it was drawn with (or null)."""
+    query = (
+        select(datasets, set_scenarios.c.seed, set_scenarios.c.scenario)
+        .outerjoin(set_scenarios, set_scenarios.c.dataset_id == datasets.c.id)
+        .order_by(datasets.c.id)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return {
+        row.name: {
+            "dataset_id": row.id,
+            "rows": row.n_samples,
+            "loaded_at": row.loaded_at.isoformat(),
+            "seed": row.seed,
+            "scenario": row.scenario,
+        }
+        for row in rows
+    }

@@ -7,16 +7,7 @@ from sqlalchemy import func, select
 
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURE_COLUMNS, datasets, samples, targets
-from mlops.simulator.app import create_app
 from mlops.simulator.splits import load_split
-
-
-@pytest.fixture
-def client(settings):
-    app = create_app(settings)
-    with app.test_client() as client:
-        yield client
-    app.extensions["mlops"].dispose()
 
 
 def load(client, set_name, **extra):
@@ -26,7 +17,7 @@ def load(client, set_name, **extra):
 def test_status_names_the_component(client):
     response = client.get("/root/simulator")
     assert response.status_code == 200
-    assert response.get_json() == {"name": "simulator", "message": "Simulator"}
+    assert response.get_json() == {"name": "simulator", "message": "Simulator", "sets": {}}
 
 
 @pytest.mark.parametrize(("set_name", "size"), [("training", 106), ("testing", 36), ("production", 36)])
