@@ -21,6 +21,10 @@ BENCHMARKS = {
     "p3": ("bench.p3_monitoring", "monitoring report vs raw Evidently; repeat on unchanged data"),
     "p4": ("bench.p4_scale", "scale: load / evaluate / report 10k..1M rows on PostgreSQL"),
     "p5": ("bench.p5_cold_start", "cold start: `mlops up` to four green /health"),
+    "monitoring_quality": (
+        "bench.monitoring_quality",
+        "re-training verdict: false-alarm and detection rates per fault scenario; verdict time",
+    ),
 }
 
 

@@ -102,6 +102,11 @@ DATASETS = {
     "reference": {"set": "testing", "dataset_id": 2, "model_version": 3, "rows": 36, "rows_used": 36},
     "current": {"set": "production", "dataset_id": 3, "model_version": 3, "rows": 36, "rows_used": 36},
 }
+SCENARIO_TRUTH = {
+    "size": 36, "rows_from": "training+production", "shift": {"alcohol": 1.0, "proline": 1.0}, "scale": {},
+    "noise_sd": 0.0, "missing": {"rate": 0.1, "mechanism": "MCAR"}, "class_weights": None, "fouling": False,
+    "feature_sd": {"alcohol": 0.8118265380058575, "proline": 314.9074742768491}, "feature_mean": {},
+}  # fmt: skip
 ALL_TESTS = ["data_drift", "data_quality", "data_stability", "no_target_performance", "multi_class_classification"]
 SUMMARY_MESSAGE = "41 of 86 tests did not pass: production data differs from testing data, consider re-training"
 
@@ -113,11 +118,66 @@ def _run_query(information: str, kind: str, run_id: str = LR_RUN) -> dict[str, s
 # (service, METHOD, path) -> examples, in the walkthrough's words and with a real run's answers.
 EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
     ("simulator", "GET", "/root/simulator"): [
-        Example("Status", {"name": "simulator", "message": "Simulator"}),
+        Example(
+            "Status, with the loaded sets and how production was drawn (its ground truth)",
+            {
+                "name": "simulator",
+                "message": "Simulator",
+                "sets": {
+                    "training": {
+                        "dataset_id": 1,
+                        "rows": 106,
+                        "loaded_at": "2026-12-02T05:40:50.612410+00:00",
+                        "seed": None,
+                        "scenario": None,
+                    },
+                    "testing": {
+                        "dataset_id": 2,
+                        "rows": 36,
+                        "loaded_at": "2026-12-02T05:40:50.667868+00:00",
+                        "seed": None,
+                        "scenario": None,
+                    },
+                    "production": {
+                        "dataset_id": 4,
+                        "rows": 36,
+                        "loaded_at": "2026-12-02T05:41:06.415314+00:00",
+                        "seed": 7,
+                        "scenario": SCENARIO_TRUTH,
+                    },
+                },
+            },
+        ),  # fmt: skip
+        Example("Status, before any set is loaded", {"name": "simulator", "message": "Simulator", "sets": {}}),
     ],
     ("simulator", "POST", "/root/simulator"): [
         Example("Load the training set", {"message": "Load training set"}, body={"set_name": "training"}),
         Example("Load the fouled production set", {"message": "Load production set"}, body={"set_name": "production"}),
+        Example(
+            "A seeded production set with known faults: 36 clean rows, two features shifted by 1 sd, 10 % missing",
+            {"message": "Load production set"},
+            body={
+                "set_name": "production",
+                "seed": 7,
+                "scenario": {"shift": {"alcohol": 1.0, "proline": 1.0}, "missing": {"rate": 0.1}},
+            },
+        ),  # fmt: skip
+        Example(
+            "A clean production set of 360 rows",
+            {"message": "Load production set"},
+            body={"set_name": "production", "size": 360, "seed": 1, "scenario": {}},
+        ),
+        Example(
+            "A scenario with an unknown feature",
+            {
+                "error": "Invalid request",
+                "message": "scenario.shift: unknown features 'alcool'; the features are alcohol, malic_acid, ash, "
+                "alcalinity_of_ash, magnesium, total_phenols, flavanoids, nonflavanoid_phenols, "
+                "proanthocyanins, color_intensity, hue, od280/od315_of_diluted_wines, proline (got dict)",
+            },
+            body={"set_name": "production", "scenario": {"shift": {"alcool": 1.0}}},
+            status=400,
+        ),  # fmt: skip
         Example(
             "An unknown set",
             {
@@ -646,6 +706,128 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
             },
             body={"metric": "summary", "tests": dict.fromkeys(ALL_TESTS, True)},
         ),  # fmt: skip
+        Example(
+            "The re-training verdict on the walkthrough's production set (abridged: 2 of the 13 features)",
+            {
+                "message": "Re-training advised: missing values 0.0% -> 2.8% (rows with one: 0% -> 28%)",
+                "data": {
+                    "retraining_advised": True,
+                    "rule": {
+                        "false_alarm_level": 0.05,
+                        "families": ["distribution shift", "missing values", "prediction drift", "quality drop"],
+                        "level_per_family": 0.0125,
+                        "combined_by": "Bonferroni across the families: advised when any check fires",
+                        "features_adjusted_by": "Benjamini-Hochberg across the features",
+                    },
+                    "reasons": [
+                        {
+                            "check": "distribution shift",
+                            "feature": "alcohol",
+                            "fired": False,
+                            "effect": {
+                                "standardised_mean_difference": 0.6058337725585415,
+                                "wasserstein_distance_sd": 0.6144275886432922,
+                            },
+                            "test": "Cramér-von Mises, two-sample (Evidently cramer_von_mises), on the values present",
+                            "p_value": 0.04190191286690659,
+                            "adjusted_p_value": 0.08389032517166864,
+                            "threshold": 0.0125,
+                            "sizes": {"reference": 36, "current": 35},
+                        },
+                        {
+                            "check": "distribution shift",
+                            "feature": "ash",
+                            "fired": False,
+                            "effect": {
+                                "standardised_mean_difference": 0.47763576653398776,
+                                "wasserstein_distance_sd": 0.5239808395817458,
+                            },
+                            "test": "Cramér-von Mises, two-sample (Evidently cramer_von_mises), on the values present",
+                            "p_value": 0.00501790119801504,
+                            "adjusted_p_value": 0.02174423852473184,
+                            "threshold": 0.0125,
+                            "sizes": {"reference": 36, "current": 35},
+                        },
+                        ABRIDGED,
+                        {
+                            "check": "missing values",
+                            "fired": True,
+                            "effect": {
+                                "missing_share_reference": 0.0,
+                                "missing_share_current": 0.027777777777777776,
+                                "change": 0.027777777777777776,
+                                "rows_with_missing_reference": 0.0,
+                                "rows_with_missing_current": 0.2777777777777778,
+                                "features_missing_current": {"alcohol": 0.027777777777777776, "…": "…"},
+                            },
+                            "test": "Fisher's exact, one-sided: more rows with a missing value in current",
+                            "p_value": 0.0004740417747336613,
+                            "threshold": 0.0125,
+                            "sizes": {"reference": 36, "current": 36},
+                        },
+                        {
+                            "check": "prediction drift",
+                            "fired": False,
+                            "effect": {
+                                "total_variation_distance": 0.1388888888888889,
+                                "class_shares_reference": {
+                                    "0": 0.3611111111111111,
+                                    "1": 0.3611111111111111,
+                                    "2": 0.2777777777777778,
+                                },
+                                "class_shares_current": {"0": 0.5, "1": 0.2777777777777778, "2": 0.2222222222222222},
+                            },
+                            "test": "chi-square test of homogeneity of the predicted classes",
+                            "statistic": 1.4199781829515348,
+                            "p_value": 0.4916495606028587,
+                            "threshold": 0.0125,
+                            "sizes": {"reference": 36, "current": 36},
+                        },
+                        {
+                            "check": "quality drop",
+                            "fired": False,
+                            "effect": {
+                                "accuracy_reference": 0.9722222222222222,
+                                "accuracy_current": 0.8333333333333334,
+                                "change": -0.13888888888888884,
+                                "change_interval": [-0.29283649571156006, 0.0050381019318852804],
+                                "interval_level": 0.95,
+                            },
+                            "test": "Fisher's exact, one-sided: fewer correct predictions in current (true classes stored)",
+                            "p_value": 0.05326703896317556,
+                            "threshold": 0.0125,
+                            "sizes": {"reference": 36, "current": 36},
+                        },
+                    ],
+                },
+                "reference": "testing",
+                "datasets": DATASETS,
+                "notes": [],
+            },
+            body={"metric": "verdict"},
+        ),  # fmt: skip
+        Example(
+            "The verdict against training and testing together (more rows, more power)",
+            {
+                "message": "No re-training advised: none of the 16 checks found production different from the "
+                "reference (false-alarm level 5%)",
+                "data": {"retraining_advised": False, "rule": ABRIDGED, "reasons": [ABRIDGED]},
+                "reference": "training+testing",
+                "datasets": DATASETS
+                | {"training": {"set": "training", "dataset_id": 1, "model_version": 3, "rows": 106, "rows_used": 106}},
+                "notes": [],
+            },
+            body={"metric": "verdict", "reference": "training+testing"},
+        ),  # fmt: skip
+        Example(
+            "An unknown reference",
+            {
+                "error": "Invalid request",
+                "message": "reference: Input should be 'testing' or 'training+testing' (got \"production\")",
+            },
+            body={"metric": "verdict", "reference": "production"},
+            status=400,
+        ),  # fmt: skip
         Example("Before the testing set is loaded", _not_loaded("testing"), body={"metric": "report"}, status=409),
     ],
     ("monitoring", "GET", "/root/monitoring/report.html"): [
@@ -682,7 +864,7 @@ monitoring. Each service also describes itself: `GET /openapi.json` (OpenAPI 3.1
 | simulator | `http://127.0.0.1:5004` | loads the wine training / testing / production sets into the dataset DB |
 | ML model | `http://127.0.0.1:5001` | sets a model, trains it, evaluates it (stores predictions), predicts |
 | tracking | `http://127.0.0.1:5002` | grid search + CV logged to MLflow, queries, deletion, deployment |
-| monitoring | `http://127.0.0.1:5003` | Evidently report / test suites / summary of production against testing |
+| monitoring | `http://127.0.0.1:5003` | Evidently report / test suites / summary, and the re-training verdict, of production against testing |
 
 ## Conventions
 

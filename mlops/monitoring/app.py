@@ -9,7 +9,16 @@ from flask import Flask, Response, current_app
 from mlops.kernel.config import Settings
 from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine
 from mlops.monitoring.checks import summary_of
-from mlops.monitoring.monitor import CheckResult, Kind, MonitoringCache, run_check
+from mlops.monitoring.monitor import (
+    CheckResult,
+    Kind,
+    MonitoringCache,
+    VerdictReference,
+    VerdictResult,
+    run_check,
+    run_verdict,
+)
+from mlops.monitoring.page import with_verdict_section
 from mlops.monitoring.schemas import MonitoringRequest, TestsQuery
 
 CACHE_HEADER = "X-Monitoring-Cache"
@@ -34,12 +43,23 @@ def status():
     "POST",
     body=MonitoringRequest,
     responses={
-        200: "The report, the test suite or its summary, as JSON",
+        200: "The report, the test suite, its summary or the re-training verdict, as JSON",
         409: "The testing/production sets are not loaded or not evaluated by the ML service yet",
     },
 )
 def monitor(body: MonitoringRequest):
-    """Compute Evidently's report, test suite or test summary of the production set against the testing set."""
+    """Compute Evidently's report, test suite or test summary, or the re-training verdict, of the production set
+    against the testing set."""
+    if body.metric == "verdict":
+        verdict, cached = _verdict(body.reference or "testing")
+        answer = {
+            "message": verdict.verdict.message(),
+            "data": verdict.verdict.to_json(),
+            "reference": verdict.key.reference,
+            "datasets": verdict.datasets(),
+            "notes": verdict.notes(),
+        }
+        return answer, 200, {CACHE_HEADER: "hit" if cached else "miss"}
     kind: Kind = "report" if body.metric == "report" else "tests"
     presets = body.presets() if kind == "tests" else ()
     result, cached = _run(kind, presets)
@@ -100,8 +120,14 @@ def _run(kind: Kind, presets: tuple[str, ...]) -> tuple[CheckResult, bool]:
     return run_check(dataset_engine(), cache, current_settings().monitoring_max_rows, kind, presets)
 
 
+def _verdict(reference: VerdictReference) -> tuple[VerdictResult, bool]:
+    cache: MonitoringCache = current_app.extensions["monitoring"]
+    return run_verdict(dataset_engine(), cache, current_settings().monitoring_max_rows, reference)
+
+
 def _page(result: CheckResult, cached: bool) -> Response:
-    response = Response(result.html(), mimetype="text/html")
+    verdict, _cached = _verdict("testing")
+    response = Response(with_verdict_section(result.html(), verdict.verdict), mimetype="text/html")
     response.headers["Content-Security-Policy"] = HTML_POLICY
     response.headers[CACHE_HEADER] = "hit" if cached else "miss"
     return response

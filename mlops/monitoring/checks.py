@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from mlops.kernel.db import FEATURES
@@ -49,6 +50,7 @@ class EvidentlyRun:
 def import_evidently() -> None:
     """Import the parts of Evidently used here (the first import takes seconds)."""
     import_heavy(
+        "evidently.legacy.calculations.stattests",
         "evidently.legacy.metric_preset",
         "evidently.legacy.pipeline.column_mapping",
         "evidently.legacy.report",
@@ -120,6 +122,23 @@ def _run(check: Report | TestSuite, reference: pd.DataFrame, current: pd.DataFra
             'rows (POST /root/simulator {"set_name": "production"}) and evaluate it again',
             error="Data not usable for monitoring",
         ) from None
+
+
+def distribution_shift(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """Evidently's two-sample Cramér-von Mises test of one feature (its p-value), and Evidently's
+    Wasserstein distance between the two, in units of the reference's standard deviation.
+
+    Both arrays must be free of missing values and hold at least two values each.
+    """
+    import_evidently()
+    from evidently.legacy.calculations.stattests import cramer_von_mises, wasserstein_stat_test
+    from evidently.legacy.core import ColumnType
+
+    # Evidently's Cramér-von Mises reads a Series; the thresholds are not used: the verdict
+    # decides from the p-values of all features at once.
+    p_value = cramer_von_mises(pd.Series(reference), pd.Series(current), ColumnType.Numerical, 0.05).drift_score
+    distance = wasserstein_stat_test(reference, current, ColumnType.Numerical, 0.1).drift_score
+    return float(p_value), float(distance)
 
 
 def summary_of(suite_json: dict[str, Any]) -> dict[str, Any]:

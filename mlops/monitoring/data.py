@@ -12,6 +12,7 @@ from mlops.kernel.datasets import LoadedSet, read_set
 from mlops.kernel.db import datasets, predictions
 from mlops.monitoring.checks import PREDICTION, TARGET
 
+TRAINING_SET = "training"
 REFERENCE_SET = "testing"
 CURRENT_SET = "production"
 SAMPLE_SEED = 42
@@ -67,37 +68,47 @@ class MonitoringData:
 
 
 def data_version(connection: Connection) -> DataVersion:
-    """Read the versions of the stored sets and predictions: a few indexed lookups, whatever the sizes."""
-    ids = dict(
-        connection.execute(
-            select(datasets.c.name, datasets.c.id).where(datasets.c.name.in_((REFERENCE_SET, CURRENT_SET)))
-        ).all()
+    """Read the versions of the stored sets and predictions: one statement of indexed lookups, whatever the sizes."""
+    versions = set_versions(connection, REFERENCE_SET, CURRENT_SET)
+    (reference_id, reference_model), (current_id, current_model) = versions[REFERENCE_SET], versions[CURRENT_SET]
+    return DataVersion(reference_id, reference_model, current_id, current_model)
+
+
+def set_version(connection: Connection, name: str) -> tuple[int | None, int | None]:
+    """One set's version and its predictions' model version (None, None when it is not loaded)."""
+    return set_versions(connection, name)[name]
+
+
+def set_versions(connection: Connection, *names: str) -> dict[str, tuple[int | None, int | None]]:
+    """Each named set's version and its predictions' model version, in one statement ((None, None): not loaded)."""
+    # One prediction row tells the model version of them all (see DataVersion).
+    model_version = (
+        select(predictions.c.model_version).where(predictions.c.dataset_id == datasets.c.id).limit(1).scalar_subquery()
     )
-    reference_id, current_id = ids.get(REFERENCE_SET), ids.get(CURRENT_SET)
-    return DataVersion(
-        reference_id=reference_id,
-        reference_model_version=_model_version(connection, reference_id),
-        current_id=current_id,
-        current_model_version=_model_version(connection, current_id),
-    )
+    rows = connection.execute(select(datasets.c.name, datasets.c.id, model_version).where(datasets.c.name.in_(names)))
+    found = {name: (dataset_id, version) for name, dataset_id, version in rows}
+    return {name: found.get(name, (None, None)) for name in names}
 
 
-def _model_version(connection: Connection, dataset_id: int | None) -> int | None:
-    if dataset_id is None:
-        return None
-    # One row tells the version of them all (see DataVersion).
-    query = select(predictions.c.model_version).where(predictions.c.dataset_id == dataset_id).limit(1)
-    return connection.execute(query).scalar()
+def read_training_frame(engine: Engine, max_rows: int) -> tuple[pd.DataFrame, SetUsed, tuple[int | None, int | None]]:
+    """The training set with its predictions (sampled as the others), and its version as read before it."""
+    with engine.connect() as connection:
+        version = set_version(connection, TRAINING_SET)
+        loaded = read_set(connection, TRAINING_SET, with_predictions=True)
+    frame, used = evidently_frame(loaded, version[1], max_rows)
+    return frame, used, version if version[0] == loaded.dataset_id else (None, None)
 
 
-def read_monitoring_data(engine: Engine, max_rows: int) -> MonitoringData:
+def read_monitoring_data(engine: Engine, max_rows: int, expected: DataVersion | None = None) -> MonitoringData:
     """Read both sets with predictions (409 saying what to run first if one is missing), sampling large ones.
 
-    The version is read before and after the sets: when the two differ, the sets changed while
-    being read and which version the frames hold is not known, so the version is None.
+    The version is read before and after the sets (before: unless the caller just read it, as
+    `expected`): when the two differ, the sets changed while being read and which version the
+    frames hold is not known, so the version is None. (Set ids and model versions only grow, so
+    equal versions around the read mean the frames hold that version.)
     """
     with engine.connect() as connection:
-        before = data_version(connection)
+        before = data_version(connection) if expected is None else expected
         reference = read_set(connection, REFERENCE_SET, with_predictions=True)
         current = read_set(connection, CURRENT_SET, with_predictions=True)
         after = data_version(connection)

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine
+import pandas as pd
+from sqlalchemy import Connection, Engine
 
 from mlops.kernel.datasets import READ_ATTEMPTS, kept_reloading
 from mlops.monitoring import checks
 from mlops.monitoring.cache import ResultCache
-from mlops.monitoring.data import DataVersion, MonitoringData, SetUsed, data_version, read_monitoring_data
+from mlops.monitoring.data import (
+    TRAINING_SET,
+    DataVersion,
+    MonitoringData,
+    SetUsed,
+    data_version,
+    read_monitoring_data,
+    read_training_frame,
+    set_version,
+)
+from mlops.monitoring.verdict import Verdict, decide
 
 Kind = Literal["report", "tests"]
+R = TypeVar("R")
+# What the verdict compares production with: the testing set (as the report and tests do), or
+# training and testing together (four times the rows: more power, see docs/monitoring-quality.md).
+VerdictReference = Literal["testing", "training+testing"]
 # Each result holds an Evidently run (which keeps the frames it ran on) and its HTML page: a few MB.
 RESULT_ENTRIES = 8
 # The frames last read: the report and each test suite on one version of the data read it once.
@@ -27,6 +43,24 @@ class CheckKey:
     version: DataVersion
     kind: Kind
     presets: tuple[str, ...] = ()
+
+
+def data_notes(sets: tuple[SetUsed, ...], computed_by: str) -> list[str]:
+    """Sampled sets, and predictions of testing and production by different models (the last two of sets)."""
+    notes = [
+        f"The {used.name} set has {used.rows} rows; {computed_by} ran on a seeded random sample of "
+        f"{used.rows_used} of them (MONITORING_MAX_ROWS)"
+        for used in sets
+        if used.sampled
+    ]
+    reference_set, current_set = sets[-2:]
+    if reference_set.model_version != current_set.model_version:
+        notes.append(
+            "The testing and production predictions come from different model versions "
+            f"({reference_set.model_version} and {current_set.model_version}): evaluate "
+            'both sets again with POST /root/ml {"dataset": ...} to compare one model'
+        )
+    return notes
 
 
 @dataclass
@@ -54,26 +88,48 @@ class CheckResult:
 
     def notes(self) -> list[str]:
         """What a reader of the result should know about the data it was computed on."""
-        notes = [
-            f"The {used.name} set has {used.rows} rows; Evidently ran on a seeded random sample of "
-            f"{used.rows_used} of them (MONITORING_MAX_ROWS)"
-            for used in (self.reference_set, self.current_set)
-            if used.sampled
-        ]
-        if self.reference_set.model_version != self.current_set.model_version:
-            notes.append(
-                "The testing and production predictions come from different model versions "
-                f"({self.reference_set.model_version} and {self.current_set.model_version}): evaluate "
-                'both sets again with POST /root/ml {"dataset": ...} to compare one model'
-            )
-        return notes
+        return data_notes((self.reference_set, self.current_set), "Evidently")
+
+
+@dataclass(frozen=True)
+class VerdictKey:
+    """What a verdict depends on: the stored data's version, the reference chosen and, when the
+    training set is part of it, the training set's version and its predictions' model version."""
+
+    version: DataVersion
+    reference: VerdictReference
+    training: tuple[int | None, int | None] | None = None
+
+
+@dataclass(frozen=True)
+class VerdictResult:
+    """One verdict on one version of the data, and the sets it was computed on."""
+
+    key: VerdictKey
+    verdict: Verdict
+    reference_set: SetUsed
+    current_set: SetUsed
+    training_set: SetUsed | None = None
+
+    def notes(self) -> list[str]:
+        """What a reader of the verdict should know about the data it was computed on."""
+        sets = (self.reference_set, self.current_set)
+        return data_notes(sets if self.training_set is None else (self.training_set, *sets), "the verdict")
+
+    def datasets(self) -> dict[str, Any]:
+        """The sets compared, as the answers' `datasets` shows them."""
+        shown = {"reference": self.reference_set.to_json(), "current": self.current_set.to_json()}
+        if self.training_set is not None:
+            shown["training"] = self.training_set.to_json()
+        return shown
 
 
 @dataclass
 class MonitoringCache:
-    """What one app keeps between requests: Evidently results by check, and the frames last read."""
+    """What one app keeps between requests: Evidently results by check, verdicts, and the frames last read."""
 
     results: ResultCache[CheckResult] = field(default_factory=lambda: ResultCache(RESULT_ENTRIES))
+    verdicts: ResultCache[VerdictResult] = field(default_factory=lambda: ResultCache(RESULT_ENTRIES))
     frames: ResultCache[MonitoringData] = field(default_factory=lambda: ResultCache(FRAME_ENTRIES))
 
 
@@ -85,14 +141,63 @@ def run_check(
     engine: Engine, cache: MonitoringCache, max_rows: int, kind: Kind, presets: tuple[str, ...] = ()
 ) -> tuple[CheckResult, bool]:
     """The result of a report or test suite on the stored data, and whether it came from the cache."""
+    return _on_stored_data(
+        engine,
+        lambda connection: CheckKey(data_version(connection), kind, presets),
+        cache.results,
+        lambda key: _compute(engine, cache, key, max_rows),
+        "The testing or production set (or its predictions)",
+    )
+
+
+def run_verdict(
+    engine: Engine, cache: MonitoringCache, max_rows: int, reference: VerdictReference = "testing"
+) -> tuple[VerdictResult, bool]:
+    """The re-training verdict on the stored data, and whether it came from the cache."""
+
+    def key_of(connection: Connection) -> VerdictKey:
+        training = set_version(connection, TRAINING_SET) if reference == "training+testing" else None
+        return VerdictKey(data_version(connection), reference, training)
+
+    return _on_stored_data(
+        engine,
+        key_of,
+        cache.verdicts,
+        lambda key: _compute_verdict(engine, cache, key, max_rows),
+        "The training, testing or production set (or its predictions)",
+    )
+
+
+def _on_stored_data(
+    engine: Engine,
+    key_of: Callable[[Connection], Hashable],
+    results: ResultCache[R],
+    compute: Callable[[Any], R],
+    what: str,
+) -> tuple[R, bool]:
+    """The result for the stored data's current versions (key_of reads them), computed once per key;
+    read again when the sets change while being read."""
     for _attempt in range(READ_ATTEMPTS):
         with engine.connect() as connection:
-            key = CheckKey(data_version(connection), kind, presets)
+            key = key_of(connection)
         try:
-            return cache.results.get_or_compute(key, lambda key=key: _compute(engine, cache, key, max_rows))
+            return results.get_or_compute(key, lambda key=key: compute(key))
         except _DataChanged:
             continue
-    raise kept_reloading("The testing or production set (or its predictions)")
+    raise kept_reloading(what)
+
+
+def _compute_verdict(engine: Engine, cache: MonitoringCache, key: VerdictKey, max_rows: int) -> VerdictResult:
+    data, _cached = cache.frames.get_or_compute((key.version, max_rows), lambda: _read(engine, key.version, max_rows))
+    if key.training is None:
+        verdict = decide(data.reference, data.current, data.reference)
+        return VerdictResult(key, verdict, data.reference_set, data.current_set)
+    training, training_used, version = read_training_frame(engine, max_rows)
+    if version != key.training:
+        raise _DataChanged
+    reference = pd.concat([training, data.reference], ignore_index=True)
+    verdict = decide(reference, data.current, data.reference)
+    return VerdictResult(key, verdict, data.reference_set, data.current_set, training_used)
 
 
 def _compute(engine: Engine, cache: MonitoringCache, key: CheckKey, max_rows: int) -> CheckResult:
@@ -105,7 +210,7 @@ def _compute(engine: Engine, cache: MonitoringCache, key: CheckKey, max_rows: in
 
 
 def _read(engine: Engine, version: DataVersion, max_rows: int) -> MonitoringData:
-    data = read_monitoring_data(engine, max_rows)
+    data = read_monitoring_data(engine, max_rows, expected=version)
     if data.version != version:
         raise _DataChanged
     return data

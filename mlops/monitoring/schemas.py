@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from mlops.kernel.errors import BadRequest
 from mlops.monitoring.checks import TEST_PRESETS
+from mlops.monitoring.monitor import VerdictReference
 
 TEST_NAMES = ", ".join(f"'{name}'" for name in TEST_PRESETS)
 
@@ -27,12 +28,18 @@ class MonitoringRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    metric: Literal["report", "tests", "summary"] = Field(
+    metric: Literal["report", "tests", "summary", "verdict"] = Field(
         description="report: data drift, data quality, target drift and classification metrics; "
-        "tests: the test suites with every test; summary: only the suites' pass/fail counts"
+        "tests: the test suites with every test; summary: only the suites' pass/fail counts; "
+        "verdict: whether re-training is advised, with every check's statistic, effect size and threshold"
     )
     tests: TestFlags | None = Field(
         None, description="for tests and summary: the test presets to run (all five when absent)"
+    )
+    reference: VerdictReference | None = Field(
+        None,
+        description="for verdict: compare production with the testing set (default) or with training and "
+        "testing together (more rows, more power)",
     )
 
     @field_validator("tests", mode="before")
@@ -55,10 +62,17 @@ class MonitoringRequest(BaseModel):
     @model_validator(mode="after")
     def _tests_choose_something(self) -> MonitoringRequest:
         """Refuse flags for the report, and flags that choose no preset."""
+        if self.reference is not None and self.metric != "verdict":
+            raise PydanticCustomError(
+                "reference_only_for_verdict",
+                "`reference` chooses the verdict's reference: give it with the metric 'verdict'",
+            )
         if self.tests is None:
             return self
-        if self.metric == "report":
-            raise _invalid_tests("`tests` chooses test presets: give it with the metric 'tests' or 'summary'")
+        if self.metric in ("report", "verdict"):
+            raise _invalid_tests(
+                f"`tests` chooses test presets: give it with the metric 'tests' or 'summary', not {self.metric!r}"
+            )
         if not any(self.tests.model_dump().values()):
             raise _invalid_tests(
                 f"every test is false: set at least one of {TEST_NAMES} to true, or leave `tests` out to run all five"

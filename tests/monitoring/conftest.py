@@ -44,7 +44,18 @@ def wine_model():
 @pytest.fixture
 def evaluated(engine_of_app, wine_model):
     """Testing and production loaded and both evaluated by the model (version 1)."""
-    load_sets(engine_of_app, "testing", "production")
-    for name in ("testing", "production"):
-        evaluate(engine_of_app, wine_model, name)
-    return engine_of_app
+    return loaded_and_evaluated(engine_of_app, wine_model, "testing", "production")
+
+
+@pytest.fixture
+def reference_ready(engine_of_app, wine_model):
+    """Training and testing loaded and evaluated by the model, as after the walkthrough's ML steps."""
+    return loaded_and_evaluated(engine_of_app, wine_model, "training", "testing")
+
+
+def loaded_and_evaluated(engine, model, *names: str):
+    """Load these sets as the simulator does and store the model's predictions on each (version 1)."""
+    load_sets(engine, *names)
+    for name in names:
+        evaluate(engine, model, name)
+    return engine

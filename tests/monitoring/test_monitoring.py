@@ -283,5 +283,5 @@ def test_openapi_describes_the_endpoints(client):
     assert "get" in document["paths"]["/root/monitoring/report.html"]
     assert document["paths"]["/root/monitoring/tests.html"]["get"]["parameters"][0]["name"] == "tests"
     schemas = document["components"]["schemas"]
-    assert schemas["MonitoringRequest"]["properties"]["metric"]["enum"] == ["report", "tests", "summary"]
+    assert schemas["MonitoringRequest"]["properties"]["metric"]["enum"] == ["report", "tests", "summary", "verdict"]
     assert list(schemas["TestFlags"]["properties"]) == list(TEST_PRESETS)
