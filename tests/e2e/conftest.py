@@ -3,40 +3,14 @@ scripts/walkthrough.sh): free ports, a temporary data dir, once on SQLite and on
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from mlops.kernel.config import ENVIRONMENT_VARIABLES, SERVICE_NAMES
+from mlops.kernel.config import SERVICE_NAMES
+from tests.support.cli import MLOPS, LiveStack, clean_environment
 from tests.support.processes import free_port
-
-MLOPS = [sys.executable, "-m", "mlops.cli"]
-
-
-@dataclass(frozen=True)
-class LiveStack:
-    """Four services running as `mlops up --detach` started them."""
-
-    backend: str
-    data_dir: Path
-    urls: dict[str, str]
-
-    def logs(self, tail: int = 3000) -> str:
-        """The end of each service's log, to explain a failure."""
-        parts = []
-        for log in sorted((self.data_dir / "logs").glob("*.log")):
-            parts.append(f"--- {log.name} ---\n{log.read_text(errors='replace')[-tail:]}")
-        return "\n".join(parts)
-
-
-def clean_environment() -> dict[str, str]:
-    """This process's environment without any setting the services read: only the flags count."""
-    return {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES.values()}
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

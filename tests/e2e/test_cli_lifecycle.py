@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +19,11 @@ import requests
 from sqlalchemy import create_engine, text
 
 from mlops.kernel.launch import SERVICE_APPS
+from tests.support.cli import MLOPS
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-MLOPS = [sys.executable, "-m", "mlops.cli"]
 ALL = list(SERVICE_APPS)
 
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 import requests
 
 from mlops.kernel.launch import SERVICE_APPS
+from tests.support.cli import MLOPS
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-MLOPS = [sys.executable, "-m", "mlops.cli"]
 # The stack requires a bearer token for writes: the demo must send the one it is given.
 TOKEN_ENV = {**os.environ, "MLOPS_API_TOKEN": "demo-secret"}
 NO_TOKEN_ENV = {name: value for name, value in os.environ.items() if name != "MLOPS_API_TOKEN"}
