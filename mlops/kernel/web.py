@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, g, request
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -25,8 +25,11 @@ from mlops.kernel.config import Settings
 from mlops.kernel.db import ensure_schema, make_engine, ping
 from mlops.kernel.errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
 from mlops.kernel.text import escape_controls
+from mlops.kernel.outages import DATASET_DB, MLFLOW_STORE, outage
 
 log = logging.getLogger("mlops")
+# the dependency each health check is about, as outages are logged
+HEALTH_DEPENDENCIES = {"database": DATASET_DB, "mlflow": MLFLOW_STORE}
 M = TypeVar("M", bound=BaseModel)
 
 ERROR_SCHEMA = {
@@ -173,6 +176,8 @@ class ServiceState:
         with self._engine_lock:
             if self._engine is None:
                 self._engine = make_engine(self.settings.dataset_db)
+                # a new connection means the database answers: the end of an outage, if there was one
+                event.listen(self._engine, "connect", lambda *_: outage(DATASET_DB).recovered())
         ensure_schema(self._engine)
         return self._engine
 
@@ -245,8 +250,9 @@ def _plumbing_blueprint() -> ApiBlueprint:
             try:
                 check()
                 report[name] = "ok"
+                outage(HEALTH_DEPENDENCIES.get(name, name)).recovered()
             except Exception as error:  # a health check reports any failure, it never raises
-                log.warning("health check %s failed: %s", name, error)
+                outage(HEALTH_DEPENDENCIES.get(name, name)).failed(error)
                 report[name] = "unavailable"
                 failed.append(f"{name}: {type(error).__name__}")
         body = {"status": "ok" if not failed else "unavailable", "service": state.service, **report}
@@ -384,7 +390,7 @@ def _register_error_handlers(app: Flask) -> None:
                 "error": "Conflict",
                 "message": "The request collided with a concurrent change of the same data; send it again",
             }, 409
-        log.warning("dataset database unavailable: %s", error)
+        outage(DATASET_DB).failed(error)
         return {
             "error": "Service Unavailable",
             "message": "The dataset database is unavailable right now; retry shortly",

@@ -107,7 +107,7 @@ PREDICT_ERRORS = {
     "/root/ml/predict",
     "POST",
     body=PredictRows,
-    responses={200: "Predicted classes (and probabilities)", **PREDICT_ERRORS},
+    responses={200: "Predicted classes (and probabilities); `degraded` says why, when the model answered while the dataset DB was down", **PREDICT_ERRORS},
 )
 def predict_rows(body: PredictRows):
     """Predict the class of one or many rows of features with the trained model."""
@@ -117,6 +117,8 @@ def predict_rows(body: PredictRows):
         answer["probabilities"] = prediction.probabilities
     answer["classes"] = prediction.classes
     answer["model"] = {"model_name": prediction.model.model_name, "version": prediction.model.version}
+    if prediction.degraded is not None:
+        answer["degraded"] = prediction.degraded
     return answer
 
 

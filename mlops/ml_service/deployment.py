@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mlops.kernel.catalogue import TRUSTED_TYPES
 from mlops.kernel.db import deployed_model
 from mlops.kernel.errors import Conflict
+from mlops.kernel.outages import DATASET_DB, outage
 from mlops.ml_service.fastpath import CompiledPipeline, compile_pipeline
 
 log = logging.getLogger(__name__)
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 ROW_ID = 1  # the table holds at most this one row
 SET_MODEL_HINT = 'POST /root/ml/set_model {"model_name": ..., "hyperparameters": {...}}'
@@ -211,6 +215,11 @@ def _unusable(reason: str) -> Conflict:
     return Conflict(f"{reason}: set a model with {SET_MODEL_HINT} and train it again", error="Stored model unusable")
 
 
+# While the database does not answer, prediction serves the pipeline it has and asks the database
+# again after this many seconds (not at every request).
+RECHECK_SECONDS = 1.0
+
+
 @dataclass
 class PipelineCache:
     """The trained pipeline this process last loaded or trained, keyed on the deployed version,
@@ -218,17 +227,22 @@ class PipelineCache:
 
     The key also holds the training time, so a database recreated under a running service
     (versions counting from 1 again) is never mistaken for the one the pipeline came from.
+    `degraded` says why prediction serves it without the database's word that it is still the
+    deployed one (None while the database answers).
     """
 
     key: tuple[int, datetime | None] | None = None
     compiled: CompiledPipeline | None = None
+    model: DeployedModel | None = None
+    degraded: str | None = None
+    _recheck_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def put(self, model: DeployedModel, pipeline: Any) -> None:
         """Remember pipeline as the one trained for model."""
         compiled = compile_pipeline(pipeline)
         with self._lock:
-            self.key, self.compiled = _cache_key(model), compiled
+            self.key, self.compiled, self.model = _cache_key(model), compiled, model
 
     def trained_pipeline(self, connection: Connection) -> tuple[DeployedModel, CompiledPipeline]:
         """The deployed model and its trained pipeline, loaded from the DB only if the version moved."""
@@ -242,9 +256,36 @@ class PipelineCache:
             ).first()
             model = require_trained(_as_model(row) if row is not None else None)
             compiled = compile_pipeline(load_pipeline(row.pipeline))
-            self.key, self.compiled = _cache_key(model), compiled
+            self.key, self.compiled, self.model = _cache_key(model), compiled, model
             log.info("loaded the %s pipeline, version %s", model.model_name, model.version)
             return model, compiled
+
+    def serving_pipeline(self, engine: Engine) -> tuple[DeployedModel, CompiledPipeline, str | None]:
+        """The model to predict with: the deployed one (loaded if its version moved) or, while
+        the database does not answer, the one this process has loaded, with why (else None).
+
+        Without a loaded pipeline an outage is the 503 it always was.
+        """
+        loaded = self.model, self.compiled
+        degraded = self.degraded
+        if degraded is not None and loaded[1] is not None and time.monotonic() < self._recheck_at:
+            return *loaded, degraded
+        try:
+            with engine.connect() as connection:
+                serving = self.trained_pipeline(connection)
+        except DATABASE_DOWN as error:
+            if loaded[1] is None:
+                raise
+            outage(DATASET_DB).failed(error)
+            self._recheck_at = time.monotonic() + RECHECK_SECONDS
+            self.degraded = degraded = (
+                f"The dataset database is unavailable: answered by the {loaded[0].model_name} model this "
+                f"process has loaded (version {loaded[0].version}); a model deployed meanwhile is served "
+                "once the database is back"
+            )
+            return *loaded, degraded
+        self.degraded = None
+        return *serving, None
 
 
 def _cache_key(model: DeployedModel) -> tuple[int, datetime | None]:

@@ -61,6 +61,7 @@ class Prediction:
     classes: list[Any]
     predicted: list[Any]
     probabilities: list[list[float]] | None
+    degraded: str | None = None  # why the model that answered may not be the deployed one
 
 
 def make_pipeline(model_name: str, hyperparameters: Mapping[str, Any]):
@@ -152,17 +153,21 @@ def _set_reloaded(loaded: LoadedSet, retry: str) -> Conflict:
 
 
 def served_pipeline(engine: Engine, cache: PipelineCache) -> tuple[DeployedModel, CompiledPipeline]:
-    """The trained model this process serves, and its pipeline (loaded again only when it changed)."""
-    with engine.connect() as connection:
-        return cache.trained_pipeline(connection)
+    """The trained model this process serves, and its pipeline (loaded again only when it changed;
+    while the database is down, the one loaded: PipelineCache.serving_pipeline also says why)."""
+    model, compiled, _degraded = cache.serving_pipeline(engine)
+    return model, compiled
 
 
 def predict(engine: Engine, cache: PipelineCache, rows: pd.DataFrame) -> Prediction:
     """Predict rows (columns = FEATURES, NaN where missing) with the served model."""
-    return predict_with(*served_pipeline(engine, cache), rows)
+    model, compiled, degraded = cache.serving_pipeline(engine)
+    return predict_with(model, compiled, rows, degraded=degraded)
 
 
-def predict_with(model: DeployedModel, compiled: CompiledPipeline, rows: pd.DataFrame) -> Prediction:
+def predict_with(
+    model: DeployedModel, compiled: CompiledPipeline, rows: pd.DataFrame, *, degraded: str | None = None
+) -> Prediction:
     """Predict rows with this model's pipeline; values that overflow in the pipeline are a 400."""
     try:
         predicted, probabilities = compiled.predict(rows)
@@ -176,6 +181,7 @@ def predict_with(model: DeployedModel, compiled: CompiledPipeline, rows: pd.Data
         classes=compiled.classes.tolist(),
         predicted=predicted.tolist(),
         probabilities=probabilities.tolist() if probabilities is not None else None,
+        degraded=degraded,
     )
 
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # `mlops up --only SERVICE` sends this to a running stack's supervisor: "read your requests".
 REQUEST_SIGNAL = signal.SIGUSR1
+# A child exited: wake the supervisor at once to restart it (the handler only makes the wake-up
+# pipe be written; subprocess reaps the child as before).
+CHILD_SIGNAL = signal.SIGCHLD
 
 
 @dataclass
@@ -44,7 +47,7 @@ class StopRequest:
         """The signal handler: count, nothing else (the wake-up pipe has already been written)."""
         if signum == REQUEST_SIGNAL:
             self.requests += 1
-        else:
+        elif signum != CHILD_SIGNAL:
             self.stops += 1
 
     def wait(self, timeout: float) -> bool:
@@ -67,7 +70,7 @@ class StopRequest:
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
         signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
-        for signum in (*STOP_SIGNALS, REQUEST_SIGNAL):
+        for signum in (*STOP_SIGNALS, REQUEST_SIGNAL, CHILD_SIGNAL):
             self._previous[signum] = signal.signal(signum, self.handle)
         return self
 

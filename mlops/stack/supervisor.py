@@ -50,6 +50,7 @@ class Supervised:
     last_exit: str | None = None
     restart_at: float | None = None
     generation: int = 0
+    late: bool = False  # said that it does not answer yet
 
     @property
     def member(self) -> Member:
@@ -170,6 +171,8 @@ class Supervisor:
         code = item.process.poll()
         if code is not None:
             self._crashed(item, code, now)
+            if item.restart_at is not None and item.restart_at <= now:
+                self._check(item)  # no backoff: restart it now, not at the next turn
             return True
         if item.state != "running" and item.ready_at is not None:
             took = item.ready_at - item.started_at
@@ -177,9 +180,10 @@ class Supervisor:
             item.state = "running"
             self.say(f"{name} is {again}")
             return True
-        if item.state != "running" and now - item.started_at > self.timeout:
-            self.say(f"{name} did not answer {READY_PATH} within {self.timeout:g} s of its restart; killing it")
-            signal_group(item.process.pid, signal.SIGKILL)
+        if item.state != "running" and not item.late and now - item.started_at > self.timeout:
+            # it runs but does not answer (its database may be down): say so once, and keep waiting
+            item.late = True
+            self.say(f"{name} runs but has not answered {READY_PATH} within {self.timeout:g} s; still waiting")
         return False
 
     def _crashed(self, item: Supervised, code: int, now: float) -> None:
@@ -251,7 +255,7 @@ class Supervisor:
     def _spawn(self, item: Supervised) -> None:
         """Start the process and a thread that notes when it answers."""
         item.process = start_process(item.launch, service_environment(self.settings), item.log_path)
-        item.started_at, item.ready_at = time.monotonic(), None
+        item.started_at, item.ready_at, item.late = time.monotonic(), None, False
         item.generation += 1
         if self.printer is not None:
             self.printer.follow(item.launch.name, item.index, item.process.stdout)
@@ -261,7 +265,9 @@ class Supervisor:
             def stale() -> bool:
                 return self.request.stop or item.generation != generation or process.poll() is not None
 
-            if wait_ready(item.launch.url, item.started_at + self.timeout, stale) and item.generation == generation:
+            # after the first start, a restart is waited for as long as its process runs
+            deadline = item.started_at + (self.timeout if self.phase == "starting" else float("inf"))
+            if wait_ready(item.launch.url, deadline, stale) and item.generation == generation:
                 item.ready_at = time.monotonic()
 
         threading.Thread(target=note_ready, name=f"ready-{item.launch.name}", daemon=True).start()

@@ -1,20 +1,26 @@
 """R3 database outage: a PostgreSQL cluster of the test's own (dataset DB and MLflow's store) is
-stopped for ~10 s while clients keep calling every service. While it is down the answers are
-503 JSON saying so, each within the request timeout; once it is back everything answers again by
-itself (no service restart, same processes) and nothing stored is lost or half-written."""
+stopped for ~10 s while clients keep calling every service. While it is down the answers that
+need it are 503 JSON saying so, each within the request timeout, and prediction goes on with the
+model it has loaded, saying it is degraded; once it is back everything answers again by itself
+(no service restart, same processes), nothing stored is lost or half-written, and each outage is
+logged in a few lines, not a traceback per request."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from sqlalchemy import func, select
-
-from mlops.kernel.db import datasets, deployed_model, make_engine, predictions, samples, targets
 from tests.support.clients import Clients, Probe, describe, is_json_error
 from tests.support.processes import settings_on_free_ports
 from tests.support.reliability import pick, process_tree
-from tests.support.stack import WINE_ROW, bring_to_walkthrough_state, call, start_stack
+from tests.support.stack import (
+    WINE_ROW,
+    bring_to_walkthrough_state,
+    call,
+    start_stack,
+    stored_state,
+    tracking_runs,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
@@ -39,7 +45,7 @@ def probes_for(stack: dict) -> list[Probe]:
         url = stack["ml"].url
         probes += [
             Probe("ml status", "GET", url + "/root/ml"),
-            Probe("ml predict", "POST", url + "/root/ml/predict", [WINE_ROW]),
+            Probe("ml predict", "POST", url + "/root/ml/predict", [WINE_ROW], needs_db=False),
             Probe("ml evaluate testing", "POST", url + "/root/ml", {"dataset": "testing"}),
         ]
     if "monitoring" in stack and "ml" in stack:
@@ -67,6 +73,9 @@ def test_services_answer_503_while_postgres_is_down_and_recover_by_themselves(
     )
     stack = start_stack(start_service, settings)
     made = bring_to_walkthrough_state(stack, optimize=True)
+    for _ in range(10):  # every worker of the ML service has loaded the model
+        call("POST", stack["ml"].url + "/root/ml/predict", json=[WINE_ROW])
+    log_sizes = {name: p.log_path.stat().st_size for name, p in stack.items()}
     before = stored_state(dataset_url)
     runs_before = tracking_runs(stack)
     processes_before = {name: sorted(process_tree(p.process.pid)) for name, p in stack.items()}
@@ -109,6 +118,21 @@ def test_services_answer_503_while_postgres_is_down_and_recover_by_themselves(
         not_seen = [p.name for p in probes if p.needs_db and p.name not in seen]
         assert not not_seen, f"these requests did not notice the database was down: {not_seen}"
 
+    # Prediction went on with the model it had, and said so while the database was down.
+    predicts = [a for a in answers if a.probe.name == "ml predict"]
+    assert all(a.status == 200 for a in predicts), [describe(a) for a in predicts if a.status != 200][:5]
+    for outage in outages:
+        during = [a for a in predicts if outage["down"] + 0.5 <= a.started < outage["up"]]
+        assert during and all("degraded" in a.body for a in during), [describe(a) for a in during][:5]
+    assert not any("degraded" in a.body for a in predicts if a.started > max(o["recovered"] for o in outages) + 2)
+
+    # The outage is in each log a few times, never as a traceback per failed request.
+    for name, process in stack.items():
+        text = process.log_path.read_bytes()[log_sizes[name] :].decode(errors="replace")
+        assert text.count("Traceback") == 0, f"{name} logged tracebacks:\n{text[text.find('Traceback') - 300 :][:3000]}"
+        outage_lines = [line for line in text.splitlines() if "unavailable" in line and ".access" not in line]
+        assert len(outage_lines) <= 10 * len(outages) * (1 + DOWN_SECONDS // 10), f"{name}: {outage_lines[:20]}"
+
     # After it is back, each kind of request answers again and keeps answering.
     for outage in outages:
         assert outage["recovered"] is not None, "not every request answered again within the limit"
@@ -140,6 +164,8 @@ def test_services_answer_503_while_postgres_is_down_and_recover_by_themselves(
         requests_sent=sent,
         answered_2xx=sum(a.ok for a in answers),
         answered_503=sum(a.status == 503 for a in answers),
+        predict_availability_while_down=f"{sum(a.status == 200 for a in answers if a.probe.name == 'ml predict' and any(o['down'] <= a.started < o['up'] for o in outages))}/{sum(1 for a in answers if a.probe.name == 'ml predict' and any(o['down'] <= a.started < o['up'] for o in outages))}",
+        log_growth_bytes={name: p.log_path.stat().st_size - log_sizes[name] for name, p in stack.items()},
         failures=len(wrong),
         recoveries=f"{len(outages)}/{len(outages)}",
         time_to_recover_s=round(max(o["recovered"] - o["up"] for o in outages), 2),
@@ -164,33 +190,37 @@ def wait_until_every_probe_answers(clients: Clients, probes: list[Probe], since:
     return None
 
 
-def stored_state(url: str) -> dict:
-    """Per set (n_samples, samples rows, targets rows, predictions rows), and the deployed model."""
-    engine = make_engine(url)
+def test_prediction_serves_its_loaded_model_while_the_database_is_down_and_a_new_one_once_back(
+    throwaway_postgres, start_service, tmp_path
+):
+    settings = settings_on_free_ports(data_dir=tmp_path, dataset_db_url=throwaway_postgres.create_database("dataset"))
+    stack = start_stack(start_service, settings, ["simulator", "ml"])
+    ml = stack["ml"].url
+    call("POST", stack["simulator"].url + "/root/simulator", json={"set_name": "training"})
+    call("POST", ml + "/root/ml/set_model", json={"model_name": "RandomForest", "hyperparameters": {"n_estimators": 5}})
+    call("POST", ml + "/root/ml", json={"dataset": "training"})
+    before = call("POST", ml + "/root/ml/predict", json=[WINE_ROW])
+    assert "degraded" not in before
+
+    throwaway_postgres.stop("fast")
     try:
-        with engine.connect() as connection:
-            sets = {}
-            for row in connection.execute(select(datasets.c.id, datasets.c.name, datasets.c.n_samples)):
-                counts = [
-                    connection.execute(select(func.count()).where(table.c.dataset_id == row.id)).scalar_one()
-                    for table in (samples, targets, predictions)
-                ]
-                sets[row.name] = (row.n_samples, *counts)
-            model = connection.execute(
-                select(deployed_model.c.version, deployed_model.c.model_name, deployed_model.c.trained_at)
-            ).all()
-        return {"sets": sets, "model": model}
+        during = [call("POST", ml + "/root/ml/predict", json=[WINE_ROW]) for _ in range(20)]
+        assert all(answer["predictions"] == before["predictions"] for answer in during)
+        assert all(answer["model"] == before["model"] for answer in during)
+        assert all("dataset database is unavailable" in answer["degraded"] for answer in during)
+        # what needs the database still says at once that it is unavailable
+        started = time.monotonic()
+        call("GET", ml + "/root/ml", expect=503)
+        assert time.monotonic() - started < REQUEST_TIMEOUT
     finally:
-        engine.dispose()
+        throwaway_postgres.start()
 
-
-def tracking_runs(stack: dict) -> list | None:
-    """Every experiment's runs as tracking lists them (None without tracking)."""
-    if "tracking" not in stack:
-        return None
-    url = stack["tracking"].url
-    experiments = call("GET", url + "/root/tracking/experiments")["data"]
-    return [
-        call("GET", url + "/root/tracking/runs", params={"experiment_id": e["experiment_id"]}, expect=(200, 404))
-        for e in experiments
-    ]
+    call("POST", ml + "/root/ml/set_model", json={"model_name": "LogisticRegression", "hyperparameters": {}})
+    deployed = call("POST", ml + "/root/ml", json={"dataset": "training"})
+    assert deployed["message"].startswith("Score on training set")
+    version = call("GET", ml + "/root/ml")["model"]["version"]
+    deadline = time.monotonic() + 5
+    while (answer := call("POST", ml + "/root/ml/predict", json=[WINE_ROW]))["model"]["version"] != version:
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.1)
+    assert answer["model"]["model_name"] == "LogisticRegression" and "degraded" not in answer

@@ -4,6 +4,9 @@ to them as the user sends it."""
 from __future__ import annotations
 
 import requests
+from sqlalchemy import func, select
+
+from mlops.kernel.db import datasets, deployed_model, make_engine, predictions, samples, targets
 
 from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL as WALKTHROUGH_MODEL
@@ -180,3 +183,35 @@ def run_walkthrough(stack: dict, *, experiment_name: str = "wine_test_1") -> dic
         )
         call("DELETE", tracking + "/root/tracking/experiments", params={"experiment_id": seen["experiment_id"]})
     return seen
+
+
+def stored_state(url: str) -> dict:
+    """Per set (n_samples, samples rows, targets rows, predictions rows), and the deployed model."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            sets = {}
+            for row in connection.execute(select(datasets.c.id, datasets.c.name, datasets.c.n_samples)):
+                counts = [
+                    connection.execute(select(func.count()).where(table.c.dataset_id == row.id)).scalar_one()
+                    for table in (samples, targets, predictions)
+                ]
+                sets[row.name] = (row.n_samples, *counts)
+            model = connection.execute(
+                select(deployed_model.c.version, deployed_model.c.model_name, deployed_model.c.trained_at)
+            ).all()
+        return {"sets": sets, "model": model}
+    finally:
+        engine.dispose()
+
+
+def tracking_runs(stack: dict) -> list | None:
+    """Every experiment's runs as tracking lists them (None without tracking)."""
+    if "tracking" not in stack:
+        return None
+    url = stack["tracking"].url
+    experiments = call("GET", url + "/root/tracking/experiments")["data"]
+    return [
+        call("GET", url + "/root/tracking/runs", params={"experiment_id": e["experiment_id"]}, expect=(200, 404))
+        for e in experiments
+    ]

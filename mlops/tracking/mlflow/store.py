@@ -23,6 +23,7 @@ from mlops.kernel.db import normalize_url
 from mlops.kernel.errors import BadRequest, NotFound, Unavailable
 from mlops.kernel.imports import import_heavy
 from mlops.kernel.launch import pid_alive
+from mlops.kernel.outages import MLFLOW_STORE, QuietOutages, outage
 from mlops.tracking.mlflow.naming import PROCESS_TAG
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ def import_libraries() -> None:
         "sklearn.svm",
         "mlops.kernel.liblinear",
     )
+    # MLflow logs each failed query with two chained tracebacks; an outage is logged once, by us
+    logging.getLogger("mlflow.store.db.utils").addFilter(_QUIET_OUTAGES)
+
+
+_QUIET_OUTAGES = QuietOutages()
 
 
 @dataclass
@@ -267,6 +273,7 @@ def mlflow_errors() -> Iterator[None]:
 
     try:
         yield
+        outage(MLFLOW_STORE).recovered()
     except MlflowException as error:
         status = error.get_http_status_code()
         if status == 404:
@@ -281,7 +288,7 @@ def mlflow_errors() -> Iterator[None]:
 
 
 def _store_unavailable(error: Exception) -> Unavailable:
-    log.warning("MLflow store unavailable: %s", error)
+    outage(MLFLOW_STORE).failed(error)
     return Unavailable("The MLflow backend store is unavailable right now; retry shortly", error="MLflow unavailable")
 
 
