@@ -45,7 +45,9 @@ class Outage:
                 fresh, self._reported, self._last_report = self.failures - self._reported, self.failures, now
             down_for = now - self.since
         if first:
-            log.warning("%s unavailable: %s. Requests that need it answer 503 until it is back", self.dependency, cause(error))
+            log.warning(
+                "%s unavailable: %s. Requests that need it answer 503 until it is back", self.dependency, cause(error)
+            )
         elif due:
             log.warning(
                 "%s still unavailable after %.0f s: %d more failed requests or checks", self.dependency, down_for, fresh
@@ -60,7 +62,12 @@ class Outage:
                 return
             down_for, failures = time.monotonic() - self.since, self.failures
             self.since, self.failures = None, 0
-        log.warning("%s available again after %.1f s (%d failed requests or checks meanwhile)", self.dependency, down_for, failures)
+        log.warning(
+            "%s available again after %.1f s (%d failed requests or checks meanwhile)",
+            self.dependency,
+            down_for,
+            failures,
+        )
 
 
 _outages: dict[str, Outage] = {}

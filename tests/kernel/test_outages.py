@@ -44,7 +44,9 @@ def test_library_tracebacks_about_an_outage_are_dropped_and_others_kept():
             raise error
         except BaseException as raised:
             wrapped = raised
-        return logging.LogRecord("mlflow.store.db.utils", logging.ERROR, __file__, 1, "db error", None, (type(wrapped), wrapped, None))
+        return logging.LogRecord(
+            "mlflow.store.db.utils", logging.ERROR, __file__, 1, "db error", None, (type(wrapped), wrapped, None)
+        )
 
     try:
         try:

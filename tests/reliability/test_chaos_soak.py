@@ -83,10 +83,23 @@ def test_the_stack_stays_up_through_kills_and_database_outages(throwaway_postgre
     flags += ["--data-dir", str(data_dir)]
     env = {**os.environ, "MLOPS_REQUEST_TIMEOUT": "10"}
     up = subprocess.run(
-        [*MLOPS, "up", "--detach", *flags, "--dataset-db-url", dataset_url, "--mlflow-tracking-uri", mlflow_url,
-         "--timeout", "180"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+        [
+            *MLOPS,
+            "up",
+            "--detach",
+            *flags,
+            "--dataset-db-url",
+            dataset_url,
+            "--mlflow-tracking-uri",
+            mlflow_url,
+            "--timeout",
+            "180",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     try:
         assert up.returncode == 0, up.stderr
         run_soak(data_dir, ports, flags, dataset_url, throwaway_postgres, record_figures)
@@ -125,7 +138,9 @@ def run_soak(data_dir, ports, flags, dataset_url, postgres, record_figures) -> N
 
     by_status = Counter(str(a.status) if a.status is not None else "no answer" for a in answers)
     # prediction during the database outages (no kill happens then)
-    during = [a for a in answers if a.probe.name == "ml predict" and any(o["down"] <= a.started < o["up"] for o in outages)]
+    during = [
+        a for a in answers if a.probe.name == "ml predict" and any(o["down"] <= a.started < o["up"] for o in outages)
+    ]
     predicted = sum(a.status == 200 for a in during)
     state = json.loads((data_dir / "mlops-stack.json").read_text())
     restarts = {m["name"]: m["restarts"] for m in state["members"]}
@@ -155,7 +170,9 @@ def run_soak(data_dir, ports, flags, dataset_url, postgres, record_figures) -> N
     late = [k for k in kills if k["back_s"] is None or k["back_s"] > BACK_WITHIN]
     assert not late, f"services not back within {BACK_WITHIN} s: {late}"
 
-    assert during and predicted / len(during) >= PREDICT_AVAILABILITY, [describe(a) for a in during if a.status != 200][:10]
+    assert during and predicted / len(during) >= PREDICT_AVAILABILITY, [describe(a) for a in during if a.status != 200][
+        :10
+    ]
     surely_down = [a for a in during if any(o["down"] + 1.5 < a.started and a.ended < o["starting"] for o in outages)]
     assert surely_down and all("degraded" in a.body for a in surely_down), [describe(a) for a in surely_down][:5]
     for outage in outages:
@@ -175,7 +192,6 @@ def run_soak(data_dir, ports, flags, dataset_url, postgres, record_figures) -> N
     }
     status = subprocess.run([*MLOPS, "status", *flags], capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stdout
-
 
 
 def kill_and_time(data_dir, urls: dict[str, str], service: str) -> dict:

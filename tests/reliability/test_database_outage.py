@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from tests.support.clients import Clients, Probe, describe, is_json_error
 from tests.support.processes import settings_on_free_ports
 from tests.support.reliability import pick, process_tree

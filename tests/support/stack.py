@@ -7,7 +7,6 @@ import requests
 from sqlalchemy import func, select
 
 from mlops.kernel.db import datasets, deployed_model, make_engine, predictions, samples, targets
-
 from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL as WALKTHROUGH_MODEL
 from mlops.kernel.walkthrough import SUMMARY_REQUEST
