@@ -24,8 +24,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from mlops.kernel.config import Settings
 from mlops.kernel.db import ensure_schema, make_engine, ping
 from mlops.kernel.errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
-from mlops.kernel.text import escape_controls
 from mlops.kernel.outages import DATASET_DB, MLFLOW_STORE, outage
+from mlops.kernel.text import escape_controls
 
 log = logging.getLogger("mlops")
 # the dependency each health check is about, as outages are logged

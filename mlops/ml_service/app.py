@@ -107,7 +107,10 @@ PREDICT_ERRORS = {
     "/root/ml/predict",
     "POST",
     body=PredictRows,
-    responses={200: "Predicted classes (and probabilities); `degraded` says why, when the model answered while the dataset DB was down", **PREDICT_ERRORS},
+    responses={
+        200: "Predicted classes (and probabilities); `degraded` says why, when the model answered while the dataset DB was down",
+        **PREDICT_ERRORS,
+    },
 )
 def predict_rows(body: PredictRows):
     """Predict the class of one or many rows of features with the trained model."""
