@@ -3,7 +3,7 @@
 The requests and their bodies are the walkthrough's (docs: shared spec walkthrough.md), in its
 order: load training and testing, optimize, list experiments, pick the best run by
 model_accuracy, deploy it, train, evaluate testing, load and evaluate production, and ask
-monitoring for its test summary.
+monitoring for its test summary, then for its re-training verdict (beside the summary).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class DemoResult:
     deployed: str = ""
     scores: dict[str, str] = field(default_factory=dict)
     monitoring: dict[str, Any] = field(default_factory=dict)
+    verdict: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -192,6 +193,8 @@ def walkthrough(
         result.scores["production"] = score_of(call("ml", "POST", "/root/ml", {"dataset": "production"}))
     with step("Checking production against testing with Evidently (5 test suites)", progress):
         result.monitoring = call("monitoring", "POST", "/root/monitoring", MONITORING_SUMMARY_BODY)["data"]
+    with step("Asking monitoring for its re-training verdict", progress):
+        result.verdict = call("monitoring", "POST", "/root/monitoring", {"metric": "verdict"})
     result.seconds = time.monotonic() - started
     return result
 
@@ -295,9 +298,19 @@ def summary(result: DemoResult) -> str:
         ("monitoring", f"{total} tests: {passed} passed, {failed} failed" + (f" ({by_status})" if by_status else "")),
         ("re-training", advice),
     ]
+    if result.verdict:
+        rows.append(("verdict", verdict_line(result.verdict)))
     width = max(len(name) for name, _ in rows)
     lines = [f"Walkthrough done in {result.seconds:.1f} s"] + [f"  {name:<{width}}  {value}" for name, value in rows]
     return "\n".join(lines)
+
+
+def verdict_line(answer: dict[str, Any]) -> str:
+    """The verdict in one line: advised or not, and the checks that fired (its message says which)."""
+    checks = answer["data"]["reasons"]
+    fired = sum(reason["fired"] for reason in checks)
+    reference = answer.get("reference", "testing")
+    return f"{answer['message']} [{fired} of {len(checks)} checks fired, reference {reference}]"
 
 
 @dataclass

@@ -111,7 +111,7 @@ for service in SIMULATOR ML TRACKING MONITORING; do
     expect "status ok" 'a["status"] == "ok"'
 done
 call "Simulator status" GET "$SIMULATOR_URL/root/simulator"
-expect "the simulator names itself" 'a == {"name": "simulator", "message": "Simulator"}'
+expect "the simulator names itself (and lists the sets loaded)" 'a["name"] == "simulator" and a["message"] == "Simulator" and "sets" in a'
 
 echo; echo "== Data Loading"
 for set_name in training testing; do
@@ -272,6 +272,16 @@ expect "counts that add up" '
     a["data"]["total_tests"] == sum(a["data"]["by_status"].values()) == a["data"]["success_tests"] + a["data"]["failed_tests"]'
 expect "the fouled production data fails tests: re-training is advised" \
     'a["data"]["all_passed"] is False and a["data"]["failed_tests"] > 0'
+echo "    $(field 'a["message"]')"
+# Beside the summary: the re-training verdict, every check with its statistic and effect size.
+call "Monitoring: verdict" POST "$MONITORING_URL/root/monitoring" '{"metric": "verdict"}'
+expect "every check listed, each fired exactly when its p-value is within its threshold" '
+    len(a["data"]["reasons"]) == 16 and all(
+        r["fired"] == ((r["adjusted_p_value"] if r["check"] == "distribution shift" else r["p_value"]) <= r["threshold"])
+        for r in a["data"]["reasons"])'
+expect "the fouled production data: re-training advised, for its missing values" '
+    a["data"]["retraining_advised"] is True
+    and "missing values" in [r["check"] for r in a["data"]["reasons"] if r["fired"]]'
 echo "    $(field 'a["message"]')"
 
 echo; echo "== Deleting MLflow Experiments and Runs"

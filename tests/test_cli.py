@@ -241,6 +241,11 @@ def test_summary_says_best_model_scores_tests_and_advice():
             "failed_tests": 3,
             "by_status": {"SUCCESS": 7, "FAIL": 3, "WARNING": 0, "ERROR": 1},
         },
+        verdict={
+            "message": "Re-training advised: missing values 0.0% -> 2.8% (rows with one: 0% -> 28%)",
+            "data": {"retraining_advised": True, "reasons": [{"fired": True}, {"fired": False}, {"fired": False}]},
+            "reference": "testing",
+        },
         seconds=9.5,
     )
     text = summary(result)
@@ -249,6 +254,10 @@ def test_summary_says_best_model_scores_tests_and_advice():
     assert "training 100.00 %, testing 97.22 %, production 88.89 %" in text
     assert "10 tests: 7 passed, 3 failed (1 error)" in text
     assert "advised: 3 of 10 tests did not pass" in text
+    assert (
+        "verdict      Re-training advised: missing values 0.0% -> 2.8% (rows with one: 0% -> 28%) "
+        "[1 of 3 checks fired, reference testing]" in text
+    )
     passed = summary(
         DemoResult(monitoring={"all_passed": True, "total_tests": 5, "success_tests": 5, "failed_tests": 0})
     )

@@ -43,7 +43,7 @@ def test_demo_runs_the_walkthrough_and_summarizes_it(stack_flags):
     summary = demo.stdout
     # every step reported as done, on stderr (no terminal: one line per step)
     assert "FAILED" not in demo.stderr
-    assert demo.stderr.count("ok ") == 12
+    assert demo.stderr.count("ok ") == 13
     # the optimization runs as a job whose fits the step counts: (2 + 8 + 8) candidates x 5 folds
     assert "[####################] 90/90 fits" in demo.stderr
     assert "experiment wine_test_1\n" in demo.stderr
@@ -56,6 +56,8 @@ def test_demo_runs_the_walkthrough_and_summarizes_it(stack_flags):
     tests = re.search(r"(\d+) tests: (\d+) passed, (\d+) failed", summary)
     assert tests and int(tests[1]) == int(tests[2]) + int(tests[3]) and int(tests[1]) > 0
     assert re.search(r"re-training\s+(advised|not needed)", summary)
+    # beside the summary, the verdict: the walkthrough's fouled production has missing values
+    assert re.search(r"verdict\s+Re-training advised: .*missing values .* checks fired, reference testing\]", summary)
     # the summary tells the truth: the ML service runs the best model it names
     ml_port = stack_flags[stack_flags.index("--ml-port") + 1]
     status = requests.get(f"http://127.0.0.1:{ml_port}/root/ml", timeout=10).json()

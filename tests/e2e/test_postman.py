@@ -46,6 +46,7 @@ WALKTHROUGH = [
     ("monitoring_url", "POST", "/root/monitoring", {"metric": "report"}),
     ("monitoring_url", "POST", "/root/monitoring", {"metric": "tests"}),
     ("monitoring_url", "POST", "/root/monitoring", {"metric": "summary"}),
+    ("monitoring_url", "POST", "/root/monitoring", {"metric": "verdict"}),  # beside the summary (issue 11)
     # The experiment, then one of its runs (which went with it: the delete answers 200).
     ("tracking_url", "DELETE", "/root/tracking/experiments", None),
     ("tracking_url", "DELETE", "/root/tracking/runs", None),

@@ -27,7 +27,7 @@ def run_script(urls: dict[str, str], **environment: str) -> subprocess.Completed
 def test_walkthrough_script_passes_every_step(live_stack):
     result = run_script(live_stack.urls)
     assert result.returncode == 0, f"{result.stdout[-20000:]}\n{result.stderr}\n{live_stack.logs()}"
-    assert "The walkthrough passed: 33 requests" in result.stdout
+    assert "The walkthrough passed: 34 requests" in result.stdout
     assert "<== 201" in result.stdout  # the optimization's answer is printed
 
 
