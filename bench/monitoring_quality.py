@@ -37,7 +37,7 @@ from bench.harness import (
     timed,
 )
 from mlops.kernel.db import FEATURES, make_engine
-from mlops.walkthrough import RANDOM_FOREST_MODEL
+from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL
 
 BATCHES = 200
 SHIFTED_FEATURES = 3
