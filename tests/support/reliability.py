@@ -8,10 +8,12 @@ from pathlib import Path
 
 import requests
 
+from mlops.kernel.config import SERVICE_NAMES
+
 # The default form of every suite is short enough for `make test`; the long form (the figures in
 # docs/reliability.md) runs with MLOPS_RELIABILITY_LONG=1.
 LONG = os.environ.get("MLOPS_RELIABILITY_LONG", "").lower() not in ("", "0", "false", "no")
-ALL_SERVICES = ("simulator", "ml", "tracking", "monitoring")
+ALL_SERVICES = SERVICE_NAMES
 
 
 def pick(short, long):
