@@ -16,11 +16,11 @@ from mlops.kernel.db import FEATURE_COLUMNS, datasets, ensure_schema, make_engin
 from mlops.kernel.errors import Conflict
 from mlops.simulator.splits import load_split
 from mlops.simulator.store import replace_set
+from tests.support.sets import load_sets
 
 
 def load(engine, size=None):
-    split = load_split("production", size)
-    replace_set(engine, "production", split.features, split.target)
+    load_sets(engine, "production", production_size=size)
     with engine.connect() as connection:
         return read_set(connection, "production")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mlops.ml_service.app import create_app
-from tests.support.ml_service import load_sets, set_model, use
+from tests.support.ml_service import set_model, use
+from tests.support.sets import load_sets
 
 
 @pytest.fixture

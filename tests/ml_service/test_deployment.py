@@ -11,8 +11,8 @@ import mlops.ml_service.pipeline as pipeline_module
 from mlops.kernel.db import FEATURES, deployed_model
 from mlops.ml_service.deployment import dump_pipeline, save_model
 from mlops.simulator.splits import load_split
-from mlops.simulator.store import replace_set
 from tests.support.ml_service import set_model, stored_state, use
+from tests.support.sets import load_sets
 
 RECORD = {name: 1.0 for name in FEATURES}
 
@@ -79,14 +79,9 @@ def during_read(monkeypatch):
     return inject
 
 
-def reload(engine, name: str) -> None:
-    split = load_split(name)
-    replace_set(engine, name, split.features, split.target)
-
-
 def test_a_set_reloaded_during_evaluation_is_a_409_and_nothing_is_stored(client, trained, during_read):
     before = stored_state(trained)
-    during_read(lambda name: reload(trained, name))
+    during_read(lambda name: load_sets(trained, name))
     response = use(client, "testing")
     assert response.status_code == 409
     answer = response.get_json()
@@ -98,7 +93,7 @@ def test_a_set_reloaded_during_evaluation_is_a_409_and_nothing_is_stored(client,
 def test_a_training_set_reloaded_during_training_is_a_409_and_nothing_is_stored(client, loaded, during_read):
     set_model(client)
     before = stored_state(loaded)
-    during_read(lambda name: reload(loaded, name))
+    during_read(lambda name: load_sets(loaded, name))
     response = use(client, "training")
     assert response.status_code == 409
     assert response.get_json()["error"] == "Set reloaded"

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURES, predictions
 from mlops.ml_service.app import create_app
-from tests.support.ml_service import WALKTHROUGH_FOREST, load_sets, set_model, use
+from tests.support.ml_service import WALKTHROUGH_FOREST, set_model, use
+from tests.support.sets import load_sets
 
 SCORE = re.compile(r"Score on (training|testing|production) set: (\d+\.\d{2})%")
 

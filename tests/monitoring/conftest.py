@@ -7,7 +7,8 @@ import pytest
 
 from mlops.monitoring.app import create_app
 from mlops.simulator.splits import load_split
-from tests.support.monitoring import evaluate, load_sets
+from tests.support.monitoring import evaluate
+from tests.support.sets import load_sets
 
 
 @pytest.fixture

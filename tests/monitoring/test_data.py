@@ -7,7 +7,8 @@ import pytest
 from mlops.kernel.db import FEATURES
 from mlops.kernel.errors import Conflict
 from mlops.monitoring.data import DataVersion, data_version, read_monitoring_data
-from tests.support.monitoring import evaluate, load_sets
+from tests.support.monitoring import evaluate
+from tests.support.sets import load_sets
 
 
 def test_version_follows_reloads_and_new_predictions(engine, wine_model):

@@ -10,7 +10,8 @@ from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURES
 from mlops.monitoring.app import CACHE_HEADER, create_app
 from mlops.monitoring.checks import TEST_PRESETS
-from tests.support.monitoring import assert_self_contained, evaluate, load_sets, metric_results, monitor
+from tests.support.monitoring import assert_self_contained, evaluate, metric_results, monitor
+from tests.support.sets import load_sets
 
 SUMMARY_KEYS = {"all_passed", "total_tests", "success_tests", "failed_tests", "by_status"}
 

@@ -10,7 +10,8 @@ from mlops.monitoring.app import CACHE_HEADER
 from mlops.monitoring.verdict import FAMILY_LEVEL
 from mlops.simulator.scenarios import Faults, MissingValues, draw_scenario
 from mlops.simulator.store import replace_set
-from tests.support.monitoring import evaluate, load_sets, monitor
+from tests.support.monitoring import evaluate, monitor
+from tests.support.sets import load_sets
 
 CHECKS = ["distribution shift"] * len(FEATURES) + ["missing values", "prediction drift", "quality drop"]
 

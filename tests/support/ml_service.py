@@ -6,17 +6,8 @@ from sqlalchemy import select
 
 from mlops.kernel.db import deployed_model, predictions
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL
-from mlops.simulator.splits import load_split
-from mlops.simulator.store import replace_set
 
 WALKTHROUGH_FOREST = RANDOM_FOREST_MODEL["hyperparameters"]
-
-
-def load_sets(engine, *names: str) -> None:
-    """Load sets as the simulator's POST /root/simulator does."""
-    for name in names or ("training", "testing", "production"):
-        split = load_split(name)
-        replace_set(engine, name, split.features, split.target)
 
 
 def set_model(client, model_name="RandomForest", hyperparameters=None):

@@ -7,15 +7,6 @@ import re
 from html.parser import HTMLParser
 
 from mlops.kernel.datasets import read_set, replace_predictions
-from mlops.simulator.splits import load_split
-from mlops.simulator.store import replace_set
-
-
-def load_sets(engine, *names: str, production_size: int | None = None) -> None:
-    """Load sets as the simulator's POST /root/simulator does."""
-    for name in names:
-        split = load_split(name, production_size if name == "production" else None)
-        replace_set(engine, name, split.features, split.target)
 
 
 def evaluate(engine, model, name: str, model_version: int = 1) -> None:

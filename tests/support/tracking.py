@@ -1,4 +1,4 @@
-"""Helpers of the tracking tests: the walkthrough's optimization and what it scores, the training set loaded."""
+"""Helpers of the tracking tests: the walkthrough's optimization and what it scores, and the settings of a tracking app."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import uuid
 
 from mlops.kernel.config import Settings
 from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
-from mlops.simulator.splits import load_split
-from mlops.simulator.store import replace_set
 from tests.support.processes import free_port
 
 # What the walkthrough's LogisticRegression grid scores, cross-validated on the 106 training rows.
@@ -21,12 +19,6 @@ def optimization(name: str | None = None, **changes) -> dict:
     body["experiment_name"] = name or f"wine_{uuid.uuid4().hex[:10]}"
     body.update(changes)
     return body
-
-
-def load_training(engine) -> None:
-    """Load the training set as POST /root/simulator {"set_name": "training"} does."""
-    split = load_split("training")
-    replace_set(engine, "training", split.features, split.target)
 
 
 def backend_of(settings: Settings) -> str:

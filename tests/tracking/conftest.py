@@ -7,7 +7,8 @@ import pytest
 
 from mlops.kernel.config import Settings
 from mlops.tracking.app import create_app
-from tests.support.tracking import backend_of, load_training, optimization, tracking_settings_for
+from tests.support.sets import load_sets
+from tests.support.tracking import backend_of, optimization, tracking_settings_for
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +55,7 @@ def backend(app):
 
 @pytest.fixture
 def training_loaded(app):
-    load_training(app.extensions["mlops"].engine)
+    load_sets(app.extensions["mlops"].engine, "training")
 
 
 @pytest.fixture(scope="module", params=("sqlite", "postgresql"))
@@ -68,7 +69,7 @@ def walkthrough(request, tmp_path_factory, postgres_database, mlflow_store_uri):
     db_url = f"sqlite:///{directory / 'dataset.db'}" if kind == "sqlite" else postgres_database()
     settings = tracking_settings_for(Settings(data_dir=directory, dataset_db_url=db_url), mlflow_store_uri(kind))
     app = create_app(settings)
-    load_training(app.extensions["mlops"].engine)
+    load_sets(app.extensions["mlops"].engine, "training")
     client = app.test_client()
     body = optimization()
     response = client.post("/root/tracking/model_management", json=body)

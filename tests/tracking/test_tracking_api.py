@@ -8,7 +8,8 @@ import re
 import pytest
 
 from mlops.tracking.mlflow import reads, writes
-from tests.support.tracking import WALKTHROUGH_LR_ACCURACY, load_training, optimization
+from tests.support.sets import load_sets
+from tests.support.tracking import WALKTHROUGH_LR_ACCURACY, optimization
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 MODELS = ("LogisticRegression", "RandomForest", "SVC")
@@ -438,7 +439,7 @@ def test_an_unwritable_artifact_store_is_a_clear_500_and_its_run_is_failed(track
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the artifact root's directory should be")
     app = create_app(tracking_settings.model_copy(update={"mlflow_artifact_root": (blocker / "artifacts").as_uri()}))
-    load_training(app.extensions["mlops"].engine)
+    load_sets(app.extensions["mlops"].engine, "training")
     client, backend = app.test_client(), app.extensions["tracking"]
     body = optimization(models=["LogisticRegression", "SVC"], hyperparameters={}, cv=2)
     answer = assert_error(optimize(client, body), 500, "Artifact store error")
