@@ -10,7 +10,7 @@ from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
 from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine
 from mlops.simulator.scenarios import DEFAULT_SIZE, draw_scenario, ground_truth
-from mlops.simulator.schemas import LoadSet
+from mlops.simulator.schemas import MAX_SCENARIO_SIZE, LoadSet
 from mlops.simulator.splits import SEED, load_split
 from mlops.simulator.store import loaded_sets, replace_set
 
@@ -35,6 +35,10 @@ def load(body: LoadSet):
         split = load_split(body.set_name, body.size, seed)
     else:
         size = DEFAULT_SIZE if body.size is None else body.size
+        if size > MAX_SCENARIO_SIZE:
+            raise BadRequest(
+                f"size: a scenario draws at most {MAX_SCENARIO_SIZE:,} rows (got {size:,})", error="Invalid request"
+            )
         split = draw_scenario(body.scenario.faults(), size, seed)
         truth = ground_truth(body.scenario.faults(), size)
     recorded = body.seed is not None or body.scenario is not None

@@ -13,6 +13,10 @@ from mlops.simulator.scenarios import DEFAULT_POOL, DEFAULT_SIZE, N_CLASSES, Fau
 from mlops.simulator.splits import SEED
 
 MAX_PRODUCTION_SIZE = 10_000_000
+# A scenario's draw holds a few arrays of size x 13 floats at once: bounded well below the memory of a service.
+MAX_SCENARIO_SIZE = 1_000_000
+# Bounds that keep every drawn value finite (the largest feature, proline, is ~1,700 with sd ~315).
+MAX_SD_UNITS = 1_000.0
 
 
 class MissingScenario(BaseModel):
@@ -38,7 +42,9 @@ class Scenario(BaseModel):
     scale: dict[str, float] = Field(
         default_factory=dict, description="feature -> factor on each value's deviation from the feature's mean (>= 0)"
     )
-    noise_sd: float = Field(0.0, ge=0, allow_inf_nan=False, description="Gaussian noise on every feature, in sd units")
+    noise_sd: float = Field(
+        0.0, ge=0, le=MAX_SD_UNITS, allow_inf_nan=False, description="Gaussian noise on every feature, in sd units"
+    )
     missing: MissingScenario | None = None
     class_weights: list[float] | None = Field(
         None,
@@ -63,12 +69,15 @@ class Scenario(BaseModel):
                 "unknown_feature",
                 f"unknown features {', '.join(map(repr, unknown))}; the features are {', '.join(FEATURES)}",
             )
-        bad = {name: number for name, number in value.items() if not math.isfinite(number)}
-        if info.field_name == "scale":
-            bad |= {name: number for name, number in value.items() if number < 0}
+        low = 0.0 if info.field_name == "scale" else -MAX_SD_UNITS
+        bad = {
+            name: number
+            for name, number in value.items()
+            if not math.isfinite(number) or not low <= number <= MAX_SD_UNITS
+        }
         if bad:
             given = ", ".join(f"{name!r} is {number!r}" for name, number in bad.items())
-            need = "a finite factor >= 0" if info.field_name == "scale" else "a finite number"
+            need = f"a number from {low:g} to {MAX_SD_UNITS:g}"
             raise PydanticCustomError("bad_value", f"each value must be {need} ({given})")
         return value
 

@@ -93,6 +93,8 @@ def test_each_fault_does_what_it_says():
         ({"scenario": {"scale": {"proline": 1.0, "colour": 2.0}}}, "scenario.scale"),
         ({"scenario": {"scale": {"ash": -0.5}}}, "scenario.scale"),
         ({"scenario": {"noise_sd": -1}}, "scenario.noise_sd"),
+        ({"scenario": {"noise_sd": 1e300}}, "scenario.noise_sd"),
+        ({"scenario": {"shift": {"proline": 1e308}}}, "scenario.shift"),
         ({"scenario": {"missing": {"rate": -0.1}}}, "scenario.missing.rate"),
         ({"scenario": {"missing": {"rate": 1.5}}}, "scenario.missing.rate"),
         ({"scenario": {"missing": {"rate": 0.1, "mechanism": "MNAR"}}}, "scenario.missing.mechanism"),
@@ -104,6 +106,7 @@ def test_each_fault_does_what_it_says():
         ({"scenario": {"rows_from": "testing"}}, "scenario.rows_from"),
         ({"seed": -1}, "seed"),
         ({"seed": "7"}, "seed"),
+        ({"size": 2_000_000, "scenario": {}}, "size"),
     ],
 )
 def test_a_bad_scenario_is_a_400_naming_the_field_and_keeps_the_stored_set(client, body, field):
