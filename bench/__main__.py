@@ -17,7 +17,7 @@ from bench.harness import Config, describe_machine, machine, save, say
 
 BENCHMARKS = {
     "p1": ("bench.p1_tracking", "tracking overhead: the walkthrough's optimization vs bare GridSearchCV"),
-    "p2": ("bench.p2_predict", "online prediction vs `mlflow models serve`"),
+    "p2": ("bench.p2_predict", "online prediction vs MLServer 1.7 and `mlflow models serve`"),
     "p3": ("bench.p3_monitoring", "monitoring report vs raw Evidently; repeat on unchanged data"),
     "p4": ("bench.p4_scale", "scale: load / evaluate / report 10k..1M rows on PostgreSQL"),
     "p5": ("bench.p5_cold_start", "cold start: `mlops up` to four green /health"),

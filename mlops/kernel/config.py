@@ -36,8 +36,10 @@ class Settings(BaseModel):
     # tcp://host:8786: the tracking service's grid-search fits run on that Dask cluster
     dask_scheduler: str = ""
     workers: int = Field(1, ge=1)
-    # online prediction is CPU-bound under the GIL: the ML service gets a process per core
-    ml_workers: int = Field(2, ge=1)
+    # online prediction is CPU-bound under the GIL and each ML worker takes one request at a time:
+    # a process per core, and one more so that a training or an evaluation (seconds) leaves every
+    # core predicting
+    ml_workers: int = Field(3, ge=1)
     # monitoring samples (seeded) a set larger than this before handing it to Evidently
     monitoring_max_rows: int = Field(100_000, ge=10)
 

@@ -33,6 +33,22 @@ def worker_count(service: str, settings: Settings) -> int:
     return max(settings.workers, settings.ml_workers) if service == "ml" else settings.workers
 
 
+def worker_model(service: str) -> list[str]:
+    """gunicorn's options for how a service's workers take requests.
+
+    The ML service's requests are CPU-bound (a prediction is a millisecond of numpy): each worker
+    process takes one request at a time (gunicorn's sync worker) and closes the connection after
+    answering, so every request waits in the kernel's accept queue for whichever worker is free.
+    With threads and keep-alive, a client's connection stays with the worker that accepted it: a
+    worker could hold most of a client pool's connections while another idled, and its threads
+    fought over one GIL (docs/performance.md, P2). The other services wait on MLflow, Evidently
+    and the database: threads let one worker overlap those waits.
+    """
+    if service == "ml":
+        return ["--worker-class", "sync"]
+    return ["--worker-class", "gthread", "--threads", "4"]
+
+
 def gunicorn_command(service: str, settings: Settings, *, workers: int | None = None) -> list[str]:
     """The command line that serves `service` under gunicorn on settings' host and port.
 
@@ -46,8 +62,7 @@ def gunicorn_command(service: str, settings: Settings, *, workers: int | None = 
         f"{settings.host}:{settings.port_of(service)}",
         "--workers",
         str(workers or worker_count(service, settings)),
-        "--threads",
-        "4",
+        *worker_model(service),
         # a report or a grid search may take a while; gunicorn must not kill the worker for it
         "--timeout",
         "600",

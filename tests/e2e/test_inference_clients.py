@@ -98,4 +98,7 @@ def test_raw_json_v2_and_mlflow_invocations_over_http(served):
     assert post(url + "/invocations", {"dataframe_split": {"columns": list(FEATURES), "data": data}}) == {
         "predictions": expected["predictions"]
     }
-    assert requests.get(url + "/v2/health/ready", timeout=10).status_code == 200
+    ready = requests.get(url + "/v2/health/ready", timeout=10)
+    assert ready.status_code == 200
+    # One request per connection: the next one goes to whichever worker is free (kernel/launch.py).
+    assert ready.headers["Connection"] == "close"
