@@ -17,20 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from mlops.kernel.config import Settings
-from mlops.kernel.walkthrough import SUMMARY_REQUEST, optimization_request
+from mlops.kernel.config import SERVICE_NAMES, Settings
+from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST, SUMMARY_REQUEST, optimization_request
 
-MODELS = ["LogisticRegression", "RandomForest", "SVC"]
 JOB_POLL_S = 0.25
 BEST_BY = "model_accuracy"
-
-
-def optimization_body(experiment_name: str) -> dict[str, Any]:
-    """The walkthrough's optimization request, logged under experiment_name."""
-    return optimization_request(experiment_name) | {"models": MODELS}
-
-
-MONITORING_SUMMARY_BODY = SUMMARY_REQUEST
 
 
 class DemoFailed(Exception):
@@ -72,10 +63,7 @@ class Services:
         state = running_state(state_path(settings))
         recorded = {m.name: m.url for m in state.members} if state else {}
         return cls(
-            **{
-                name: recorded.get(name) or client_url(settings, settings.port_of(name))
-                for name in ("simulator", "ml", "tracking", "monitoring")
-            }
+            **{name: recorded.get(name) or client_url(settings, settings.port_of(name)) for name in SERVICE_NAMES}
         )
 
 
@@ -132,7 +120,7 @@ def walkthrough(
         return send(service, method, getattr(services, service) + path, body, timeout=timeout, token=token)
 
     with step("Checking that the four services answer", progress):
-        for name in ("simulator", "ml", "tracking", "monitoring"):
+        for name in SERVICE_NAMES:
             check_running(name, getattr(services, name))
     with step("Loading the training and testing sets", progress):
         for set_name in ("training", "testing"):
@@ -144,10 +132,12 @@ def walkthrough(
             result.experiment_name = next_free_name(default_name, names_taken)
         why = "" if result.experiment_name == default_name else f" ({default_name} is taken)"
         _write(progress, f"       experiment {result.experiment_name}{why}\n")
-    with step(f"Optimizing {', '.join(MODELS)} (grid search, 5-fold CV, logged to MLflow)", progress) as shown:
+    with step(
+        f"Optimizing {', '.join(OPTIMIZATION_REQUEST['models'])} (grid search, 5-fold CV, logged to MLflow)", progress
+    ) as shown:
         while True:
             try:
-                body = optimization_body(result.experiment_name)
+                body = optimization_request(result.experiment_name)
                 data = optimize_in_background(call, body, shown)
                 break
             except DemoFailed as error:
@@ -192,7 +182,7 @@ def walkthrough(
     with step("Evaluating on the production set", progress):
         result.scores["production"] = score_of(call("ml", "POST", "/root/ml", {"dataset": "production"}))
     with step("Checking production against testing with Evidently (5 test suites)", progress):
-        result.monitoring = call("monitoring", "POST", "/root/monitoring", MONITORING_SUMMARY_BODY)["data"]
+        result.monitoring = call("monitoring", "POST", "/root/monitoring", SUMMARY_REQUEST)["data"]
     with step("Asking monitoring for its re-training verdict", progress):
         result.verdict = call("monitoring", "POST", "/root/monitoring", {"metric": "verdict"})
     result.seconds = time.monotonic() - started
