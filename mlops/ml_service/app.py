@@ -307,9 +307,9 @@ def infer_version(model_name: str, version: str, body: InferenceRequest):
 def _infer(model_name: str, version: str | None, body: InferenceRequest) -> Response:
     v2.check_model(model_name, version, None)
     rows = v2.request_frame(body, body._binary)
-    model, compiled = served_pipeline(dataset_engine(), pipeline_cache())
+    model, compiled, degraded = pipeline_cache().serving_pipeline(dataset_engine())
     v2.check_model(model_name, version, model)
-    answer = v2.infer_answer(body, predict_with(model, compiled, rows), compiled)
+    answer = v2.infer_answer(body, predict_with(model, compiled, rows, degraded=degraded), compiled)
     data, headers = answer.body()
     return Response(data, headers=headers)
 

@@ -304,5 +304,8 @@ def infer_answer(request, prediction: Prediction, compiled: CompiledPipeline) ->
     header: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": str(prediction.model.version)}
     if request.id is not None:
         header["id"] = request.id
+    if prediction.degraded is not None:
+        # the protocol's response parameters carry what /root/ml/predict says in "degraded"
+        header["parameters"] = {"degraded": prediction.degraded}
     header["outputs"] = outputs
     return InferAnswer(header, b"".join(binary))

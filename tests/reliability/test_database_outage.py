@@ -209,6 +209,14 @@ def test_prediction_serves_its_loaded_model_while_the_database_is_down_and_a_new
         assert all(answer["predictions"] == before["predictions"] for answer in during)
         assert all(answer["model"] == before["model"] for answer in during)
         assert all("dataset database is unavailable" in answer["degraded"] for answer in during)
+        # the Open Inference Protocol and MLflow's /invocations serve the same loaded model
+        tensor = {"name": "input-0", "shape": [1, 13], "datatype": "FP64", "data": list(WINE_ROW.values())}
+        v2 = call("POST", ml + "/v2/models/wine/infer", json={"inputs": [tensor], "outputs": [{"name": "predict"}]})
+        assert v2["outputs"][0]["data"] == before["predictions"]
+        assert v2["model_version"] == str(before["model"]["version"])
+        assert "dataset database is unavailable" in v2["parameters"]["degraded"]
+        invocations = call("POST", ml + "/invocations", json={"dataframe_records": [WINE_ROW]})
+        assert invocations == {"predictions": before["predictions"]}
         # what needs the database still says at once that it is unavailable
         started = time.monotonic()
         call("GET", ml + "/root/ml", expect=503)
