@@ -25,6 +25,7 @@ BENCHMARKS = {
         "bench.monitoring_quality",
         "re-training verdict: false-alarm and detection rates per fault scenario; verdict time",
     ),
+    "p6": ("bench.p6_dask", "grid search on a 2-process Dask cluster vs local threads, same cores"),
 }
 
 

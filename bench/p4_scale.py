@@ -6,12 +6,15 @@
    sizes: load the set (POST /root/simulator with `size`), evaluate it (POST /root/ml), report on
    it (POST /root/monitoring), and the peak RSS summed over every service process.
 
-Goals: the write >= 250,000 rows/s at the largest size; evaluating it <= 10 s end to end;
-peak RSS across services <= 2 GB.
+Goals (issue #13): loading 10,000,000 rows through the simulator >= 500,000 rows/s; evaluating
+them <= 30 s end to end; peak RSS across services <= 1.5 GB in every phase (load, evaluate,
+report). The in-process write comparison stays at 1,000,000 rows (pandas to_sql of 10M rows
+would take minutes and prove nothing more).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -34,37 +37,26 @@ from bench.harness import (
 )
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL as WALKTHROUGH_MODEL
 
-LOAD_GOAL_ROWS_PER_S = 250_000
-EVALUATE_GOAL_S = 10.0
-RSS_GOAL_BYTES = 2 * 10**9
+LOAD_GOAL_ROWS_PER_S = 500_000
+EVALUATE_GOAL_S = 30.0
+RSS_GOAL_BYTES = 1.5 * 10**9
+WRITE_COMPARISON_ROWS = 1_000_000
 
 
 def run(config: Config) -> Result:
     """Measure the write side by side, then load / evaluate / report through the services."""
-    sizes = [500, 3_000] if config.quick else [10_000, 100_000, 1_000_000]
+    sizes = [500, 3_000] if config.quick else [10_000, 100_000, 1_000_000, 10_000_000]
     result = Result("p4")
     with postgres_database() as url:
-        compare_writes(url, sizes[-1], result)
+        compare_writes(url, sizes[-1] if config.quick else WRITE_COMPARISON_ROWS, result)
     with postgres_database() as url, tempfile.TemporaryDirectory(dir=config.work_dir) as data_dir:
         through_services(url, Path(data_dir), sizes, result, config.profile)
     plot(result.figures["by_size"], (config.work_dir if config.quick else RESULTS_DIR) / "p4-scale.png")
     largest = result.figures["by_size"][-1]
     result.goals = [
-        Goal(
-            f"load {largest['rows']:,} rows (write)",
-            result.figures["copy_rows_per_s"],
-            LOAD_GOAL_ROWS_PER_S,
-            "rows/s",
-            at_most=False,
-        ),
+        Goal(f"load {largest['rows']:,} rows through the simulator", largest["load_rows_per_s"], LOAD_GOAL_ROWS_PER_S, "rows/s", at_most=False),
         Goal(f"evaluate {largest['rows']:,} rows", largest["evaluate_s"], EVALUATE_GOAL_S, "s", at_most=True),
-        Goal(
-            f"peak RSS across services while evaluating {largest['rows']:,} rows",
-            largest["evaluate_peak_rss_bytes"] / 1e9,
-            RSS_GOAL_BYTES / 1e9,
-            "GB",
-            at_most=True,
-        ),
+        Goal(f"peak RSS across services, worst phase, {largest['rows']:,} rows", largest["peak_rss_bytes"] / 1e9, RSS_GOAL_BYTES / 1e9, "GB", at_most=True),
     ]
     return result
 
@@ -181,7 +173,13 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
             report_peaks = {leaders[pid]: peak for pid, peak in peak_rss_bytes(list(leaders)).items()}
             # the peak of each service over the three phases
             peaks = {name: max(load_peaks[name], evaluate_peaks[name], report_peaks[name]) for name in load_peaks}
-            rss = sum(peaks.values())
+            # the worst phase: each phase's peaks summed over the services, then the largest sum
+            phase_rss = {
+                "load": sum(load_peaks.values()),
+                "evaluate": sum(evaluate_peaks.values()),
+                "report": sum(report_peaks.values()),
+            }
+            rss = max(phase_rss.values())
             sampled = "sample" in str(report.get("notes", report))[:100_000] if isinstance(report, dict) else False
             by_size.append(
                 {
@@ -193,15 +191,19 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
                     "report_repeat_s": repeat_s,
                     "report_says_sampled": sampled,
                     "peak_rss_bytes": rss,
+                    "peak_rss_bytes_by_phase": phase_rss,
                     "peak_rss_bytes_by_service": peaks,
+                    "load_average_1min": os.getloadavg()[0],
                     "evaluate_peak_rss_bytes": sum(evaluate_peaks.values()),
                     "evaluate_peak_rss_bytes_by_service": evaluate_peaks,
                     "score": scored.get("message"),
                 }
             )
             say(
-                f"p4: {rows:>9,} rows: load {load_s:6.2f} s, evaluate {evaluate_s:6.2f} s, report {report_s:6.2f} s "
-                f"(again {repeat_s * 1000:.0f} ms{', sampled' if sampled else ''}), peak RSS {rss / 1e6:,.0f} MB "
+                f"p4: {rows:>10,} rows: load {load_s:6.2f} s, evaluate {evaluate_s:6.2f} s, report {report_s:6.2f} s "
+                f"(again {repeat_s * 1000:.0f} ms{', sampled' if sampled else ''}), peak RSS (worst phase) {rss / 1e6:,.0f} MB "
+                f"(load {phase_rss['load'] / 1e6:,.0f}, evaluate {phase_rss['evaluate'] / 1e6:,.0f}, report {phase_rss['report'] / 1e6:,.0f}; "
+                f"load average {os.getloadavg()[0]:.1f}) "
                 f"({', '.join(f'{name} {peak / 1e6:,.0f}' for name, peak in peaks.items())}), "
                 f"{sum(evaluate_peaks.values()) / 1e6:,.0f} MB while evaluating "
                 f"({', '.join(f'{name} {peak / 1e6:,.0f}' for name, peak in evaluate_peaks.items())})"
@@ -209,7 +211,7 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
     result.figures["by_size"] = by_size
     say(
         table(
-            ["rows", "load s", "rows/s", "evaluate s", "report s", "report again s", "peak RSS MB", "evaluating MB"],
+            ["rows", "load s", "rows/s", "evaluate s", "report s", "report again s", "peak RSS MB (worst phase)", "evaluating MB", "load avg"],
             [
                 [
                     f"{r['rows']:,}",
@@ -220,6 +222,7 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
                     r["report_repeat_s"],
                     f"{r['peak_rss_bytes'] / 1e6:,.0f}",
                     f"{r['evaluate_peak_rss_bytes'] / 1e6:,.0f}",
+                    f"{r['load_average_1min']:.1f}",
                 ]
                 for r in by_size
             ],

@@ -79,6 +79,22 @@ def select_columns(connection: Connection, query: Select, dtypes: Mapping[str, s
     if is_postgresql(connection):
         return _copy_out(connection, query, dtypes, rows)
     result = connection.execute(query).all()
+    return _fetched_columns(result, dtypes)
+
+
+def select_column_blocks(connection: Connection, query: Select, dtypes: Mapping[str, str], block_rows: int) -> Iterator[Columns]:
+    """Run a query and yield its columns a block of about block_rows rows at a time (as
+    select_columns gives them), so that a set of any size is read in constant memory. On
+    PostgreSQL the blocks are decoded from one binary COPY: one statement, one snapshot."""
+    if is_postgresql(connection):
+        yield from _copy_out_blocks(connection, query, dtypes, block_rows)
+        return
+    result = connection.execution_options(yield_per=block_rows).execute(query)
+    for rows in result.partitions(block_rows):
+        yield _fetched_columns(rows, dtypes)
+
+
+def _fetched_columns(result, dtypes: Mapping[str, str]) -> Columns:
     buffer = _ColumnBuffer(dtypes, len(result))
     for i, (name, dtype) in enumerate(dtypes.items()):
         values = [row[i] for row in result]
@@ -261,20 +277,38 @@ def _encode_blocks(columns: Mapping[str, np.ndarray]) -> Iterator[bytes]:
         yield (raw if keep is None else raw[keep]).tobytes()
 
 
-def _copy_out(connection: Connection, query: Select, dtypes: Mapping[str, str], rows: int) -> Columns:
+def _copy_out_statement(connection: Connection, query: Select):
     from psycopg import sql
 
     compiled = query.compile(dialect=connection.dialect)
     # psycopg merges the bound parameters into the COPY statement on the client side.
-    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(str(compiled)))
+    return sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(str(compiled))), compiled.params
+
+
+def _copy_out(connection: Connection, query: Select, dtypes: Mapping[str, str], rows: int) -> Columns:
+    statement, params = _copy_out_statement(connection, query)
     decoder = _RowDecoder(dtypes, rows)
     with _driver_cursor(connection, statement) as cursor:
-        with cursor.copy(statement, compiled.params) as copy:
+        with cursor.copy(statement, params) as copy:
             # PostgreSQL sends one message per row: decode them a few MB at a time into the
             # column arrays, rather than holding the whole stream and the arrays at once.
             for message in copy:
                 decoder.feed(message)
     return decoder.finish()
+
+
+def _copy_out_blocks(connection: Connection, query: Select, dtypes: Mapping[str, str], block_rows: int) -> Iterator[Columns]:
+    statement, params = _copy_out_statement(connection, query)
+    decoder = _RowDecoder(dtypes, block_rows)
+    with _driver_cursor(connection, statement) as cursor:
+        with cursor.copy(statement, params) as copy:
+            for message in copy:
+                decoder.feed(message)
+                if decoder.buffer.filled >= block_rows:
+                    yield decoder.take()
+    decoder.finish()
+    if decoder.buffer.filled:
+        yield decoder.take()
 
 
 class _RowDecoder:
@@ -295,6 +329,12 @@ class _RowDecoder:
     def finish(self) -> Columns:
         self._decode(final=True)
         return self.buffer.columns()
+
+    def take(self) -> Columns:
+        """The rows decoded so far; the next ones go into new arrays."""
+        columns = self.buffer.columns()
+        self.buffer = _ColumnBuffer(self.dtypes, len(self.buffer.floats))
+        return columns
 
     def _decode(self, *, final: bool) -> None:
         data = memoryview(self.pending)

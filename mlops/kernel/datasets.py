@@ -6,18 +6,22 @@ one consistent version of the set even while the simulator reloads it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Float, and_, delete, func, literal, select
+from sqlalchemy import Connection, Float, Select, and_, delete, func, literal, select
 
 from mlops.kernel.bulk import (
     insert_columns,
     is_postgresql,
     parent_checked_by_caller,
     refresh_statistics,
+    select_column_blocks,
     select_columns,
 )
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, datasets, predictions, samples, targets
@@ -50,6 +54,17 @@ def dataset_row(connection: Connection, name: str):
     return connection.execute(select(datasets).where(datasets.c.name == name)).first()
 
 
+def loaded_row(connection: Connection, name: str):
+    """The datasets row of a loaded set; a set not loaded yet is a 409 saying how to load it."""
+    row = dataset_row(connection, name)
+    if row is None:
+        raise Conflict(
+            f"The {name} set is not loaded yet: load it first with " + LOAD_HINT.format(name=name),
+            error="Set not loaded",
+        )
+    return row
+
+
 def read_set(connection: Connection, name: str, *, with_predictions: bool = False) -> LoadedSet:
     """Read a loaded set in one statement; a set not loaded yet is a 409 saying how to load it.
 
@@ -58,12 +73,7 @@ def read_set(connection: Connection, name: str, *, with_predictions: bool = Fals
     over with the new version.
     """
     for _ in range(READ_ATTEMPTS):
-        row = dataset_row(connection, name)
-        if row is None:
-            raise Conflict(
-                f"The {name} set is not loaded yet: load it first with " + LOAD_HINT.format(name=name),
-                error="Set not loaded",
-            )
+        row = loaded_row(connection, name)
         loaded = _read_version(connection, row, with_predictions)
         if loaded is not None:
             return loaded
@@ -75,9 +85,21 @@ def kept_reloading(what: str) -> Conflict:
     return Conflict(f"{what} kept being reloaded while it was read; send the request again", error="Set reloaded")
 
 
-def _read_version(connection: Connection, row, with_predictions: bool) -> LoadedSet | None:
-    """Read one version of a set (its datasets row), or None if it was replaced meanwhile."""
-    name = row.name
+def read_set_blocks(connection: Connection, name: str, block_rows: int, *, with_predictions: bool = False) -> tuple[Any, Iterator[LoadedSet]]:
+    """A loaded set's datasets row, and its rows in order a block of about block_rows at a time
+    (each block a LoadedSet), read by one statement: a set of any size in constant memory.
+
+    A set not loaded is a 409 saying how to load it. The caller counts the rows: fewer than the
+    row's n_samples means the set was replaced during the read (kept_reloading says so).
+    """
+    row = loaded_row(connection, name)
+    query, dtypes = _set_query(row, with_predictions)
+    blocks = (_loaded(row, arrays, with_predictions) for arrays in select_column_blocks(connection, query, dtypes, block_rows))
+    return row, blocks
+
+
+def _set_query(row, with_predictions: bool) -> tuple[Select, dict[str, str]]:
+    """The statement that reads one version of a set in sample order, and its columns' types."""
     # NULL features come back as NaN and a missing prediction as -1, so every row has the same
     # width and PostgreSQL can send the set by binary COPY (see mlops.kernel.bulk).
     columns = [
@@ -101,10 +123,21 @@ def _read_version(connection: Connection, row, with_predictions: bool) -> Loaded
             ),
         )
         dtypes["prediction"] = "int32"
-    query = query.where(samples.c.dataset_id == row.id).order_by(samples.c.sample_index)
+    return query.where(samples.c.dataset_id == row.id).order_by(samples.c.sample_index), dtypes
+
+
+def _read_version(connection: Connection, row, with_predictions: bool) -> LoadedSet | None:
+    """Read one version of a set (its datasets row), or None if it was replaced meanwhile."""
+    query, dtypes = _set_query(row, with_predictions)
     arrays = select_columns(connection, query, dtypes, rows=row.n_samples)
     if len(arrays["sample_index"]) != row.n_samples:
         return None
+    return _loaded(row, arrays, with_predictions)
+
+
+def _loaded(row, arrays, with_predictions: bool) -> LoadedSet:
+    """A set's rows (all, or a block) as a LoadedSet indexed by sample_index."""
+    name = row.name
     index = pd.Index(arrays["sample_index"].astype("int64"), name="sample_index")
     # The 13 feature columns are the float columns, decoded side by side into one 2-D array: the
     # frame takes it as its one block without a copy, and np.asarray of the frame is a view of it.
@@ -131,7 +164,15 @@ def _read_version(connection: Connection, row, with_predictions: bool) -> Loaded
 def replace_predictions(
     connection: Connection, dataset_id: int, sample_index: pd.Index, predicted: np.ndarray, model_version: int
 ) -> None:
-    """Store the predictions for one version of a set, replacing earlier ones for it.
+    """Store the predictions for one version of a set, replacing earlier ones for it."""
+    with predictions_writer(connection, dataset_id, model_version) as write:
+        write(sample_index, predicted)
+
+
+@contextmanager
+def predictions_writer(connection: Connection, dataset_id: int, model_version: int) -> Iterator[Callable[[Any, Any], None]]:
+    """Replace the predictions for one version of a set with those written inside the block:
+    yields write(sample_index, predicted), to call once per block of rows.
 
     Two of these for the same set at once (two evaluations) take turns: otherwise, on
     PostgreSQL, the second one's DELETE cannot see the rows the first one is inserting and the
@@ -140,20 +181,31 @@ def replace_predictions(
     if is_postgresql(connection):
         connection.execute(select(func.pg_advisory_xact_lock(PREDICTIONS_LOCK, dataset_id)))
     connection.execute(delete(predictions).where(predictions.c.dataset_id == dataset_id))
-    rows = {
-        "dataset_id": np.full(len(sample_index), dataset_id, dtype=np.int32),
-        "sample_index": np.asarray(sample_index, dtype=np.int32),
-        "prediction": np.asarray(predicted, dtype=np.int32),
-        "model_version": np.full(len(sample_index), model_version, dtype=np.int32),
-    }
+    written = 0
+
+    def write(sample_index, predicted) -> None:
+        nonlocal written
+        n_rows = len(sample_index)
+        insert_columns(
+            connection,
+            predictions,
+            {
+                "dataset_id": np.full(n_rows, dataset_id, dtype=np.int32),
+                "sample_index": np.asarray(sample_index, dtype=np.int32),
+                "prediction": np.asarray(predicted, dtype=np.int32),
+                "model_version": np.full(n_rows, model_version, dtype=np.int32),
+            },
+        )
+        written += n_rows
+
     # Hold the set's row (as each row's foreign-key check would) so that a reload waits for us;
     # if the set is gone, the plain insert lets the foreign key refuse the rows as always.
     held = connection.execute(
         select(datasets.c.id).where(datasets.c.id == dataset_id).with_for_update(key_share=True)
     ).scalar()
     if held is None:
-        insert_columns(connection, predictions, rows)
+        yield write
         return
     with parent_checked_by_caller(connection):
-        insert_columns(connection, predictions, rows)
-    refresh_statistics(connection, len(sample_index), predictions)
+        yield write
+    refresh_statistics(connection, written, predictions)

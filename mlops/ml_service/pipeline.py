@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from mlops.kernel.catalogue import build_estimator
-from mlops.kernel.datasets import LoadedSet, dataset_row, read_set, replace_predictions
+from mlops.kernel.datasets import dataset_row, predictions_writer, read_set, read_set_blocks, replace_predictions
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES
 from mlops.kernel.errors import BadRequest, Conflict
 from mlops.ml_service.deployment import (
@@ -33,7 +33,7 @@ from mlops.ml_service.deployment import (
     save_model,
     save_trained,
 )
-from mlops.ml_service.fastpath import CompiledPipeline, NonFiniteValues
+from mlops.ml_service.fastpath import CHUNK_ROWS, CompiledPipeline, NonFiniteValues
 
 # The SQL spelling of a feature (od280__od315_of_diluted_wines) is accepted as well as the API's.
 FEATURE_INDEX = pd.Index(FEATURES)
@@ -104,7 +104,7 @@ def train(engine: Engine, cache: PipelineCache) -> Score:
     predicted = pipeline.predict(training.features)
     accuracy = _accuracy(predicted, training.target)
     pipeline_bytes = dump_pipeline(pipeline)
-    with _predictions_transaction(engine, training, retry=f"train again with {TRAIN_HINT}") as connection:
+    with _predictions_transaction(engine, "training", training.dataset_id, retry=f"train again with {TRAIN_HINT}") as connection:
         trained = save_trained(connection, model, pipeline_bytes, accuracy)
         replace_predictions(connection, training.dataset_id, training.features.index, predicted, trained.version)
     cache.put(trained, pipeline)
@@ -112,18 +112,31 @@ def train(engine: Engine, cache: PipelineCache) -> Score:
 
 
 def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
-    """Predict a loaded set with the trained model, store the predictions and score them."""
-    with engine.connect() as connection:
-        model, compiled = cache.trained_pipeline(connection)
-        loaded = read_set(connection, set_name)
-    try:
-        predicted = compiled.predict_classes(loaded.features)
-    except NonFiniteValues as error:
-        raise Conflict(f"The {set_name} set cannot be predicted: {error}", error="Invalid values") from None
+    """Predict a loaded set with the trained model, store the predictions and score them.
+
+    The set is read, predicted and its predictions written a block of rows at a time (read on
+    one connection, written in one transaction on another), so memory does not grow with the set.
+    """
     retry = f'evaluate again with POST /root/ml {{"dataset": "{set_name}"}}'
-    with _predictions_transaction(engine, loaded, retry=retry) as connection:
-        replace_predictions(connection, loaded.dataset_id, loaded.features.index, predicted, model.version)
-    return Score(set_name, _accuracy(predicted, loaded.target), model)
+    correct = total = 0
+    with engine.connect() as reading:
+        model, compiled = cache.trained_pipeline(reading)
+        row, blocks = read_set_blocks(reading, set_name, CHUNK_ROWS)
+        with (
+            _predictions_transaction(engine, set_name, row.id, retry=retry) as writing,
+            predictions_writer(writing, row.id, model.version) as write,
+        ):
+            for block in blocks:
+                try:
+                    predicted = compiled.predict_classes(block.features)
+                except NonFiniteValues as error:
+                    raise Conflict(f"The {set_name} set cannot be predicted: {error}", error="Invalid values") from None
+                write(block.features.index, predicted)
+                correct += int(np.count_nonzero(np.asarray(predicted) == block.target.to_numpy()))
+                total += len(predicted)
+            if total != row.n_samples:  # the set was replaced under the read
+                raise _set_reloaded(set_name, retry)
+    return Score(set_name, correct / total if total else float("nan"), model)
 
 
 def _accuracy(predicted: np.ndarray, target: pd.Series) -> float:
@@ -132,24 +145,23 @@ def _accuracy(predicted: np.ndarray, target: pd.Series) -> float:
 
 
 @contextmanager
-def _predictions_transaction(engine: Engine, loaded: LoadedSet, *, retry: str) -> Iterator[Connection]:
-    """One transaction that stores predictions for `loaded`; a reload of the set meanwhile is a 409."""
+def _predictions_transaction(engine: Engine, name: str, dataset_id: int, *, retry: str) -> Iterator[Connection]:
+    """One transaction that stores predictions for a version of a set; a reload of the set
+    meanwhile is a 409."""
     try:
         with engine.begin() as connection:
             yield connection
-            current = dataset_row(connection, loaded.name)
-            if current is None or current.id != loaded.dataset_id:
-                raise _set_reloaded(loaded, retry)
+            current = dataset_row(connection, name)
+            if current is None or current.id != dataset_id:
+                raise _set_reloaded(name, retry)
     except IntegrityError:
         # The reload deleted the set's row between our read and our write: the foreign key refused.
-        raise _set_reloaded(loaded, retry) from None
+        raise _set_reloaded(name, retry) from None
 
 
-def _set_reloaded(loaded: LoadedSet, retry: str) -> Conflict:
+def _set_reloaded(name: str, retry: str) -> Conflict:
     """Build the 409 for a set reloaded while the model worked on it."""
-    return Conflict(
-        f"The {loaded.name} set was reloaded while the model was working on it: {retry}", error="Set reloaded"
-    )
+    return Conflict(f"The {name} set was reloaded while the model was working on it: {retry}", error="Set reloaded")
 
 
 def served_pipeline(engine: Engine, cache: PipelineCache) -> tuple[DeployedModel, CompiledPipeline]:

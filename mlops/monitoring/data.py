@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
-from mlops.kernel.datasets import LoadedSet, read_set
+from mlops.kernel.datasets import LoadedSet, kept_reloading, read_set, read_set_blocks
 from mlops.kernel.db import datasets, predictions
 from mlops.monitoring.checks import PREDICTION, TARGET
 
@@ -16,6 +17,8 @@ TRAINING_SET = "training"
 REFERENCE_SET = "testing"
 CURRENT_SET = "production"
 SAMPLE_SEED = 42
+# A set larger than the sample is read this many rows at a time, keeping only the sampled ones.
+SAMPLE_BLOCK_ROWS = 262_144
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,9 @@ def read_training_frame(engine: Engine, max_rows: int) -> tuple[pd.DataFrame, Se
     """The training set with its predictions (sampled as the others), and its version as read before it."""
     with engine.connect() as connection:
         version = set_version(connection, TRAINING_SET)
-        loaded = read_set(connection, TRAINING_SET, with_predictions=True)
-    frame, used = evidently_frame(loaded, version[1], max_rows)
-    return frame, used, version if version[0] == loaded.dataset_id else (None, None)
+        sample = read_sample(connection, TRAINING_SET, max_rows)
+    frame, used = evidently_frame(sample, version[1])
+    return frame, used, version if version[0] == sample.loaded.dataset_id else (None, None)
 
 
 def read_monitoring_data(engine: Engine, max_rows: int, expected: DataVersion | None = None) -> MonitoringData:
@@ -109,11 +112,11 @@ def read_monitoring_data(engine: Engine, max_rows: int, expected: DataVersion | 
     """
     with engine.connect() as connection:
         before = data_version(connection) if expected is None else expected
-        reference = read_set(connection, REFERENCE_SET, with_predictions=True)
-        current = read_set(connection, CURRENT_SET, with_predictions=True)
+        reference = read_sample(connection, REFERENCE_SET, max_rows)
+        current = read_sample(connection, CURRENT_SET, max_rows)
         after = data_version(connection)
-    reference_frame, reference_used = evidently_frame(reference, before.reference_model_version, max_rows)
-    current_frame, current_used = evidently_frame(current, before.current_model_version, max_rows)
+    reference_frame, reference_used = evidently_frame(reference, before.reference_model_version)
+    current_frame, current_used = evidently_frame(current, before.current_model_version)
     return MonitoringData(
         version=before if before == after else None,
         reference=reference_frame,
@@ -123,11 +126,59 @@ def read_monitoring_data(engine: Engine, max_rows: int, expected: DataVersion | 
     )
 
 
-def evidently_frame(loaded: LoadedSet, model_version: int | None, max_rows: int) -> tuple[pd.DataFrame, SetUsed]:
-    """One frame of features, target and prediction, sampled (seeded) down to max_rows if larger."""
+@dataclass(frozen=True)
+class Sample:
+    """The rows of a set that monitoring uses (all of them, or a seeded sample) and how many it has."""
+
+    loaded: LoadedSet
+    rows: int
+
+
+def read_sample(connection: Connection, name: str, max_rows: int) -> Sample:
+    """A set with predictions, or a seeded random sample of max_rows of its rows if it has more.
+
+    The sample is the same as pandas' frame.sample(n=max_rows, random_state=SAMPLE_SEED) of the
+    whole set, but the set is read a block at a time and only the sampled rows are kept, so a
+    set of any size is sampled in constant memory.
+    """
+    row, blocks = read_set_blocks(connection, name, SAMPLE_BLOCK_ROWS, with_predictions=True)
+    if row.n_samples <= max_rows:
+        return Sample(read_set(connection, name, with_predictions=True), row.n_samples)
+    picked = np.sort(np.random.RandomState(SAMPLE_SEED).choice(row.n_samples, max_rows, replace=False))
+    kept, start = [], 0
+    for block in blocks:
+        stop = start + len(block.target)
+        positions = picked[np.searchsorted(picked, start) : np.searchsorted(picked, stop)] - start
+        kept.append(_take(block, positions))
+        start = stop
+    if start != row.n_samples:
+        raise kept_reloading(f"The {name} set")
+    return Sample(
+        LoadedSet(
+            name=name,
+            dataset_id=row.id,
+            loaded_at=row.loaded_at,
+            features=pd.concat([k.features for k in kept]),
+            target=pd.concat([k.target for k in kept]),
+            prediction=pd.concat([k.prediction for k in kept]),
+        ),
+        row.n_samples,
+    )
+
+
+def _take(block: LoadedSet, positions: np.ndarray) -> LoadedSet:
+    return LoadedSet(
+        block.name,
+        block.dataset_id,
+        block.loaded_at,
+        block.features.iloc[positions],
+        block.target.iloc[positions],
+        block.prediction.iloc[positions],
+    )
+
+
+def evidently_frame(sample: Sample, model_version: int | None) -> tuple[pd.DataFrame, SetUsed]:
+    """One frame of features, target and prediction, and which rows of the set it holds."""
+    loaded = sample.loaded
     frame = loaded.features.assign(**{TARGET: loaded.target, PREDICTION: loaded.prediction})
-    rows = len(frame)
-    if rows > max_rows:
-        # seeded, so the same stored set always gives the same sample (and the same report)
-        frame = frame.sample(n=max_rows, random_state=SAMPLE_SEED).sort_index()
-    return frame, SetUsed(loaded.name, loaded.dataset_id, model_version, rows, len(frame))
+    return frame, SetUsed(loaded.name, loaded.dataset_id, model_version, sample.rows, len(frame))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -48,12 +49,14 @@ class CheckKey:
 def data_notes(sets: tuple[SetUsed, ...], computed_by: str) -> list[str]:
     """Sampled sets, and predictions of testing and production by different models (the last two of sets)."""
     notes = [
-        f"The {used.name} set has {used.rows} rows; {computed_by} ran on a seeded random sample of "
-        f"{used.rows_used} of them (MONITORING_MAX_ROWS)"
+        f"The {used.name} set has {used.rows:,} rows; {computed_by} ran on a seeded random sample of "
+        f"{used.rows_used:,} of them (MONITORING_MAX_ROWS)"
         for used in sets
         if used.sampled
     ]
     reference_set, current_set = sets[-2:]
+    if reference_set.sampled or current_set.sampled:
+        notes.append(sample_power(reference_set, current_set))
     if reference_set.model_version != current_set.model_version:
         notes.append(
             "The testing and production predictions come from different model versions "
@@ -122,6 +125,34 @@ class VerdictResult:
         if self.training_set is not None:
             shown["training"] = self.training_set.to_json()
         return shown
+
+
+# The two-sample Kolmogorov-Smirnov critical value at p < 0.05: c(alpha) = sqrt(-ln(alpha / 2) / 2).
+KS_C_ALPHA_05 = 1.358
+
+
+def ks_detectable_distance(n: int, m: int) -> float:
+    """The smallest KS distance between two samples of n and m rows that a two-sample KS test
+    flags at p < 0.05 (large-sample approximation): the smaller set decides it."""
+    return KS_C_ALPHA_05 * math.sqrt((n + m) / (n * m))
+
+
+def sample_power(reference: SetUsed, current: SetUsed) -> str:
+    """What sampling means for the drift verdict: the smallest shift a drift test can detect with
+    the rows used, against with every row."""
+    used = ks_detectable_distance(reference.rows_used, current.rows_used)
+    every = ks_detectable_distance(reference.rows, current.rows)
+    return (
+        f"Power of the drift tests: comparing {reference.rows_used:,} {reference.name} rows with "
+        f"{current.rows_used:,} {current.name} rows, a two-sample KS test at p < 0.05 (Evidently's drift "
+        f"test of a numerical column when the reference has fewer than 1,000 rows) detects distributions that "
+        f"differ by a KS distance of {used:.4f} or more; with every row it would be {every:.4f}. "
+        + (
+            "The sample costs the verdict no meaningful power: the smaller set decides it."
+            if used - every < 0.005
+            else "Raise MONITORING_MAX_ROWS to detect smaller shifts."
+        )
+    )
 
 
 @dataclass

@@ -11,8 +11,8 @@ from mlops.kernel.errors import BadRequest
 from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine
 from mlops.simulator.scenarios import DEFAULT_SIZE, draw_scenario, ground_truth
 from mlops.simulator.schemas import MAX_SCENARIO_SIZE, LoadSet
-from mlops.simulator.splits import SEED, load_split
-from mlops.simulator.store import loaded_sets, replace_set
+from mlops.simulator.splits import SEED, load_split, resampled_production
+from mlops.simulator.store import loaded_sets, replace_set, replace_set_blocks
 
 bp = ApiBlueprint("simulator", __name__)
 
@@ -30,6 +30,16 @@ def load(body: LoadSet):
         if getattr(body, field) is not None and body.set_name != "production":
             raise BadRequest(f"`{field}` can only be given for the production set", error="Invalid request")
     seed = SEED if body.seed is None else body.seed
+    recorded = seed if body.seed is not None or body.scenario is not None else None
+    if body.scenario is None and body.size is not None:
+        # made and written a block at a time: memory does not grow with the size
+        size = body.size
+
+        def blocks():
+            return ((block.features, block.target) for block in resampled_production(size, seed))
+
+        replace_set_blocks(dataset_engine(), body.set_name, size, blocks, seed=recorded)
+        return {"message": f"Load {body.set_name} set"}
     truth: dict[str, Any] | None = None
     if body.scenario is None:
         split = load_split(body.set_name, body.size, seed)
@@ -41,10 +51,7 @@ def load(body: LoadSet):
             )
         split = draw_scenario(body.scenario.faults(), size, seed)
         truth = ground_truth(body.scenario.faults(), size)
-    recorded = body.seed is not None or body.scenario is not None
-    replace_set(
-        dataset_engine(), body.set_name, split.features, split.target, seed=seed if recorded else None, scenario=truth
-    )
+    replace_set(dataset_engine(), body.set_name, split.features, split.target, seed=recorded, scenario=truth)
     return {"message": f"Load {body.set_name} set"}
 
 

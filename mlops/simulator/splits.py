@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,8 @@ NOISE_SCALE = 0.3
 SHIFT_SCALE = 0.5
 MISSING_FRACTION = 0.03
 NOISE_BLOCK_ROWS = 65_536
+# A resampled production set is made and written this many rows at a time.
+RESAMPLE_BLOCK_ROWS = 262_144
 
 
 @dataclass(frozen=True)
@@ -55,23 +58,57 @@ def load_split(set_name: str, size: int | None = None, seed: int = SEED) -> Spli
     split = wine_splits()[set_name]
     if set_name != "production":
         return split
+    if size is not None:
+        blocks = list(resampled_production(size, seed))
+        return Split(
+            pd.concat([block.features for block in blocks], ignore_index=True),
+            pd.concat([block.target for block in blocks], ignore_index=True),
+        )
     rng = np.random.default_rng(seed)
     values = split.features.to_numpy(dtype=np.float64, copy=True)
     target = split.target.to_numpy(dtype=np.int64)
-    if size is not None:
-        # Whole-array takes (docs/performance.md, P4). The features stay column-major
-        # (as pandas stores them), so the spread below sums each column as it always did.
-        picked = rng.integers(0, len(target), size=size)
-        # The spread of the resampled rows, from how often each row was picked: the same
-        # statistic as over the big array, without two temporary copies of it.
-        spread = weighted_std(values, np.bincount(picked, minlength=len(target)))
-        values, target = np.take(values.T, picked, axis=1).T, target[picked]
-    else:
-        spread = values.std(axis=0, ddof=0)
     return Split(
-        pd.DataFrame(foul(values, spread, rng), columns=split.features.columns),
+        pd.DataFrame(foul(values, values.std(axis=0, ddof=0), rng), columns=split.features.columns),
         pd.Series(target, name=split.target.name),
     )
+
+
+def resampled_production(size: int, seed: int = SEED, block_rows: int = RESAMPLE_BLOCK_ROWS) -> Iterator[Split]:
+    """Production's rows resampled (with replacement, seeded) to `size` rows and fouled, yielded a
+    block of rows at a time, so that a set of any size is made in constant memory.
+
+    The same seed and size (and block_rows) always give the same rows; another size gives another
+    sample (the size is part of the seed). Three generators each serve one purpose: which rows are
+    picked, the noise, and which values go missing (exactly MISSING_FRACTION of each column,
+    spread over the blocks in proportion to their rows).
+    """
+    base = wine_splits()["production"]
+    values = base.features.to_numpy(dtype=np.float64)
+    target = base.target.to_numpy(dtype=np.int64)
+
+    def picks() -> Iterator[np.ndarray]:
+        rng = np.random.default_rng([seed, size, 1])
+        for start in range(0, size, block_rows):
+            yield rng.integers(0, len(target), size=min(block_rows, size - start))
+
+    # The spread of the resampled rows, from how often each row is picked (a first pass over the
+    # picks only): the same statistic as over the whole resampled set, never held.
+    counts = sum((np.bincount(picked, minlength=len(target)) for picked in picks()), np.zeros(len(target), np.int64))
+    spread = weighted_std(values, counts)
+    noise = np.random.default_rng([seed, size, 2])
+    missing = np.random.default_rng([seed, size, 3])
+    n_missing = max(1, round(MISSING_FRACTION * size))
+    start = 0
+    for picked in picks():
+        stop = start + len(picked)
+        block = values[picked]
+        _add_noise(block, spread, noise)
+        # rows start..stop get their share of the column's missing values
+        share = n_missing * stop // size - n_missing * start // size
+        for column in range(block.shape[1]):
+            block[missing.choice(len(block), size=share, replace=False), column] = np.nan
+        yield Split(pd.DataFrame(block, columns=base.features.columns), pd.Series(target[picked], name=base.target.name))
+        start = stop
 
 
 def weighted_std(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -85,15 +122,19 @@ def foul(values: np.ndarray, spread: np.ndarray, rng: np.random.Generator) -> np
 
     Works in place on `values` (rows x features) and returns it.
     """
-    spread = spread.copy()
-    spread[spread == 0] = 1.0
     n_rows, n_cols = values.shape
-    # The noise is drawn a block of rows at a time: the same numbers as one draw of the whole
-    # shape (the generator fills it row by row), without a second array as big as the set.
-    for start in range(0, n_rows, NOISE_BLOCK_ROWS):
-        block = values[start : start + NOISE_BLOCK_ROWS]
-        block += rng.normal(SHIFT_SCALE, NOISE_SCALE, size=block.shape) * spread
+    _add_noise(values, spread, rng)
     n_missing = max(1, round(MISSING_FRACTION * n_rows)) if n_rows else 0
     for column in range(n_cols):
         values[rng.choice(n_rows, size=n_missing, replace=False), column] = np.nan
     return values
+
+
+def _add_noise(values: np.ndarray, spread: np.ndarray, rng: np.random.Generator) -> None:
+    """Add Gaussian noise and a shift scaled to each column's spread, in place."""
+    spread = np.where(spread == 0, 1.0, spread)
+    # Drawn a block of rows at a time: the same numbers as one draw of the whole shape (the
+    # generator fills it row by row), without a second array as big as the set.
+    for start in range(0, len(values), NOISE_BLOCK_ROWS):
+        block = values[start : start + NOISE_BLOCK_ROWS]
+        block += rng.normal(SHIFT_SCALE, NOISE_SCALE, size=block.shape) * spread

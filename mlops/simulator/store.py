@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,7 +40,22 @@ def replace_set(
     seed: int | None = None,
     scenario: dict[str, Any] | None = None,
 ) -> int:
-    """Replace the stored set `name` with these rows in one transaction; return its new id.
+    """Replace the stored set `name` with these rows in one transaction; return its new id."""
+    return replace_set_blocks(engine, name, len(target), lambda: [(features, target)], seed=seed, scenario=scenario)
+
+
+def replace_set_blocks(
+    engine: Engine,
+    name: str,
+    n_rows: int,
+    blocks: Callable[[], Iterable[tuple[pd.DataFrame, pd.Series]]],
+    *,
+    seed: int | None = None,
+    scenario: dict[str, Any] | None = None,
+) -> int:
+    """Replace the stored set `name` with n_rows rows, written as blocks() yields them (features,
+    target) in one transaction, so that a set of any size is written in constant memory; return
+    its new id. (blocks is called again if the load has to start over.)
 
     Two loads of the same set at once take turns: on PostgreSQL through a per-set advisory lock,
     on SQLite through its single writer; one that still loses a race for the set's name starts
@@ -48,7 +64,7 @@ def replace_set(
     """
     for attempt in range(1, LOAD_ATTEMPTS + 1):
         try:
-            return _replace_set_once(engine, name, features, target, seed, scenario)
+            return _replace_set_once(engine, name, n_rows, blocks(), seed, scenario)
         except (exc.IntegrityError, exc.OperationalError) as error:
             if attempt == LOAD_ATTEMPTS or not _lost_a_race(engine, error):
                 raise
@@ -68,19 +84,17 @@ def _lost_a_race(engine: Engine, error: exc.DBAPIError) -> bool:
 def _replace_set_once(
     engine: Engine,
     name: str,
-    features: pd.DataFrame,
-    target: pd.Series,
+    n_rows: int,
+    blocks: Iterable[tuple[pd.DataFrame, pd.Series]],
     seed: int | None,
     scenario: dict[str, Any] | None,
 ) -> int:
-    """Replace the stored set `name` with these rows in one transaction; return its new id.
+    """Replace the stored set `name` with the blocks' rows in one transaction; return its new id.
 
     The old set, its targets and any predictions made on it are deleted in the same transaction,
     so readers see either the old set or the new one in full, never a mix or a duplicate.
     Missing values are stored as SQL NULL. On PostgreSQL the rows go in by binary COPY.
     """
-    n_rows = len(target)
-    sample_index = np.arange(n_rows, dtype=np.int32)
     with engine.begin() as connection:
         if is_postgresql(connection):
             connection.execute(select(func.pg_advisory_xact_lock(LOAD_LOCK, SET_NAMES.index(name))))
@@ -92,30 +106,42 @@ def _replace_set_once(
         dataset_id = connection.execute(
             insert(datasets).values(name=name, n_samples=n_rows, loaded_at=datetime.now(UTC)).returning(datasets.c.id)
         ).scalar_one()
-        set_id = np.full(n_rows, dataset_id, dtype=np.int32)
+        written = 0
         # This transaction inserted the parent datasets row: every row below refers to it.
         with parent_checked_by_caller(connection):
-            insert_columns(
-                connection,
-                samples,
-                {
-                    "dataset_id": set_id,
-                    "sample_index": sample_index,
-                    **{
-                        column: features[feature].to_numpy(dtype=np.float64)
-                        for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)
-                    },
-                },
-            )
-            insert_columns(
-                connection,
-                targets,
-                {"dataset_id": set_id, "sample_index": sample_index, "target": target.to_numpy(dtype=np.int32)},
-            )
+            for features, target in blocks:
+                written += _insert_block(connection, dataset_id, written, features, target)
+        if written != n_rows:
+            raise ValueError(f"the {name} set was announced with {n_rows} rows but {written} came")
         if seed is not None or scenario is not None:
             connection.execute(insert(set_scenarios).values(dataset_id=dataset_id, seed=seed, scenario=scenario))
         refresh_statistics(connection, n_rows, samples, targets)
     return dataset_id
+
+
+def _insert_block(connection, dataset_id: int, first_index: int, features: pd.DataFrame, target: pd.Series) -> int:
+    """Insert one block of a set's rows, numbered from first_index; return how many."""
+    n_rows = len(target)
+    sample_index = np.arange(first_index, first_index + n_rows, dtype=np.int32)
+    set_id = np.full(n_rows, dataset_id, dtype=np.int32)
+    insert_columns(
+        connection,
+        samples,
+        {
+            "dataset_id": set_id,
+            "sample_index": sample_index,
+            **{
+                column: features[feature].to_numpy(dtype=np.float64)
+                for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)
+            },
+        },
+    )
+    insert_columns(
+        connection,
+        targets,
+        {"dataset_id": set_id, "sample_index": sample_index, "target": target.to_numpy(dtype=np.int32)},
+    )
+    return n_rows
 
 
 def loaded_sets(engine: Engine) -> dict[str, dict[str, Any]]:

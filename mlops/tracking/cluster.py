@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 # How long to wait for the scheduler to answer, and for at least one worker to join it.
 CONNECT_TIMEOUT_S = 5
 WORKERS_TIMEOUT_S = 10
+WATCH_EVERY_S = 1.0
 
 
 class ClusterUnavailable(Unavailable):
@@ -48,16 +51,53 @@ def connected(scheduler_address: str) -> Iterator[Client | None]:
         yield None
         return
     client = connect(scheduler_address)
+    watchdog = _Watchdog(client)
     try:
         yield client
     except ClusterUnavailable:
         raise
     except Exception as error:
-        if not _is_cluster_loss(error, client):
+        if not (watchdog.fired or _is_cluster_loss(error, client)):
             raise
-        raise lost(scheduler_address, error) from error
+        raise lost(scheduler_address, watchdog.reason or error) from error
     finally:
+        watchdog.stop()
         _close(client)
+    if watchdog.fired:  # the search ended anyway, but with its client closed under it
+        raise lost(scheduler_address, watchdog.reason)
+
+
+class _Watchdog:
+    """Closes the client when the cluster has had no worker for WORKERS_TIMEOUT_S: tasks would
+    otherwise wait for one forever. (A lost scheduler closes the client by itself.)"""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.fired = False
+        self.reason: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="dask-watchdog", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        without_workers_since = None
+        while not self._stop.wait(WATCH_EVERY_S):
+            try:
+                workers = len(self.client.scheduler_info().get("workers", {}))
+            except Exception:  # the scheduler itself is gone: the client reports that
+                return
+            if workers:
+                without_workers_since = None
+                continue
+            without_workers_since = without_workers_since or time.monotonic()
+            if time.monotonic() - without_workers_since >= WORKERS_TIMEOUT_S:
+                self.reason = TimeoutError(f"no Dask worker for {WORKERS_TIMEOUT_S} s")
+                self.fired = True
+                _close(self.client)
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def connect(scheduler_address: str):

@@ -224,7 +224,9 @@ def search_model(
                 [predicted] = Parallel(n_jobs=n_jobs)(
                     [delayed(cross_val_predict)(best_estimator, features, target, cv=folds)]
                 )
-            best_estimator.fit(X, y)
+            # here, and sequential as on local threads: not a task per tree on the cluster
+            with parallel_config(backend="sequential"):
+                best_estimator.fit(X, y)
         except (ValueError, TypeError, ArithmeticError) as error:
             raise SearchFailed(f"{search.model_name}: {_last_line(error)}") from error
         precision, recall, f1, _ = precision_recall_fscore_support(

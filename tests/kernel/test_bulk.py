@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, exc, func, select, text
 
 from mlops.kernel import bulk
-from mlops.kernel.datasets import read_set, replace_predictions
+from mlops.kernel.datasets import read_set, read_set_blocks, replace_predictions
 from mlops.kernel.db import FEATURE_COLUMNS, datasets, ensure_schema, make_engine, normalize_url, predictions, samples
 from mlops.kernel.errors import Conflict
 from mlops.simulator.splits import load_split
@@ -164,3 +164,25 @@ def test_float_columns_come_as_one_block_that_a_frame_takes_without_a_copy(engin
     assert np.shares_memory(frame.to_numpy(), columns.floats)
     # read_set's features are such a frame: one block, no copy of the decoded rows
     assert loaded.features._mgr.nblocks == 1 and loaded.features.to_numpy().flags.f_contiguous
+
+
+def test_a_set_read_in_blocks_is_the_set_read_whole(engine, monkeypatch):
+    monkeypatch.setattr(bulk, "DECODE_BYTES", 50_000)  # PostgreSQL: a block decoded every ~270 rows
+    whole = load(engine, 7_000)
+    with engine.begin() as connection:
+        replace_predictions(connection, whole.dataset_id, whole.features.index, whole.target.to_numpy() % 2, 1)
+    with engine.connect() as connection:
+        whole = read_set(connection, "production", with_predictions=True)
+        row, blocks = read_set_blocks(connection, "production", 1_000, with_predictions=True)
+        blocks = list(blocks)
+    assert row.id == whole.dataset_id and row.n_samples == 7_000
+    assert len(blocks) >= 7 and all(len(block.target) <= 2_000 for block in blocks)
+    assert pd.concat([b.features for b in blocks]).equals(whole.features)
+    assert pd.concat([b.target for b in blocks]).equals(whole.target)
+    assert pd.concat([b.prediction for b in blocks]).equals(whole.prediction)
+
+
+def test_reading_a_set_in_blocks_that_is_not_loaded_is_a_409(engine):
+    with engine.connect() as connection, pytest.raises(Conflict) as refused:
+        read_set_blocks(connection, "testing", 1_000)
+    assert refused.value.error == "Set not loaded"

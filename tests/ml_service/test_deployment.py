@@ -67,14 +67,21 @@ def during_read(monkeypatch):
     """Run an action right after the ML service has read a set, before it writes its results."""
 
     def inject(action):
-        real_read_set = pipeline_module.read_set
+        real_read_set, real_read_set_blocks = pipeline_module.read_set, pipeline_module.read_set_blocks
 
         def read_then_act(connection, name, **kwargs):
             loaded = real_read_set(connection, name, **kwargs)
             action(name)
             return loaded
 
+        def blocks_then_act(connection, name, *args, **kwargs):
+            # evaluation streams the set: act once its version is known, before its rows come
+            row, blocks = real_read_set_blocks(connection, name, *args, **kwargs)
+            action(name)
+            return row, blocks
+
         monkeypatch.setattr(pipeline_module, "read_set", read_then_act)
+        monkeypatch.setattr(pipeline_module, "read_set_blocks", blocks_then_act)
 
     return inject
 

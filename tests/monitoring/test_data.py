@@ -66,3 +66,19 @@ def test_reading_before_evaluation_is_a_409(engine):
     load_sets(engine, "testing", "production")
     with pytest.raises(Conflict, match=r'POST /root/ml \{"dataset": "testing"\}'):
         read_monitoring_data(engine, max_rows=1000)
+
+
+def test_a_large_set_is_sampled_a_block_at_a_time_as_pandas_samples_it_whole(engine, wine_model, monkeypatch):
+    from mlops.kernel.datasets import read_set
+    from mlops.monitoring import data
+
+    monkeypatch.setattr(data, "SAMPLE_BLOCK_ROWS", 700)  # the set spans several blocks
+    load_sets(engine, "testing", "production", production_size=5_000)
+    for name in ("testing", "production"):
+        evaluate(engine, wine_model, name)
+    sampled = read_monitoring_data(engine, max_rows=1_000).current
+    with engine.connect() as connection:
+        whole = read_set(connection, "production", with_predictions=True)
+    frame = whole.features.assign(target=whole.target, prediction=whole.prediction)
+    expected = frame.sample(n=1_000, random_state=data.SAMPLE_SEED).sort_index()
+    assert sampled.equals(expected)

@@ -191,8 +191,13 @@ def test_a_set_larger_than_the_limit_is_sampled_and_the_answer_says_so(settings,
             "rows_used": 50,
         }
         assert answer["datasets"]["reference"]["rows_used"] == 36
-        (note,) = answer["notes"]
+        note, power = answer["notes"]
         assert "production set has 200 rows" in note and "sample of 50" in note
+        # what the sample means for the drift verdict: the smallest shift the tests can detect
+        # (KS distance at p < 0.05) with the rows used and with every row
+        assert "36 testing rows with 50 production rows" in power
+        assert "0.2968" in power and "0.2459" in power  # 1.358 * sqrt(1/36 + 1/50), then 1/200
+        assert "MONITORING_MAX_ROWS" in power
         (summary,) = metric_results(answer["data"], "DatasetSummaryMetric")
         assert summary["current"]["number_of_rows"] == 50
         assert summary["reference"]["number_of_rows"] == 36

@@ -37,7 +37,9 @@ class DaskProcesses:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"},
+            # one BLAS thread per worker thread, as a nanny-started worker (docker-compose.yml) has:
+            # more would fight over the same cores
+            env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
         )
 
     def start(self, timeout: float = 60.0) -> DaskProcesses:

@@ -70,6 +70,7 @@ def test_the_walkthrough_grid_on_the_cluster_finds_what_local_threads_find_with_
     # at most one task per fit, plus one per model for its best estimator's folds; never a task
     # per tree of a forest (RandomForest alone would make hundreds)
     assert 0 < len(stream.data) <= fits + len(searches), [t["key"] for t in stream.data][:20]
+    assert all("_fit_and_score" in t["key"] or "cross_val_predict" in t["key"] for t in stream.data)
 
 
 def test_an_optimization_on_the_cluster_logs_the_same_best_run_and_metrics(
@@ -186,3 +187,38 @@ def _wait_for_running_run(backend, experiment_name: str, timeout: float = 60) ->
             return
         time.sleep(0.1)
     raise AssertionError("the optimization did not start a run")
+
+
+def test_workers_that_all_die_mid_search_are_a_503_not_a_wait_forever(tmp_path, tracking_settings, training_loaded, app):
+    from mlops.tracking.app import create_app
+
+    cluster = DaskProcesses(tmp_path / "no-workers").start()
+    orphaned = create_app(tracking_settings.model_copy(update={"dask_scheduler": cluster.address}))
+    body = optimization(
+        models=["RandomForest"],
+        hyperparameters={"RandomForest": {"n_estimators": [30, 40, 50, 60], "max_depth": [None, 2, 3, 4, 5], "min_samples_split": [2, 3, 4]}},
+    )
+    answer: dict = {}
+
+    def post():
+        response = orphaned.test_client().post("/root/tracking/model_management", json=body)
+        answer.update(status=response.status_code, body=response.get_json())
+
+    try:
+        request = threading.Thread(target=post)
+        request.start()
+        _wait_for_running_run(app.extensions["tracking"], body["experiment_name"])
+        for worker in cluster.worker_processes:
+            worker.kill()
+        request.join(timeout=120)
+        assert not request.is_alive(), "the request waits for workers forever"
+        assert answer["status"] == 503, answer
+        # the scheduler drops the tasks of dead workers, or the watchdog gives up after
+        # WORKERS_TIMEOUT_S without a worker: either way a 503 naming the cluster
+        assert answer["body"]["error"] == "Dask cluster unavailable"
+        assert cluster.address in answer["body"]["message"] and "no worker" in answer["body"]["message"]
+        experiment = next(e for e in reads.list_experiments(app.extensions["tracking"]) if e.name == body["experiment_name"])
+        assert {run.status for run in reads.list_runs(app.extensions["tracking"], [experiment.experiment_id])} == {"FAILED"}
+    finally:
+        cluster.stop()
+        orphaned.extensions["mlops"].dispose()
