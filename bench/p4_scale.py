@@ -54,9 +54,21 @@ def run(config: Config) -> Result:
     plot(result.figures["by_size"], (config.work_dir if config.quick else RESULTS_DIR) / "p4-scale.png")
     largest = result.figures["by_size"][-1]
     result.goals = [
-        Goal(f"load {largest['rows']:,} rows through the simulator", largest["load_rows_per_s"], LOAD_GOAL_ROWS_PER_S, "rows/s", at_most=False),
+        Goal(
+            f"load {largest['rows']:,} rows through the simulator",
+            largest["load_rows_per_s"],
+            LOAD_GOAL_ROWS_PER_S,
+            "rows/s",
+            at_most=False,
+        ),
         Goal(f"evaluate {largest['rows']:,} rows", largest["evaluate_s"], EVALUATE_GOAL_S, "s", at_most=True),
-        Goal(f"peak RSS across services, worst phase, {largest['rows']:,} rows", largest["peak_rss_bytes"] / 1e9, RSS_GOAL_BYTES / 1e9, "GB", at_most=True),
+        Goal(
+            f"peak RSS across services, worst phase, {largest['rows']:,} rows",
+            largest["peak_rss_bytes"] / 1e9,
+            RSS_GOAL_BYTES / 1e9,
+            "GB",
+            at_most=True,
+        ),
     ]
     return result
 
@@ -211,7 +223,17 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
     result.figures["by_size"] = by_size
     say(
         table(
-            ["rows", "load s", "rows/s", "evaluate s", "report s", "report again s", "peak RSS MB (worst phase)", "evaluating MB", "load avg"],
+            [
+                "rows",
+                "load s",
+                "rows/s",
+                "evaluate s",
+                "report s",
+                "report again s",
+                "peak RSS MB (worst phase)",
+                "evaluating MB",
+                "load avg",
+            ],
             [
                 [
                     f"{r['rows']:,}",

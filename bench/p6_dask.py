@@ -30,14 +30,25 @@ BIG_GRID = {
     "models": ["LogisticRegression", "RandomForest", "SVC"],
     "hyperparameters": {
         "LogisticRegression": {"C": [round(0.05 * i, 2) for i in range(1, 21)], "solver": ["liblinear"]},
-        "RandomForest": {"n_estimators": [5, 10, 20], "max_depth": [None, 2, 3, 4, 5], "min_samples_split": [2, 3, 4, 5]},
-        "SVC": {"C": [0.1 * 2**i for i in range(16)], "gamma": ["scale", "auto", 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0], "kernel": ["rbf", "linear"]},
+        "RandomForest": {
+            "n_estimators": [5, 10, 20],
+            "max_depth": [None, 2, 3, 4, 5],
+            "min_samples_split": [2, 3, 4, 5],
+        },
+        "SVC": {
+            "C": [0.1 * 2**i for i in range(16)],
+            "gamma": ["scale", "auto", 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+            "kernel": ["rbf", "linear"],
+        },
     },
     "cv": 5,
 }
 QUICK_GRID = {
     "models": ["LogisticRegression", "RandomForest"],
-    "hyperparameters": {"LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]}, "RandomForest": {"n_estimators": [3, 5]}},
+    "hyperparameters": {
+        "LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]},
+        "RandomForest": {"n_estimators": [3, 5]},
+    },
     "cv": 3,
 }
 
@@ -54,14 +65,16 @@ def run(config: Config) -> Result:
     rows, figures = [], {}
     with tempfile.TemporaryDirectory(dir=config.work_dir) as directory, DaskProcesses(Path(directory)) as cluster:
         training = _training()
-        say(f"p6: Dask cluster {cluster.address}: 2 worker processes x 1 thread; local: threads, n_jobs=-1 on {os.cpu_count()} cores")
+        say(
+            f"p6: Dask cluster {cluster.address}: 2 worker processes x 1 thread; local: threads, n_jobs=-1 on {os.cpu_count()} cores"
+        )
         for name, request in grids.items():
             fits = _fits(request)
             searches = _searches(request)
             _search(searches, training, None)  # warm-up: imports, first fits
             local_times, dask_times, tasks = [], [], []
             for _ in range(repeats[name]):
-                local_times.append(timed(lambda: _search(searches, training, None))[0])
+                local_times.append(timed(lambda searches=searches: _search(searches, training, None))[0])
                 seconds, count = _on_cluster(cluster.address, searches, training)
                 dask_times.append(seconds)
                 tasks.append(count)
@@ -75,20 +88,66 @@ def run(config: Config) -> Result:
                 "ratio": dask / local,
                 "load_average_1min_after": load,
             }
-            rows.append([name, fits, local, dask, f"{dask / local:.2f}x", max(tasks), f"{max(tasks) / fits:.3f}", f"{load:.1f}"])
-            say(f"p6: {name}: {fits} fits, local {local:.2f} s, Dask {dask:.2f} s = {dask / local:.2f}x, {max(tasks)} tasks (load {load:.1f})")
+            rows.append(
+                [name, fits, local, dask, f"{dask / local:.2f}x", max(tasks), f"{max(tasks) / fits:.3f}", f"{load:.1f}"]
+            )
+            say(
+                f"p6: {name}: {fits} fits, local {local:.2f} s, Dask {dask:.2f} s = {dask / local:.2f}x, {max(tasks)} tasks (load {load:.1f})"
+            )
         if not config.quick:
             name = "walkthrough"
             seconds, count = _on_cluster(cluster.address, _searches(grids[name]), training, plain=True)
-            figures["plain_dask_backend"] = {"grid": name, "seconds": seconds, "tasks": count, "fits": _fits(grids[name])}
-            rows.append([f"{name}, joblib's plain dask backend", _fits(grids[name]), "", seconds, f"{seconds / median(figures[name]['local_s']):.2f}x", count, f"{count / _fits(grids[name]):.1f}", f"{os.getloadavg()[0]:.1f}"])
-            say(f"p6: plain dask backend on the {name} grid: {seconds:.2f} s, {count} tasks for {_fits(grids[name])} fits")
-    say(table(["grid", "fits", "local threads s (median)", "Dask 2 processes s (median)", "Dask / local", "tasks", "tasks per fit", "load 1 min"], rows))
+            figures["plain_dask_backend"] = {
+                "grid": name,
+                "seconds": seconds,
+                "tasks": count,
+                "fits": _fits(grids[name]),
+            }
+            rows.append(
+                [
+                    f"{name}, joblib's plain dask backend",
+                    _fits(grids[name]),
+                    "",
+                    seconds,
+                    f"{seconds / median(figures[name]['local_s']):.2f}x",
+                    count,
+                    f"{count / _fits(grids[name]):.1f}",
+                    f"{os.getloadavg()[0]:.1f}",
+                ]
+            )
+            say(
+                f"p6: plain dask backend on the {name} grid: {seconds:.2f} s, {count} tasks for {_fits(grids[name])} fits"
+            )
+    say(
+        table(
+            [
+                "grid",
+                "fits",
+                "local threads s (median)",
+                "Dask 2 processes s (median)",
+                "Dask / local",
+                "tasks",
+                "tasks per fit",
+                "load 1 min",
+            ],
+            rows,
+        )
+    )
     result.figures = figures
     for name in grids:
         figure = figures[name]
-        result.goals.append(Goal(f"{name} grid on Dask / local threads", figure["ratio"], RATIO_GOAL, "x", at_most=True))
-        result.goals.append(Goal(f"{name} grid tasks - fits", max(figure["tasks"]) - figure["fits"], EXTRA_TASKS_GOAL, "tasks", at_most=True))
+        result.goals.append(
+            Goal(f"{name} grid on Dask / local threads", figure["ratio"], RATIO_GOAL, "x", at_most=True)
+        )
+        result.goals.append(
+            Goal(
+                f"{name} grid tasks - fits",
+                max(figure["tasks"]) - figure["fits"],
+                EXTRA_TASKS_GOAL,
+                "tasks",
+                at_most=True,
+            )
+        )
     return result
 
 

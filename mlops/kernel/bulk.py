@@ -82,7 +82,9 @@ def select_columns(connection: Connection, query: Select, dtypes: Mapping[str, s
     return _fetched_columns(result, dtypes)
 
 
-def select_column_blocks(connection: Connection, query: Select, dtypes: Mapping[str, str], block_rows: int) -> Iterator[Columns]:
+def select_column_blocks(
+    connection: Connection, query: Select, dtypes: Mapping[str, str], block_rows: int
+) -> Iterator[Columns]:
     """Run a query and yield its columns a block of about block_rows rows at a time (as
     select_columns gives them), so that a set of any size is read in constant memory. On
     PostgreSQL the blocks are decoded from one binary COPY: one statement, one snapshot."""
@@ -297,7 +299,9 @@ def _copy_out(connection: Connection, query: Select, dtypes: Mapping[str, str], 
     return decoder.finish()
 
 
-def _copy_out_blocks(connection: Connection, query: Select, dtypes: Mapping[str, str], block_rows: int) -> Iterator[Columns]:
+def _copy_out_blocks(
+    connection: Connection, query: Select, dtypes: Mapping[str, str], block_rows: int
+) -> Iterator[Columns]:
     statement, params = _copy_out_statement(connection, query)
     decoder = _RowDecoder(dtypes, block_rows)
     with _driver_cursor(connection, statement) as cursor:

@@ -85,7 +85,9 @@ def kept_reloading(what: str) -> Conflict:
     return Conflict(f"{what} kept being reloaded while it was read; send the request again", error="Set reloaded")
 
 
-def read_set_blocks(connection: Connection, name: str, block_rows: int, *, with_predictions: bool = False) -> tuple[Any, Iterator[LoadedSet]]:
+def read_set_blocks(
+    connection: Connection, name: str, block_rows: int, *, with_predictions: bool = False
+) -> tuple[Any, Iterator[LoadedSet]]:
     """A loaded set's datasets row, and its rows in order a block of about block_rows at a time
     (each block a LoadedSet), read by one statement: a set of any size in constant memory.
 
@@ -94,7 +96,9 @@ def read_set_blocks(connection: Connection, name: str, block_rows: int, *, with_
     """
     row = loaded_row(connection, name)
     query, dtypes = _set_query(row, with_predictions)
-    blocks = (_loaded(row, arrays, with_predictions) for arrays in select_column_blocks(connection, query, dtypes, block_rows))
+    blocks = (
+        _loaded(row, arrays, with_predictions) for arrays in select_column_blocks(connection, query, dtypes, block_rows)
+    )
     return row, blocks
 
 
@@ -170,7 +174,9 @@ def replace_predictions(
 
 
 @contextmanager
-def predictions_writer(connection: Connection, dataset_id: int, model_version: int) -> Iterator[Callable[[Any, Any], None]]:
+def predictions_writer(
+    connection: Connection, dataset_id: int, model_version: int
+) -> Iterator[Callable[[Any, Any], None]]:
     """Replace the predictions for one version of a set with those written inside the block:
     yields write(sample_index, predicted), to call once per block of rows.
 

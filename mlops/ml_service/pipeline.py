@@ -104,7 +104,9 @@ def train(engine: Engine, cache: PipelineCache) -> Score:
     predicted = pipeline.predict(training.features)
     accuracy = _accuracy(predicted, training.target)
     pipeline_bytes = dump_pipeline(pipeline)
-    with _predictions_transaction(engine, "training", training.dataset_id, retry=f"train again with {TRAIN_HINT}") as connection:
+    with _predictions_transaction(
+        engine, "training", training.dataset_id, retry=f"train again with {TRAIN_HINT}"
+    ) as connection:
         trained = save_trained(connection, model, pipeline_bytes, accuracy)
         replace_predictions(connection, training.dataset_id, training.features.index, predicted, trained.version)
     cache.put(trained, pipeline)

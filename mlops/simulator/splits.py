@@ -107,7 +107,9 @@ def resampled_production(size: int, seed: int = SEED, block_rows: int = RESAMPLE
         share = n_missing * stop // size - n_missing * start // size
         for column in range(block.shape[1]):
             block[missing.choice(len(block), size=share, replace=False), column] = np.nan
-        yield Split(pd.DataFrame(block, columns=base.features.columns), pd.Series(target[picked], name=base.target.name))
+        yield Split(
+            pd.DataFrame(block, columns=base.features.columns), pd.Series(target[picked], name=base.target.name)
+        )
         start = stop
 
 

@@ -64,7 +64,10 @@ def _small_optimization() -> dict:
         "request_information": "optimization",
         "experiment_name": "topology_job",
         "models": ["LogisticRegression", "RandomForest"],
-        "hyperparameters": {"LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]}, "RandomForest": {"n_estimators": [3, 5]}},
+        "hyperparameters": {
+            "LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]},
+            "RandomForest": {"n_estimators": [3, 5]},
+        },
         "cv": 3,
     }
 

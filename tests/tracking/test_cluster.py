@@ -189,14 +189,22 @@ def _wait_for_running_run(backend, experiment_name: str, timeout: float = 60) ->
     raise AssertionError("the optimization did not start a run")
 
 
-def test_workers_that_all_die_mid_search_are_a_503_not_a_wait_forever(tmp_path, tracking_settings, training_loaded, app):
+def test_workers_that_all_die_mid_search_are_a_503_not_a_wait_forever(
+    tmp_path, tracking_settings, training_loaded, app
+):
     from mlops.tracking.app import create_app
 
     cluster = DaskProcesses(tmp_path / "no-workers").start()
     orphaned = create_app(tracking_settings.model_copy(update={"dask_scheduler": cluster.address}))
     body = optimization(
         models=["RandomForest"],
-        hyperparameters={"RandomForest": {"n_estimators": [30, 40, 50, 60], "max_depth": [None, 2, 3, 4, 5], "min_samples_split": [2, 3, 4]}},
+        hyperparameters={
+            "RandomForest": {
+                "n_estimators": [30, 40, 50, 60],
+                "max_depth": [None, 2, 3, 4, 5],
+                "min_samples_split": [2, 3, 4],
+            }
+        },
     )
     answer: dict = {}
 
@@ -217,8 +225,12 @@ def test_workers_that_all_die_mid_search_are_a_503_not_a_wait_forever(tmp_path, 
         # WORKERS_TIMEOUT_S without a worker: either way a 503 naming the cluster
         assert answer["body"]["error"] == "Dask cluster unavailable"
         assert cluster.address in answer["body"]["message"] and "no worker" in answer["body"]["message"]
-        experiment = next(e for e in reads.list_experiments(app.extensions["tracking"]) if e.name == body["experiment_name"])
-        assert {run.status for run in reads.list_runs(app.extensions["tracking"], [experiment.experiment_id])} == {"FAILED"}
+        experiment = next(
+            e for e in reads.list_experiments(app.extensions["tracking"]) if e.name == body["experiment_name"]
+        )
+        assert {run.status for run in reads.list_runs(app.extensions["tracking"], [experiment.experiment_id])} == {
+            "FAILED"
+        }
     finally:
         cluster.stop()
         orphaned.extensions["mlops"].dispose()
