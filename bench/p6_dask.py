@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import Config, Goal, Result, median, say, table, timed
-from mlops.walkthrough import OPTIMIZATION_REQUEST
+from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST
 
 RATIO_GOAL = 1.3
 EXTRA_TASKS_GOAL = 10
