@@ -137,14 +137,14 @@ class Sample:
 def read_sample(connection: Connection, name: str, max_rows: int) -> Sample:
     """A set with predictions, or a seeded random sample of max_rows of its rows if it has more.
 
-    The sample is the same as pandas' frame.sample(n=max_rows, random_state=SAMPLE_SEED) of the
-    whole set, but the set is read a block at a time and only the sampled rows are kept, so a
-    set of any size is sampled in constant memory.
+    The sampled positions are drawn first (seeded, without replacement, in memory that grows
+    with the sample, not the set); then the set is read a block at a time and only those rows
+    are kept, so a set of any size is sampled in constant memory.
     """
     row, blocks = read_set_blocks(connection, name, SAMPLE_BLOCK_ROWS, with_predictions=True)
     if row.n_samples <= max_rows:
         return Sample(read_set(connection, name, with_predictions=True), row.n_samples)
-    picked = np.sort(np.random.RandomState(SAMPLE_SEED).choice(row.n_samples, max_rows, replace=False))
+    picked = sample_positions(row.n_samples, max_rows)
     kept, start = [], 0
     for block in blocks:
         stop = start + len(block.target)
@@ -164,6 +164,13 @@ def read_sample(connection: Connection, name: str, max_rows: int) -> Sample:
         ),
         row.n_samples,
     )
+
+
+def sample_positions(rows: int, size: int) -> np.ndarray:
+    """Which of a set's rows (positions) a sample of `size` takes, sorted: the same for the same
+    sizes, every time (seeded). Floyd's method (numpy's for a sample far smaller than the set)
+    holds the sample, never a permutation of the whole set."""
+    return np.sort(np.random.default_rng(SAMPLE_SEED).choice(rows, size=size, replace=False, shuffle=False))
 
 
 def _take(block: LoadedSet, positions: np.ndarray) -> LoadedSet:

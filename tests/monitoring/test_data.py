@@ -68,7 +68,7 @@ def test_reading_before_evaluation_is_a_409(engine):
         read_monitoring_data(engine, max_rows=1000)
 
 
-def test_a_large_set_is_sampled_a_block_at_a_time_as_pandas_samples_it_whole(engine, wine_model, monkeypatch):
+def test_a_large_set_is_sampled_a_block_at_a_time_the_same_rows_every_time(engine, wine_model, monkeypatch):
     from mlops.kernel.datasets import read_set
     from mlops.monitoring import data
 
@@ -80,5 +80,7 @@ def test_a_large_set_is_sampled_a_block_at_a_time_as_pandas_samples_it_whole(eng
     with engine.connect() as connection:
         whole = read_set(connection, "production", with_predictions=True)
     frame = whole.features.assign(target=whole.target, prediction=whole.prediction)
-    expected = frame.sample(n=1_000, random_state=data.SAMPLE_SEED).sort_index()
-    assert sampled.equals(expected)
+    positions = data.sample_positions(5_000, 1_000)
+    assert len(set(positions)) == 1_000 and list(positions) == sorted(positions)
+    assert sampled.equals(frame.iloc[positions])
+    assert read_monitoring_data(engine, max_rows=1_000).current.equals(sampled)  # seeded
