@@ -72,7 +72,14 @@ tools:
 demo: $(VENV)/.installed
 	$(VENV)/bin/mlops demo $(MLOPS_ARGS)
 
+## bench: every benchmark (docs/performance.md); P2's load generator is wrk (Debian's), installed
+##        here when make runs as root, else P2 falls back to bench/load.py
 bench: $(VENV)/.installed-dev
+	@command -v wrk >/dev/null 2>&1 \
+	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	     && echo "installing wrk (apt-get)" \
+	     && apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; } \
+	|| echo "note: wrk is not installed; bench p2 uses bench/load.py"
 	$(PY) -m bench
 
 clean:
