@@ -132,28 +132,31 @@ def test_an_unreachable_scheduler_is_a_503_naming_it_and_nothing_is_logged(track
         unreachable.extensions["mlops"].dispose()
 
 
-def test_a_scheduler_that_dies_mid_search_is_a_503_and_no_run_is_left_running(
-    tmp_path, tracking_settings, training_loaded, app
-):
+# a search of some seconds: 60 candidates x 5 folds of forests of 30-60 trees
+LONG_SEARCH = {
+    "models": ["RandomForest"],
+    "hyperparameters": {
+        "RandomForest": {
+            "n_estimators": [30, 40, 50, 60],
+            "max_depth": [None, 2, 3, 4, 5],
+            "min_samples_split": [2, 3, 4],
+        }
+    },
+}
+
+
+def search_while(tmp_path, tracking_settings, app, break_cluster) -> tuple[DaskProcesses, dict, list]:
+    """Start a long optimization on a cluster of its own, break the cluster once the fits run;
+    return the cluster, the answer (status, body) and the experiment's runs."""
     from mlops.tracking.app import create_app
 
-    cluster = DaskProcesses(tmp_path / "dying").start()
-    dying = create_app(tracking_settings.model_copy(update={"dask_scheduler": cluster.address}))
-    # a search of some seconds: 60 candidates x 5 folds of forests of 30-60 trees
-    body = optimization(
-        models=["RandomForest"],
-        hyperparameters={
-            "RandomForest": {
-                "n_estimators": [30, 40, 50, 60],
-                "max_depth": [None, 2, 3, 4, 5],
-                "min_samples_split": [2, 3, 4],
-            }
-        },
-    )
+    cluster = DaskProcesses(tmp_path / "breaking").start()
+    on_cluster = create_app(tracking_settings.model_copy(update={"dask_scheduler": cluster.address}))
+    body = optimization(**LONG_SEARCH)
     answer: dict = {}
 
     def post():
-        response = dying.test_client().post("/root/tracking/model_management", json=body)
+        response = on_cluster.test_client().post("/root/tracking/model_management", json=body)
         answer.update(status=response.status_code, body=response.get_json())
 
     try:
@@ -161,21 +164,43 @@ def test_a_scheduler_that_dies_mid_search_is_a_503_and_no_run_is_left_running(
         started = time.monotonic()
         request.start()
         _wait_for_running_run(app.extensions["tracking"], body["experiment_name"])
-        cluster.kill_scheduler()
+        break_cluster(cluster)
         request.join(timeout=120)
-        assert not request.is_alive(), "the request hangs after the scheduler died"
-        assert answer["status"] == 503, answer
-        assert answer["body"]["error"] == "Dask cluster unavailable"
-        assert cluster.address in answer["body"]["message"]
+        assert not request.is_alive(), "the request waits for the cluster forever"
         assert time.monotonic() - started < 90
         experiment = next(
             e for e in reads.list_experiments(app.extensions["tracking"]) if e.name == body["experiment_name"]
         )
-        runs = reads.list_runs(app.extensions["tracking"], [experiment.experiment_id])
-        assert runs and {run.status for run in runs} == {"FAILED"}
+        return cluster, answer, reads.list_runs(app.extensions["tracking"], [experiment.experiment_id])
     finally:
         cluster.stop()
-        dying.extensions["mlops"].dispose()
+        on_cluster.extensions["mlops"].dispose()
+
+
+def test_a_scheduler_that_dies_mid_search_is_a_503_and_no_run_is_left_running(
+    tmp_path, tracking_settings, training_loaded, app
+):
+    cluster, answer, runs = search_while(tmp_path, tracking_settings, app, DaskProcesses.kill_scheduler)
+    assert answer["status"] == 503, answer
+    assert answer["body"]["error"] == "Dask cluster unavailable"
+    assert cluster.address in answer["body"]["message"]
+    assert runs and {run.status for run in runs} == {"FAILED"}
+
+
+def test_workers_that_all_die_mid_search_are_a_503_not_a_wait_forever(
+    tmp_path, tracking_settings, training_loaded, app
+):
+    def kill_workers(cluster):
+        for worker in cluster.worker_processes:
+            worker.kill()
+
+    cluster, answer, runs = search_while(tmp_path, tracking_settings, app, kill_workers)
+    assert answer["status"] == 503, answer
+    # the scheduler drops the tasks of dead workers, or the watchdog gives up after
+    # WORKERS_TIMEOUT_S without a worker: either way a 503 naming the cluster
+    assert answer["body"]["error"] == "Dask cluster unavailable"
+    assert cluster.address in answer["body"]["message"] and "no worker" in answer["body"]["message"]
+    assert runs and {run.status for run in runs} == {"FAILED"}
 
 
 def _wait_for_running_run(backend, experiment_name: str, timeout: float = 60) -> None:
@@ -187,50 +212,3 @@ def _wait_for_running_run(backend, experiment_name: str, timeout: float = 60) ->
             return
         time.sleep(0.1)
     raise AssertionError("the optimization did not start a run")
-
-
-def test_workers_that_all_die_mid_search_are_a_503_not_a_wait_forever(
-    tmp_path, tracking_settings, training_loaded, app
-):
-    from mlops.tracking.app import create_app
-
-    cluster = DaskProcesses(tmp_path / "no-workers").start()
-    orphaned = create_app(tracking_settings.model_copy(update={"dask_scheduler": cluster.address}))
-    body = optimization(
-        models=["RandomForest"],
-        hyperparameters={
-            "RandomForest": {
-                "n_estimators": [30, 40, 50, 60],
-                "max_depth": [None, 2, 3, 4, 5],
-                "min_samples_split": [2, 3, 4],
-            }
-        },
-    )
-    answer: dict = {}
-
-    def post():
-        response = orphaned.test_client().post("/root/tracking/model_management", json=body)
-        answer.update(status=response.status_code, body=response.get_json())
-
-    try:
-        request = threading.Thread(target=post)
-        request.start()
-        _wait_for_running_run(app.extensions["tracking"], body["experiment_name"])
-        for worker in cluster.worker_processes:
-            worker.kill()
-        request.join(timeout=120)
-        assert not request.is_alive(), "the request waits for workers forever"
-        assert answer["status"] == 503, answer
-        # the scheduler drops the tasks of dead workers, or the watchdog gives up after
-        # WORKERS_TIMEOUT_S without a worker: either way a 503 naming the cluster
-        assert answer["body"]["error"] == "Dask cluster unavailable"
-        assert cluster.address in answer["body"]["message"] and "no worker" in answer["body"]["message"]
-        experiment = next(
-            e for e in reads.list_experiments(app.extensions["tracking"]) if e.name == body["experiment_name"]
-        )
-        assert {run.status for run in reads.list_runs(app.extensions["tracking"], [experiment.experiment_id])} == {
-            "FAILED"
-        }
-    finally:
-        cluster.stop()
-        orphaned.extensions["mlops"].dispose()
