@@ -39,6 +39,39 @@ LR_RUN = "5f69f7ee0507453e9787991521adeb82"
 RF_RUN = "2d8371356f1f4665b7697d732f5da3f3"
 SVC_RUN = "0b9f23e1f0c046d39b39e4b0add4ac95"
 JOB_ID = "0e4c3f8a9b2d4f6e8a1c3e5f7b9d2a4c"
+RETRAIN_RUN = "015cf55562d04437ae22392bda4aed33"
+ADOPTION_RUN = "2dbdf978bf7443cd9b09f2b2381112d4"
+PIPELINE_B64 = "UEsDBBQAAAAAAGgvgl02SFtzgAAAAIAAAAATAAAAMTQwMDg4MDc2MTQ1ODcy...(abridged)"
+LR_PARAMS = {"C": 0.1, "solver": "liblinear"}
+GATE = {
+    "accuracy": {"challenger": 1.0, "champion": 0.9722222222222222, "margin": 0.01,
+                 "improvement": 0.02777777777777779, "passed": True},
+    "f1_score": {"challenger": 1.0, "champion": 0.9722633744855966, "margin": 0.01,
+                 "improvement": 0.027736625514403368, "passed": True},
+}  # fmt: skip
+GATE_REASON = "the challenger beats the champion on every gate metric (accuracy by +0.0278, f1_score by +0.0277)"
+VERDICT = {
+    "retraining_advised": True,
+    "reasons": ["40 of 86 tests did not pass: production data differs from testing data, consider re-training"],
+}
+SERVED_CHAMPION = {
+    "model_name": "LogisticRegression", "hyperparameters": LR_PARAMS, "version": 3,
+    "set_at": "2026-12-02T05:59:16+00:00", "trained_at": "2026-12-02T05:59:16+00:00",
+    "training_accuracy": 0.9859154929577465, "registered_model": "wine", "registered_version": "2",
+    "run_id": RETRAIN_RUN, "training_dataset_id": 1,
+}  # fmt: skip
+ADOPTED_EVENT = {
+    "sequence": 1, "action": "adopted", "champion": "1", "previous": None, "at": "2026-12-02T05:59:15+00:00",
+    "by": "ML service training",
+    "reason": "LogisticRegression trained through POST /root/ml (ML service version 2) is what the ML service serves",
+    "run_id": ADOPTION_RUN,
+}  # fmt: skip
+PROMOTED_EVENT = {
+    "sequence": 2, "action": "promoted", "champion": "2", "previous": "1", "at": "2026-12-02T05:59:16+00:00",
+    "by": "retraining", "reason": f"monitoring verdict: retraining advised; {GATE_REASON}", "run_id": RETRAIN_RUN,
+    "challenger": "2", "decision": "promoted", "gate": GATE,
+    "held_out": {"testing": {"dataset_id": 2, "rows": 36}}, "verdict": VERDICT,
+}  # fmt: skip
 ABRIDGED = "…"
 RANDOM_FOREST = {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}
 
@@ -270,7 +303,7 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
                 "predictions": [0],
                 "probabilities": [[0.98, 0.01, 0.01]],
                 "classes": [0, 1, 2],
-                "model": {"model_name": "RandomForest", "version": 3},
+                "model": {"model_name": "RandomForest", "version": 3, "registered_version": None},
             },
             body=[WINE_SAMPLE],
         ),  # fmt: skip
@@ -390,6 +423,35 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
                 "outputs": [{"name": "predict_proba"}],
             },
             path="/v2/models/wine/versions/3/infer",
+    ("ml", "GET", "/root/ml/model"): [
+        Example(
+            "The served model and its pipeline (what tracking registers when it adopts a model trained here)",
+            {"model": SERVED_CHAMPION, "format": "skops", "pipeline": PIPELINE_B64},
+        ),
+        Example(
+            "Before any training",
+            {
+                "error": "No model set",
+                "message": 'No model is set yet: set one first with POST /root/ml/set_model {"model_name": ..., '
+                '"hyperparameters": {...}}',
+            },
+            status=409,
+        ),  # fmt: skip
+    ],
+    ("ml", "PUT", "/root/ml/model"): [
+        Example(
+            "Serve a registered version (sent by tracking when the champion moves)",
+            {"message": "Model installed", "model": SERVED_CHAMPION},
+            body={
+                "registered_model": "wine",
+                "registered_version": "2",
+                "run_id": RETRAIN_RUN,
+                "model_name": "LogisticRegression",
+                "hyperparameters": LR_PARAMS,
+                "training_dataset_id": 1,
+                "training_accuracy": 0.9859154929577465,
+                "pipeline": PIPELINE_B64,
+            },
         ),  # fmt: skip
     ],
     ("tracking", "POST", "/root/tracking/model_management"): [
@@ -427,6 +489,108 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
             },
             body={**OPTIMIZATION, "wait": False},
             status=202,
+        ),  # fmt: skip
+        Example(
+            "Retraining, triggered by monitoring's verdict: the challenger beats the champion, which it replaces",
+            {
+                "message": "Challenger promoted",
+                "data": {
+                    "decision": "promoted",
+                    "reason": GATE_REASON,
+                    "challenger": {
+                        "version": "2",
+                        "model_name": "LogisticRegression",
+                        "hyperparameters": LR_PARAMS,
+                        "run_id": RETRAIN_RUN,
+                        "scores": {"accuracy": 1.0, "f1_score": 1.0, "precision": 1.0, "recall": 1.0},
+                        "scores_by_set": {
+                            "testing": {"accuracy": 1.0, "f1_score": 1.0, "precision": 1.0, "recall": 1.0}
+                        },
+                    },
+                    "champion": {
+                        "version": "1",
+                        "model_name": "LogisticRegression",
+                        "hyperparameters": LR_PARAMS,
+                        "run_id": ADOPTION_RUN,
+                        "scores": {
+                            "accuracy": 0.9722222222222222,
+                            "f1_score": 0.9722633744855966,
+                            "precision": 0.974074074074074,
+                            "recall": 0.9722222222222222,
+                        },
+                        "scores_by_set": {
+                            "testing": {
+                                "accuracy": 0.9722222222222222,
+                                "f1_score": 0.9722633744855966,
+                                "precision": 0.974074074074074,
+                                "recall": 0.9722222222222222,
+                            }
+                        },
+                    },
+                    "margins": {"accuracy": 0.01, "f1_score": 0.01},
+                    "gate": GATE,
+                    "held_out": {"testing": {"dataset_id": 2, "rows": 36}},
+                    "trained_on": {"training": 1, "production": 3},
+                    "verdict": VERDICT,
+                    "champion_now": "2",
+                    "event": 2,
+                    "experiment_id": "2",
+                    "run_ids": {"LogisticRegression": RETRAIN_RUN},
+                },
+            },
+            body={"request_information": "retraining", "include_production_labels": True, "verdict": VERDICT},
+        ),  # fmt: skip
+        Example(
+            "Rollback: the champion goes back to the version that held it before",
+            {
+                "message": "Rolled back to version 1",
+                "data": {
+                    "champion": "1",
+                    "previous": "2",
+                    "event": {
+                        "sequence": 3,
+                        "action": "rolled_back",
+                        "champion": "1",
+                        "previous": "2",
+                        "at": "2026-12-02T05:59:36+00:00",
+                        "by": "rollback request",
+                        "reason": "production complaints",
+                        "run_id": ADOPTION_RUN,
+                    },
+                },
+            },
+            body={"request_information": "rollback", "reason": "production complaints"},
+        ),  # fmt: skip
+        Example(
+            "Rollback with no earlier champion",
+            {
+                "error": "No earlier champion",
+                "message": "Version 1 is the first champion: there is no earlier one to roll back to. Promote another "
+                'version first (retraining, or {"request_information": "promotion", "version": ...})',
+            },
+            body={"request_information": "rollback"},
+            status=409,
+        ),  # fmt: skip
+        Example(
+            "Promotion of a registered version by hand (no gate)",
+            {
+                "message": "Version 2 is the champion",
+                "data": {
+                    "champion": "2",
+                    "previous": "1",
+                    "event": {
+                        "sequence": 4,
+                        "action": "requested",
+                        "champion": "2",
+                        "previous": "1",
+                        "at": "2026-12-02T05:59:36+00:00",
+                        "by": "promotion request",
+                        "reason": "promotion requested",
+                        "run_id": RETRAIN_RUN,
+                    },
+                },
+            },
+            body={"request_information": "promotion", "version": "2"},
         ),  # fmt: skip
         Example(
             "Optimization before the training set is loaded",
@@ -577,7 +741,76 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
             query=f"experiment_id={EXPERIMENT_ID}",
         ),  # fmt: skip
     ],
+    ("tracking", "GET", "/root/tracking/model_management"): [
+        Example(
+            "The champion, what the ML service serves, and who moved the champion when and why",
+            {
+                "message": "Champion history retrieved",
+                "data": {
+                    "registered_model": "wine",
+                    "alias": "champion",
+                    "champion": {
+                        "version": "2",
+                        "run_id": RETRAIN_RUN,
+                        "model_name": "LogisticRegression",
+                        "hyperparameters": LR_PARAMS,
+                        "champion_since": "2026-12-02T05:59:16+00:00",
+                        "promoted_by": "retraining",
+                    },
+                    "served": SERVED_CHAMPION,
+                    "in_step": True,
+                    "rollback_to": "1",
+                    "history": [ADOPTED_EVENT, PROMOTED_EVENT],
+                },
+            },
+        ),  # fmt: skip
+    ],
     ("tracking", "POST", "/root/tracking/runs"): [
+        Example(
+            "lineage: the registered versions a run logged, when they were champion, deployments, prediction batches",
+            {
+                "message": "Lineage Retrieved",
+                "data": {
+                    "run_id": RETRAIN_RUN,
+                    "registered_versions": [
+                        {
+                            "registered_model": "LogisticRegression",
+                            "version": "2",
+                            "aliases": [],
+                            "created": 1796191156316,
+                        },
+                        {"registered_model": "wine", "version": "2", "aliases": ["champion"], "created": 1796191156568},
+                    ],
+                    "champion_events": [PROMOTED_EVENT],
+                    "deployments": [
+                        {
+                            "model_version": 3,
+                            "model_name": "LogisticRegression",
+                            "source": "champion",
+                            "registered_model": "wine",
+                            "registered_version": "2",
+                            "run_id": RETRAIN_RUN,
+                            "training_dataset_id": 1,
+                            "deployed_at": "2026-12-02T05:59:16+00:00",
+                        }
+                    ],
+                    "prediction_batches": [
+                        {
+                            "set_name": "testing",
+                            "dataset_id": 2,
+                            "rows": 36,
+                            "accuracy": 1.0,
+                            "model_version": 3,
+                            "registered_model": "wine",
+                            "registered_version": "2",
+                            "run_id": RETRAIN_RUN,
+                            "made_at": "2026-12-02T05:59:16+00:00",
+                        }
+                    ],
+                },
+            },
+            body={"experiment_id": "2", "run_id": RETRAIN_RUN, "request_information": "lineage"},
+        ),  # fmt: skip
         Example(
             "parameters / data",
             {"message": "Parameters Retrieved", "data": {"classes": "3", "features": "13", "samples": "106"}},
@@ -892,6 +1125,35 @@ monitoring. Each service also describes itself: `GET /openapi.json` (OpenAPI 3.1
   `{"status": "ok", "service": "tracking", "database": "ok", "mlflow": "ok"}` when the service and
   its dependencies answer, else 503 with `"status": "unavailable"` plus `error` and `message`
   naming what is down.
+
+## The loop: champion, retraining, rollback
+
+The ML service serves the **champion**: the version of the registered model `wine` (in MLflow's
+model registry) that the `champion` alias points at. Tracking moves the alias and gives the ML
+service that version's pipeline (`PUT /root/ml/model`); every ML worker swaps to it on its next
+request, without a restart, and every prediction answer names the version it came from
+(`model.registered_version`).
+
+1. `POST /root/monitoring {"metric": "verdict"}` says whether retraining is advised, and why.
+2. `POST /root/tracking/model_management {"request_information": "retraining", "verdict": ...}`
+   searches again (by default the champion's own models and grids; `include_production_labels`
+   adds the labelled production rows), registers the best model as a new version (the
+   challenger), scores challenger and champion on the same held-out rows (testing, and
+   production when it was not trained on), and promotes the challenger only if it scores at least
+   champion + margin on every metric of `gate` (default accuracy and f1_score, 0.01 each).
+   The answer gives `decision` (`promoted` or `kept`), both models' scores, the margins and the
+   verdict; the decision is also tagged on the versions and logged on the run in MLflow.
+3. `{"request_information": "rollback"}` moves the champion back to the version that held it
+   before; `{"request_information": "promotion", "version": "3"}` promotes a version by hand.
+4. `GET /root/tracking/model_management` lists the champion, what the ML service serves, and
+   every move (who, when, why); `POST /root/tracking/runs {"request_information": "lineage"}` tells
+   which versions, deployments and prediction batches came from a run.
+
+`setting`, `set_model` and training through `POST /root/ml` work as the walkthrough shows: they
+change the ML service's model directly. Such a model is not overwritten; the next retraining,
+promotion or rollback first registers it as a new version and makes it the champion
+("adopted"). A 409 names the step to run first (no champion yet, no earlier champion, a set not
+loaded); a grid over `MLOPS_GRID_MAX_FITS` is a 400.
 
 The examples use the default base URLs and the ids of the walkthrough; answers are a real run's
 (abridged where marked `…`).

@@ -159,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"MLflow experiment to log to (default: {DEFAULT_EXPERIMENT}, or the next free {DEFAULT_EXPERIMENT[:-1]}N)",
     )
+    demo.add_argument(
+        "--loop",
+        action="store_true",
+        help="then close the loop once: production, verdict, retraining through the gate, promote or keep, "
+        "evaluate again",
+    )
     add_settings_flags(demo, SETTINGS_FLAGS)
     demo.set_defaults(run=run_demo)
     return parser
@@ -227,9 +233,18 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the walkthrough against the running services and print its summary."""
-    from mlops.demo import run_walkthrough
+    from mlops.demo import Services, run_walkthrough
 
-    return run_walkthrough(settings_from(args), experiment_name=args.experiment_name, default_name=DEFAULT_EXPERIMENT)
+    settings = settings_from(args)
+    status = run_walkthrough(settings, experiment_name=args.experiment_name, default_name=DEFAULT_EXPERIMENT)
+    if status != 0 or not args.loop:
+        return status
+    from mlops.demo_loop import run_loop
+
+    timeout = max(settings.request_timeout, 600)
+    return run_loop(
+        Services.from_settings(settings), timeout=timeout, token=settings.api_token, out=sys.stdout, progress=sys.stderr
+    )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ class Settings(BaseModel):
     ml_workers: int = Field(3, ge=1)
     # monitoring samples (seeded) a set larger than this before handing it to Evidently
     monitoring_max_rows: int = Field(100_000, ge=10)
+    # tracking checks this often that the ML service serves the champion (0: only at start and on moves)
+    champion_sync_seconds: float = Field(10.0, ge=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -123,4 +125,5 @@ ENVIRONMENT_VARIABLES = {
     "workers": "MLOPS_WORKERS",
     "ml_workers": "ML_WORKERS",
     "monitoring_max_rows": "MONITORING_MAX_ROWS",
+    "champion_sync_seconds": "MLOPS_CHAMPION_SYNC_SECONDS",
 }

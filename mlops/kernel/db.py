@@ -23,6 +23,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    inspect,
     text,
 )
 from sqlalchemy.engine import make_url
@@ -120,6 +121,48 @@ deployed_model = Table(
     Column("trained_at", DateTime(timezone=True), nullable=True),
     Column("training_accuracy", Float(precision=53), nullable=True),
     Column("pipeline", LargeBinary, nullable=True),
+    # Lineage: the registered model version this pipeline is (None: trained through the ML
+    # service and not registered yet), the MLflow run it came from, and the training set's
+    # version (datasets.id) it was fitted on.
+    Column("registered_model", String(256), nullable=True),
+    Column("registered_version", String(32), nullable=True),
+    Column("run_id", String(64), nullable=True),
+    Column("training_dataset_id", Integer, nullable=True),
+)
+
+# Every trained pipeline the ML service started serving (trained by it, or pushed by tracking as
+# the champion), in order: which model served when. Kept when the deployed row moves on.
+model_deployments = Table(
+    "model_deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_version", Integer, nullable=False),
+    Column("model_name", String(64), nullable=False),
+    Column("source", String(32), nullable=False),  # "training" or "champion"
+    Column("registered_model", String(256), nullable=True),
+    Column("registered_version", String(32), nullable=True),
+    Column("run_id", String(64), nullable=True),
+    Column("training_dataset_id", Integer, nullable=True),
+    Column("deployed_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# One row per stored batch of predictions (a training or an evaluation): the set version and
+# the model version they were made with. No foreign key: the lineage outlives a set's reload.
+prediction_batches = Table(
+    "prediction_batches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("set_name", String(32), nullable=False),
+    Column("dataset_id", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("accuracy", Float(precision=53), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("registered_model", String(256), nullable=True),
+    Column("registered_version", String(32), nullable=True),
+    Column("run_id", String(64), nullable=True),
+    Column("made_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # The tracking service's optimizations sent with "wait": false (mlops.tracking.jobs). Kept here so
@@ -194,7 +237,30 @@ def ensure_schema(engine: Engine) -> None:
             # Another worker created the same table between our check and our CREATE.
             log.info("schema created concurrently by another process; checking again")
             metadata.create_all(engine)
+        add_missing_columns(engine)
         _engines_with_schema.add(engine)
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns a newer release declares to tables an older one created.
+
+    create_all creates missing tables only; a data dir kept across an upgrade would otherwise
+    fail on the first statement that names a new column.
+    """
+    inspector = inspect(engine)
+    for table in metadata.sorted_tables:
+        existing = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in existing or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as connection:
+                    connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                log.info("added column %s.%s", table.name, column.name)
+            except (exc.OperationalError, exc.ProgrammingError):
+                # Another worker added it between our look and our ALTER.
+                log.info("column %s.%s added concurrently by another process", table.name, column.name)
 
 
 def ping(engine: Engine) -> None:

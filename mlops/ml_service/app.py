@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from importlib import metadata
 from typing import Any
@@ -11,13 +13,27 @@ from flask import Flask, Response, current_app, request
 
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest, Conflict, UnsupportedMediaType
-from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine, request_body, validate
+from mlops.kernel.web import (
+    ApiBlueprint,
+    create_service_app,
+    current_settings,
+    dataset_engine,
+    request_body,
+    validate,
+)
 from mlops.ml_service import inference_protocol as v2
-from mlops.ml_service.deployment import DeployedModel, PipelineCache, read_deployed
+from mlops.ml_service.deployment import (
+    DeployedModel,
+    PipelineCache,
+    RegisteredPipeline,
+    read_deployed,
+    read_served_pipeline,
+)
 from mlops.ml_service.pipeline import (
     columns_frame,
     evaluate,
     features_frame,
+    install_champion,
     predict,
     predict_with,
     records_frame,
@@ -26,7 +42,9 @@ from mlops.ml_service.pipeline import (
     train,
 )
 from mlops.ml_service.schemas import (
+    MAX_MODEL_BYTES,
     InferenceRequest,
+    InstallModel,
     InvocationInputs,
     InvocationInstances,
     InvocationRows,
@@ -58,6 +76,10 @@ def describe_model(model: DeployedModel | None) -> dict[str, Any] | None:
         "set_at": model.set_at.isoformat(timespec="seconds"),
         "trained_at": model.trained_at.isoformat(timespec="seconds") if model.trained_at else None,
         "training_accuracy": model.training_accuracy,
+        "registered_model": model.registered_model,
+        "registered_version": model.registered_version,
+        "run_id": model.run_id,
+        "training_dataset_id": model.training_dataset_id,
     }
 
 
@@ -119,7 +141,11 @@ def predict_rows(body: PredictRows):
     if prediction.probabilities is not None:
         answer["probabilities"] = prediction.probabilities
     answer["classes"] = prediction.classes
-    answer["model"] = {"model_name": prediction.model.model_name, "version": prediction.model.version}
+    answer["model"] = {
+        "model_name": prediction.model.model_name,
+        "version": prediction.model.version,
+        "registered_version": prediction.model.registered_version,
+    }
     if prediction.degraded is not None:
         answer["degraded"] = prediction.degraded
     return answer
@@ -312,6 +338,46 @@ def _infer(model_name: str, version: str | None, body: InferenceRequest) -> Resp
     answer = v2.infer_answer(body, predict_with(model, compiled, rows, degraded=degraded), compiled)
     data, headers = answer.body()
     return Response(data, headers=headers)
+
+
+@bp.before_request
+def allow_large_models():
+    """Let a pushed pipeline be larger than MLOPS_MAX_BODY_BYTES."""
+    if request.endpoint == f"{bp.name}.install_model":
+        request.max_content_length = max(MAX_MODEL_BYTES, current_settings().max_body_bytes)
+
+
+@bp.operation(
+    "/root/ml/model",
+    "GET",
+    responses={200: "The served model and its trained pipeline (skops, base64)", 409: "No trained model"},
+)
+def served_model():
+    """Give the served model's trained pipeline, for the tracking service to register it."""
+    with dataset_engine().connect() as connection:
+        model, pipeline_bytes = read_served_pipeline(connection)
+    return {"model": describe_model(model), "format": "skops", "pipeline": base64.b64encode(pipeline_bytes).decode()}
+
+
+@bp.operation(
+    "/root/ml/model",
+    "PUT",
+    body=InstallModel,
+    responses={
+        200: "The pushed version is served (every worker swaps to it on its next request)",
+        400: "Invalid request, or the pipeline is not one of the catalogue's",
+    },
+)
+def install_model(body: InstallModel):
+    """Serve a registered model version's pipeline, pushed by the tracking service (the champion)."""
+    try:
+        pipeline_bytes = base64.b64decode(body.pipeline, validate=True)
+    except binascii.Error:
+        raise BadRequest("pipeline: not base64", error="Invalid model") from None
+    pushed = RegisteredPipeline(pipeline_bytes=pipeline_bytes, **body.model_dump(exclude={"pipeline"}))
+    model, changed = install_champion(dataset_engine(), pipeline_cache(), pushed)
+    message = "Model installed" if changed else "Model already served"
+    return {"message": message, "model": describe_model(model)}
 
 
 def create_app(settings: Settings | None = None) -> Flask:

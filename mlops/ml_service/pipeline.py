@@ -18,17 +18,20 @@ import pandas as pd
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from mlops.kernel.catalogue import build_estimator
 from mlops.kernel.datasets import dataset_row, predictions_writer, read_set, read_set_blocks, replace_predictions
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES
 from mlops.kernel.errors import BadRequest, Conflict
+from mlops.kernel.pipelines import PipelineRefused, dump_pipeline, make_pipeline
+from mlops.kernel.pipelines import load_pipeline as load_trusted_pipeline
 from mlops.ml_service.deployment import (
     SET_MODEL_HINT,
     TRAIN_HINT,
     DeployedModel,
     PipelineCache,
-    dump_pipeline,
+    RegisteredPipeline,
+    install_registered,
     read_deployed,
+    record_batch,
     require_model,
     save_model,
     save_trained,
@@ -64,21 +67,6 @@ class Prediction:
     degraded: str | None = None  # why the model that answered may not be the deployed one
 
 
-def make_pipeline(model_name: str, hyperparameters: Mapping[str, Any]):
-    """An unfitted imputer -> scaler -> estimator pipeline (400 on an unknown model or hyperparameter)."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="mean")),
-            ("scale", StandardScaler()),
-            ("model", build_estimator(model_name, dict(hyperparameters))),
-        ]
-    )
-
-
 def set_model(engine: Engine, model_name: str, hyperparameters: dict[str, Any]) -> DeployedModel:
     """Check the model and its hyperparameters with scikit-learn, then deploy it untrained."""
     make_pipeline(model_name, hyperparameters)
@@ -107,8 +95,9 @@ def train(engine: Engine, cache: PipelineCache) -> Score:
     with _predictions_transaction(
         engine, "training", training.dataset_id, retry=f"train again with {TRAIN_HINT}"
     ) as connection:
-        trained = save_trained(connection, model, pipeline_bytes, accuracy)
+        trained = save_trained(connection, model, pipeline_bytes, accuracy, training.dataset_id)
         replace_predictions(connection, training.dataset_id, training.features.index, predicted, trained.version)
+        record_batch(connection, "training", training.dataset_id, len(predicted), accuracy, trained)
     cache.put(trained, pipeline)
     return Score("training", accuracy, trained)
 
@@ -138,7 +127,27 @@ def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
                 total += len(predicted)
             if total != row.n_samples:  # the set was replaced under the read
                 raise _set_reloaded(set_name, retry)
-    return Score(set_name, correct / total if total else float("nan"), model)
+            accuracy = correct / total if total else float("nan")
+            record_batch(writing, set_name, row.id, total, accuracy, model)
+    return Score(set_name, accuracy, model)
+
+
+def install_champion(engine: Engine, cache: PipelineCache, pushed: RegisteredPipeline) -> tuple[DeployedModel, bool]:
+    """Check a pushed registered pipeline (trusted types, the 13 features), then serve it."""
+    try:
+        pipeline = load_trusted_pipeline(pushed.pipeline_bytes)
+    except PipelineRefused as refused:
+        raise BadRequest(
+            f"{refused.reason}: push a pipeline logged by the tracking service", error="Invalid model"
+        ) from None
+    if getattr(pipeline, "n_features_in_", None) != len(FEATURES):
+        raise BadRequest(
+            f"The pushed pipeline is not fitted on the {len(FEATURES)} wine features", error="Invalid model"
+        )
+    model, changed = install_registered(engine, pushed)
+    if changed and pushed.adopts_version is None:
+        cache.put(model, pipeline)
+    return model, changed
 
 
 def _accuracy(predicted: np.ndarray, target: pd.Series) -> float:

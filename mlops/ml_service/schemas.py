@@ -16,7 +16,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from mlops.kernel.catalogue import MODEL_NAMES, HyperparameterScalar
+from mlops.kernel.catalogue import MODEL_NAMES, HyperparameterScalar, Int64, ModelName
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, SetName
 from mlops.kernel.text import Name
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL, WINE_SAMPLE
@@ -322,3 +322,26 @@ class InferenceRequest(BaseModel):
     outputs: list[RequestOutput] | None = Field(None, max_length=8)
     # the binary tensor data that followed the JSON header (binary tensor data extension)
     _binary: bytes = PrivateAttr(b"")
+
+
+# A pushed pipeline may be far larger than a request's usual limit (a forest of deep trees).
+MAX_MODEL_BYTES = 64_000_000
+
+
+class InstallModel(BaseModel):
+    """A registered model version's trained pipeline (skops, base64), pushed by the tracking
+    service to be served: the champion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    registered_model: Name = Field(examples=["wine"])
+    registered_version: str = Field(pattern=r"^[1-9][0-9]{0,17}$", examples=["3"])
+    run_id: str | None = Field(None, max_length=64, description="the MLflow run the version was logged in")
+    model_name: ModelName
+    hyperparameters: dict[Name, HyperparameterValue] = Field(default_factory=dict)
+    training_dataset_id: Int64 | None = Field(None, description="the training set version it was fitted on")
+    training_accuracy: FiniteFloat | None = None
+    pipeline: str = Field(min_length=1, description="the fitted pipeline, skops bytes in base64")
+    adopts_version: Int64 | None = Field(
+        None, description="this service's own trained version that the registered version is (adoption)"
+    )

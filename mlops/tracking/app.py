@@ -13,19 +13,26 @@ from mlops.kernel.config import Settings
 from mlops.kernel.db import ping
 from mlops.kernel.errors import NotFound
 from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine
+from mlops.tracking import champion as champions
 from mlops.tracking import queries
+from mlops.tracking.champion import Loop
 from mlops.tracking.deploy import deploy_run
 from mlops.tracking.jobs import JobRunner, Runner
 from mlops.tracking.mlflow import ExperimentRecord, MlflowBackend, RunRecord, reads, writes
 from mlops.tracking.optimize import Optimization, fit_count, optimize, plan_searches
+from mlops.tracking.retrain import retrain
 from mlops.tracking.schemas import (
     BestModelQuery,
     ExperimentQuery,
     ExperimentSelector,
     GeneralQuery,
+    LineageQuery,
     ModelManagement,
     OptimizationRequest,
     ParametersQuery,
+    PromotionRequest,
+    RetrainingRequest,
+    RollbackRequest,
     RunQuery,
     RunSelector,
 )
@@ -37,6 +44,11 @@ bp = ApiBlueprint("tracking", __name__)
 def mlflow_backend() -> MlflowBackend:
     """This app's MLflow backend store."""
     return current_app.extensions["tracking"]
+
+
+def champion_loop() -> Loop:
+    """What the champion's moves work with: this app's MLflow store, dataset DB and settings."""
+    return Loop(mlflow_backend(), dataset_engine(), current_settings())
 
 
 def _runs_of(experiment_id: str) -> tuple[ExperimentRecord, list[RunRecord]]:
@@ -52,10 +64,12 @@ def _runs_of(experiment_id: str) -> tuple[ExperimentRecord, list[RunRecord]]:
     responses={
         201: "Optimization logged: experiment id and one run id per model",
         202: 'With "wait": false: the optimization is queued; its job (GET /root/tracking/jobs/<job_id>)',
-        200: "Setting: the ML service's answer, relayed",
+        200: "Setting: the ML service's answer, relayed. Retraining: the gate's decision and both models' "
+        "scores. Promotion, rollback: the champion's move",
         400: "Invalid request, grid, scoring or cv; or a model's grid search failed (its run is FAILED)",
-        404: "Run not found",
-        409: "The training set is not loaded, the experiment name is deleted, or the run has no model",
+        404: "Run or registered version not found",
+        409: "A set is not loaded, the experiment name is deleted, the run has no model, there is no "
+        "champion (to retrain from or roll back) or no earlier one, or the champion moved meanwhile",
         500: "The model could not be stored in the MLflow artifact store (its run is FAILED)",
         502: "The ML service refused the tracking service's token, or failed",
         503: "The ML service, the MLflow store or the Dask cluster (MLOPS_DASK_SCHEDULER) is unreachable",
@@ -71,8 +85,38 @@ def model_management(body: ModelManagement):
             headers = {"Location": f"/root/tracking/jobs/{job.job_id}"}
             return {"message": "Optimization accepted", "data": job.to_json()}, 202, headers
         return optimization_answer(optimize(mlflow_backend(), dataset_engine(), current_settings(), request))
+    if isinstance(request, RetrainingRequest):
+        data = retrain(champion_loop(), request)
+        message = "Challenger promoted" if data["decision"] == "promoted" else "Champion kept"
+        return {"message": message, "data": data}
+    if isinstance(request, PromotionRequest):
+        event, previous = champions.promote(
+            champion_loop(), request.version, action="requested", by="promotion request",
+            reason=request.reason or "promotion requested",
+        )  # fmt: skip
+        return {"message": f"Version {event['champion']} is the champion", "data": move_view(event, previous)}
+    if isinstance(request, RollbackRequest):
+        event, previous = champions.rollback(
+            champion_loop(), by="rollback request", reason=request.reason or "rollback requested"
+        )
+        return {"message": f"Rolled back to version {event['champion']}", "data": move_view(event, previous)}
     reply = deploy_run(mlflow_backend(), current_settings(), request.run_id)
     return reply.body, reply.status
+
+
+def move_view(event: dict[str, Any], previous) -> dict[str, Any]:
+    """The answer to a promotion or rollback: the champion now, the one it replaced, the event."""
+    return {"champion": event["champion"], "previous": previous.version if previous else None, "event": event}
+
+
+@bp.operation(
+    "/root/tracking/model_management",
+    "GET",
+    responses={200: "The champion, what the ML service serves, and the champion's history (oldest first)"},
+)
+def champion_history():
+    """Tell which registered version is the champion, whether the ML service serves it, and who moved it when and why."""
+    return {"message": "Champion history retrieved", "data": champions.champion_report(champion_loop())}
 
 
 def optimization_answer(result: Optimization) -> tuple[dict[str, Any], int]:
@@ -174,12 +218,17 @@ def list_runs(query: ExperimentSelector):
     "/root/tracking/runs",
     "POST",
     body=RunQuery,
-    responses={200: "The run's params or metrics, prefixes stripped", 404: "Experiment or run not found"},
+    responses={
+        200: "The run's params or metrics (prefixes stripped), or its lineage",
+        404: "Experiment or run not found",
+    },
 )
 def query_run(body: RunQuery):
-    """Tell a run's params (data, grid_search, model) or metrics (system, model)."""
+    """Tell a run's params (data, grid_search, model), metrics (system, model) or lineage."""
     query = body.root
     run = reads.get_run(mlflow_backend(), query.run_id, query.experiment_id)
+    if isinstance(query, LineageQuery):
+        return {"message": "Lineage Retrieved", "data": champions.run_lineage(champion_loop(), run.run_id)}
     if isinstance(query, ParametersQuery):
         data = queries.run_parameters(run, query.type)
     else:
@@ -225,6 +274,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool | None = None)
     if warm_up:
         backend.open_in_background()
         threading.Thread(target=_recover_jobs, args=(runner,), name="recover-jobs", daemon=True).start()
+        champions.start_sync(Loop(backend, state.engine, settings))
     return app
 
 

@@ -52,10 +52,16 @@ def deploy_run(backend: MlflowBackend, settings: Settings, run_id: str) -> Servi
     refused token or any other 5xx is a fault between the services, a 502 here.
     """
     body = model_of_run(reads.get_run(backend, run_id))
+    return call_ml(settings, "POST", SET_MODEL_PATH, body, action="set the model")
+
+
+def call_ml(settings: Settings, method: str, path: str, body: Any = None, *, action: str) -> ServiceReply:
+    """One request to the ML service; its 2xx/4xx/503 answers are returned, anything else is a 502
+    naming the action (or a 503 if it cannot be reached)."""
     reply = call_service(
         ML_SERVICE,
-        "POST",
-        settings.ml_url + SET_MODEL_PATH,
+        method,
+        settings.ml_url + path,
         json=body,
         timeout=settings.request_timeout,
         token=settings.api_token,
@@ -73,7 +79,7 @@ def deploy_run(backend: MlflowBackend, settings: Settings, run_id: str) -> Servi
         )
     if reply.status >= 500 and reply.status != 503:
         raise UpstreamError(
-            f"The {ML_SERVICE} failed to set the model (HTTP {reply.status}): {reply.body.get('message', reply.body)}",
+            f"The {ML_SERVICE} failed to {action} (HTTP {reply.status}): {reply.body.get('message', reply.body)}",
             error=f"{ML_SERVICE} error",
         )
     return reply

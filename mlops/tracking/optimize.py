@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -24,7 +24,16 @@ from mlops.kernel.catalogue import MODEL_NAMES, UNKNOWN_MODEL_MESSAGE, build_est
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
 from mlops.tracking.mlflow import MlflowBackend, store, writes
-from mlops.tracking.mlflow.naming import DATA_PREFIX, GRID_PREFIX, MODEL_PREFIX, SYSTEM_PREFIX, run_name, run_tags
+from mlops.tracking.mlflow.naming import (
+    DATA_PREFIX,
+    EXPERIMENT_TYPE,
+    EXPERIMENT_TYPE_TAG,
+    GRID_PREFIX,
+    MODEL_PREFIX,
+    SYSTEM_PREFIX,
+    run_name,
+    run_tags,
+)
 from mlops.tracking.schemas import OptimizationRequest
 
 if TYPE_CHECKING:  # pandas (behind LoadedSet) is imported when a request needs it, not at start-up
@@ -56,6 +65,7 @@ class SearchResult:
 
     best_estimator: Any
     best_params: dict[str, Any]
+    best_score: float  # the grid search's mean cross-validated score (the request's scoring)
     metrics: dict[str, float]
     execution_time: float
     cpu_usage: float
@@ -65,6 +75,7 @@ class SearchResult:
 class Optimization:
     experiment_id: str
     run_ids: dict[str, str]
+    results: dict[str, SearchResult] = field(default_factory=dict)
 
 
 class SearchFailed(BadRequest):
@@ -238,6 +249,7 @@ def search_model(
     return SearchResult(
         best_estimator=best_estimator,
         best_params=dict(grid_search.best_params_),
+        best_score=float(grid_search.best_score_),
         metrics={
             "accuracy": float(accuracy),
             "f1_score": float(f1),
@@ -338,6 +350,9 @@ def optimize(
     settings: Settings,
     request: OptimizationRequest,
     on_fits_done: Callable[[int], None] | None = None,
+    *,
+    training: LoadedSet | None = None,
+    experiment_type: str = EXPERIMENT_TYPE,
 ) -> Optimization:
     """Check the request, then grid-search and log each model in turn, one MLflow run per model.
 
@@ -345,7 +360,9 @@ def optimize(
     failed. A search that fails stops the request with a 400 naming the runs; a Dask cluster
     (MLOPS_DASK_SCHEDULER) that cannot be reached stops it with a 503 before anything is logged,
     one lost during a search with a 503 after its run is ended FAILED. on_fits_done(n) is called
-    as fits of the grid searches complete (fit_count(request) in all).
+    as fits of the grid searches complete (fit_count(request) in all). `training` replaces the
+    stored training set (retraining passes training plus labelled production); the runs are
+    tagged experiment_type.
 
     Logging a model while the next one is searched gains nothing: both hold the GIL most of the
     time, and on two cores the search slowed by as much as the logging it hid (docs/performance.md).
@@ -355,8 +372,9 @@ def optimize(
     from mlops.tracking.cluster import connected
 
     searches = plan_searches(request, settings)
-    with engine.connect() as connection:
-        training = read_set(connection, "training")
+    if training is None:
+        with engine.connect() as connection:
+            training = read_set(connection, "training")
     check_against_data(request, training)
     with connected(settings.dask_scheduler) as cluster:
         tags = {"description": request.experiment_description, "owner": request.experiment_owner}
@@ -364,8 +382,10 @@ def optimize(
             backend, request.experiment_name, {key: value for key, value in tags.items() if value}
         )
         run_ids: dict[str, str] = {}
+        results: dict[str, SearchResult] = {}
         for search in searches:
-            run_id = writes.start_run(backend, experiment_id, run_name(search.model_name), run_tags(search.model_name))
+            tags = run_tags(search.model_name) | {EXPERIMENT_TYPE_TAG: experiment_type}
+            run_id = writes.start_run(backend, experiment_id, run_name(search.model_name), tags)
             try:
                 result = search_model(
                     search,
@@ -387,9 +407,10 @@ def optimize(
                     ) from error
                 raise
             params = run_params(search, result, training, request.scoring, request.cv)
-            log_run(backend, experiment_id, run_id, search.model_name, params, result)
+            log_run(backend, experiment_id, run_id, search.model_name, params, result, features=training.features)
+            results[search.model_name] = result
             run_ids[search.model_name] = run_id
-    return Optimization(experiment_id, run_ids)
+    return Optimization(experiment_id, run_ids, results)
 
 
 def fit_count(request: OptimizationRequest) -> int:
@@ -406,12 +427,14 @@ def log_run(
     model_name: str,
     params: dict[str, str],
     result: SearchResult,
+    *,
+    features=None,
 ) -> None:
-    """Log a searched model's params, metrics and best estimator, then end its run FINISHED
-    (FAILED, logged, if logging fails)."""
+    """Log a searched model's params, metrics and best estimator (its signature from `features`),
+    then end its run FINISHED (FAILED, logged, if logging fails)."""
     try:
         writes.log_params_and_metrics(backend, run_id, params, run_metrics(result))
-        writes.log_model(backend, experiment_id, run_id, result.best_estimator, model_name)
+        writes.log_model(backend, experiment_id, run_id, result.best_estimator, model_name, features=features)
     except BaseException as error:
         log.exception("logging run %s (%s) failed", run_id, model_name)
         writes.end_run(backend, run_id, error)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
 from mlops.kernel.catalogue import MODEL_NAMES, HyperparameterScalar, ModelName
 from mlops.kernel.text import Name, Text
+from mlops.tracking.gate import DEFAULT_MARGINS, GateMetric
 from mlops.tracking.mlflow.naming import MODEL_METRICS, MetricKind, ParameterKind
 from mlops.tracking.queries import STATISTIC_METRICS
 
@@ -104,10 +105,20 @@ class MetricsQuery(BaseModel):
     type: MetricKind
 
 
-class RunQuery(RootModel):
-    """What to tell about one run: its `parameters` or its `metrics`."""
+class LineageQuery(BaseModel):
+    """The registered versions a run logged, when they were champion, and the deployments and
+    prediction batches made with them."""
 
-    root: Annotated[ParametersQuery | MetricsQuery, Field(discriminator="request_information")]
+    model_config = STRICT
+    experiment_id: ExperimentId
+    run_id: RunId
+    request_information: Literal["lineage"]
+
+
+class RunQuery(RootModel):
+    """What to tell about one run: its `parameters`, its `metrics` or its `lineage`."""
+
+    root: Annotated[ParametersQuery | MetricsQuery | LineageQuery, Field(discriminator="request_information")]
 
 
 class SettingRequest(BaseModel):
@@ -118,10 +129,67 @@ class SettingRequest(BaseModel):
     run_id: RunId
 
 
-class ModelManagement(RootModel):
-    """`optimization` (grid search + CV logged to MLflow) or `setting` (deploy a run's model)."""
+Margin = Annotated[float, Field(gt=0, le=1)]
 
-    root: Annotated[OptimizationRequest | SettingRequest, Field(discriminator="request_information")]
+
+class RetrainingRequest(BaseModel):
+    """Search again, gate the best model (the challenger) against the champion, promote or keep."""
+
+    model_config = STRICT
+
+    request_information: Literal["retraining"]
+    experiment_name: Name | None = Field(
+        None, min_length=1, max_length=256, description="default: the champion's experiment, else `retraining`"
+    )
+    models: list[ModelName] | None = Field(
+        None, min_length=1, max_length=len(MODEL_NAMES), description="default: the champion's optimization"
+    )
+    hyperparameters: dict[Name, dict[Name, list[HyperparameterScalar]]] | None = Field(
+        None, description="per model: hyperparameter -> candidates (default: the champion's optimization)"
+    )
+    scoring: Name | None = Field(None, description="a scikit-learn scorer (default: the champion's optimization)")
+    cv: int | None = Field(None, ge=2, le=1000, description="folds (default: the champion's optimization)")
+    include_production_labels: bool = Field(
+        False, description="train on training plus the labelled production set (then only testing is held out)"
+    )
+    gate: dict[GateMetric, Margin] = Field(
+        default_factory=lambda: dict(DEFAULT_MARGINS),
+        min_length=1,
+        description="metric -> margin: the challenger must score at least champion + margin on each, on the "
+        "held-out rows",
+        examples=[{"accuracy": 0.01, "f1_score": 0.01}],
+    )
+    verdict: dict[str, Any] | None = Field(
+        None, description="the monitoring verdict that triggered the retraining, recorded with the decision"
+    )
+    reason: Text | None = Field(None, max_length=1000, description="why, in words (recorded)")
+
+
+class PromotionRequest(BaseModel):
+    """Make a registered version of the served model the champion, by hand (no gate)."""
+
+    model_config = STRICT
+    request_information: Literal["promotion"]
+    version: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,17}$", examples=["2"])]
+    reason: Text | None = Field(None, max_length=1000, description="why, in words (recorded)")
+
+
+class RollbackRequest(BaseModel):
+    """Move the champion back to the version that held it before, in one call."""
+
+    model_config = STRICT
+    request_information: Literal["rollback"]
+    reason: Text | None = Field(None, max_length=1000, description="why, in words (recorded)")
+
+
+class ModelManagement(RootModel):
+    """`optimization` (grid search + CV logged to MLflow), `setting` (deploy a run's model),
+    `retraining` (search, gate against the champion, promote or keep), `promotion` or `rollback`."""
+
+    root: Annotated[
+        OptimizationRequest | SettingRequest | RetrainingRequest | PromotionRequest | RollbackRequest,
+        Field(discriminator="request_information"),
+    ]
 
 
 class ExperimentSelector(BaseModel):

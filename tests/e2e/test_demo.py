@@ -35,15 +35,17 @@ def stack_flags(tmp_path):
         subprocess.run([*MLOPS, "down", *data_dir], capture_output=True, timeout=120)
 
 
-def test_demo_runs_the_walkthrough_and_summarizes_it(stack_flags):
+def test_demo_runs_the_walkthrough_and_the_loop_and_summarizes_them(stack_flags):
     # only the data dir: the demo finds the stack's ports in its state file
     data_dir = stack_flags[stack_flags.index("--data-dir") :]
-    demo = subprocess.run([*MLOPS, "demo", *data_dir], capture_output=True, text=True, timeout=600, env=TOKEN_ENV)
+    demo = subprocess.run(
+        [*MLOPS, "demo", "--loop", *data_dir], capture_output=True, text=True, timeout=900, env=TOKEN_ENV
+    )
     assert demo.returncode == 0, demo.stderr
     summary = demo.stdout
     # every step reported as done, on stderr (no terminal: one line per step)
     assert "FAILED" not in demo.stderr
-    assert demo.stderr.count("ok ") == 13
+    assert demo.stderr.count("ok ") == 13 + 6  # the walkthrough's steps, then the loop's
     # the optimization runs as a job whose fits the step counts: (2 + 8 + 8) candidates x 5 folds
     assert "[####################] 90/90 fits" in demo.stderr
     assert "experiment wine_test_1\n" in demo.stderr
@@ -62,6 +64,14 @@ def test_demo_runs_the_walkthrough_and_summarizes_it(stack_flags):
     ml_port = stack_flags[stack_flags.index("--ml-port") + 1]
     status = requests.get(f"http://127.0.0.1:{ml_port}/root/ml", timeout=10).json()
     assert best[1] in str(status["model"])
+    # the loop: the walkthrough's model adopted as the champion, a challenger gated against it
+    loop = summary[summary.index("Loop done in") :]
+    assert re.search(r"verdict\s+(Re-training advised|No re-training advised)", loop), loop
+    assert re.search(r"gate\s+accuracy \d\.\d{4} vs \d\.\d{4} \(margin 0\.01, (passed|failed)\)", loop), loop
+    decision = re.search(r"decision\s+(promoted|kept): champion is version (\d+)", loop)
+    assert decision, loop
+    assert status["model"]["registered_model"] == "wine"
+    assert status["model"]["registered_version"] == decision[2]
 
 
 def test_a_service_error_stops_the_demo_with_its_message(stack_flags):

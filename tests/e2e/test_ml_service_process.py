@@ -75,13 +75,13 @@ def test_two_workers_serve_identical_predictions_and_follow_a_new_model(start_se
     # requests.post opens a new connection each time, so the requests spread over both workers.
     answers = [post(ml.url + "/root/ml/predict", records) for _ in range(30)]
     assert all(answer == answers[0] for answer in answers)
-    assert answers[0]["model"] == {"model_name": "RandomForest", "version": 2}
+    assert answers[0]["model"] == {"model_name": "RandomForest", "version": 2, "registered_version": None}
 
     # Whichever worker trains the new model, every worker serves it from its next request on.
     deploy_and_train(ml.url, "LogisticRegression", {"solver": "liblinear", "C": 0.1})
     answers = [post(ml.url + "/root/ml/predict", records) for _ in range(30)]
     assert all(answer == answers[0] for answer in answers)
-    assert answers[0]["model"] == {"model_name": "LogisticRegression", "version": 4}
+    assert answers[0]["model"] == {"model_name": "LogisticRegression", "version": 4, "registered_version": None}
     assert len(answers[0]["probabilities"]) == len(records)
 
 

@@ -9,7 +9,8 @@ from sqlalchemy import update
 
 import mlops.ml_service.pipeline as pipeline_module
 from mlops.kernel.db import FEATURES, deployed_model
-from mlops.ml_service.deployment import dump_pipeline, save_model
+from mlops.kernel.pipelines import dump_pipeline
+from mlops.ml_service.deployment import save_model
 from mlops.simulator.splits import load_split
 from tests.support.ml_service import set_model, stored_state, use
 from tests.support.sets import load_sets

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlops.kernel.pipelines import make_pipeline
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL
 from mlops.ml_service import fastpath
 from mlops.ml_service.fastpath import compile_pipeline
-from mlops.ml_service.pipeline import make_pipeline
 from mlops.simulator.splits import load_split
 
 MODELS = [

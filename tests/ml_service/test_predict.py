@@ -34,7 +34,7 @@ def test_every_input_shape_gets_the_same_answer(client, trained):
     answer = expected.get_json()
     assert len(answer["predictions"]) == len(records)
     assert answer["classes"] == [0, 1, 2]
-    assert answer["model"] == {"model_name": "RandomForest", "version": 2}
+    assert answer["model"] == {"model_name": "RandomForest", "version": 2, "registered_version": None}
 
     shuffled = list(reversed(FEATURES))
     sql_spelled = [{FEATURE_COLUMNS[FEATURES.index(k)]: v for k, v in r.items()} for r in records]

@@ -164,7 +164,7 @@ def test_a_second_app_on_the_same_database_serves_the_same_model(client, setting
         set_model(client, "LogisticRegression", {"solver": "liblinear", "C": 0.1})
         use(client, "training")
         after = other_client.post("/root/ml/predict", json=records).get_json()
-        assert after["model"] == {"model_name": "LogisticRegression", "version": 4}
+        assert after["model"] == {"model_name": "LogisticRegression", "version": 4, "registered_version": None}
         assert after == client.post("/root/ml/predict", json=records).get_json()
     finally:
         other.extensions["mlops"].dispose()

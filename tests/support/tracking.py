@@ -31,3 +31,15 @@ def tracking_settings_for(settings: Settings, mlflow_uri: str) -> Settings:
     return settings.model_copy(
         update={"mlflow_tracking_uri": mlflow_uri, "n_jobs": 2, "ml_service_url": f"http://127.0.0.1:{free_port()}"}
     )
+
+
+# The loop's tests: a weak model trained through the ML service (one shallow tree), which the
+# champion is adopted from, and a retraining whose searched LogisticRegression beats it.
+MANAGE = "/root/tracking/model_management"
+WEAK_MODEL = {"model_name": "RandomForest", "hyperparameters": {"n_estimators": 1, "max_depth": 1}}
+LR_RETRAINING = {
+    "request_information": "retraining",
+    "models": ["LogisticRegression"],
+    "hyperparameters": {"LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]}},
+    "cv": 3,
+}

@@ -13,6 +13,7 @@ backends side by side.
 - reads: experiments and runs as records
 - writes: experiments, runs, params, metrics and models logged
 - naming: run names, tags and the prefixes of params and metrics
+- registry: the served model's registered versions, its `champion` alias and the alias's history
 """
 
 from mlops.tracking.mlflow.reads import ExperimentRecord, RunRecord

@@ -132,7 +132,7 @@ class MlflowBackend:
         with mlflow_errors():
             self.lock_path.parent.mkdir(parents=True, exist_ok=True)
             # Several workers may start on an empty database at once; one creates the schema.
-            with _file_lock(self.lock_path):
+            with file_lock(self.lock_path):
                 _create_sqlite_schema(self.tracking_uri, self.artifact_root)
                 store = SqlAlchemyStore(self.tracking_uri, self.artifact_root)
             if make_url(self.tracking_uri).get_backend_name() == "sqlite":
@@ -256,7 +256,7 @@ def _safe_uri(uri: str) -> str:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -18,6 +18,9 @@ from mlops.tracking.mlflow.store import FAILED, FINISHED, MlflowBackend, import_
 
 log = logging.getLogger(__name__)
 
+# How many training rows a logged signature is inferred from (their dtypes and names suffice).
+SIGNATURE_ROWS = 5
+
 
 def find_or_create_experiment(backend: MlflowBackend, name: str, tags: dict[str, str]) -> str:
     """The id of the active experiment called name (created if new), with tags set on it."""
@@ -126,29 +129,45 @@ def log_params_and_metrics(
         )
 
 
-def log_model(backend: MlflowBackend, experiment_id: str, run_id: str, estimator, registered_name: str) -> str:
-    """Log a fitted estimator as the run's model (skops, only TRUSTED_TYPES loadable) and register
-    it as a new version of registered_name; return the version.
+def log_model(
+    backend: MlflowBackend,
+    experiment_id: str,
+    run_id: str,
+    estimator,
+    registered_name: str,
+    *,
+    features=None,
+    artifact_name: str = MODEL_ARTIFACT,
+    version_tags: dict[str, str] | None = None,
+) -> str:
+    """Log a fitted estimator as one of the run's models (skops, only TRUSTED_TYPES loadable) and
+    register it as a new version of registered_name (with version_tags); return the version.
 
     This is what mlflow.sklearn.log_model(..., registered_model_name=...) does, done through this
     backend's client instead of MLflow's process-wide one, and without its costly steps:
-    requirements are given (not inferred by reloading the model), no input example or signature.
+    requirements are given (not inferred by reloading the model), no input example. The
+    signature is inferred from a few rows of `features` (the training frame) and the model's
+    predictions for them, so MLflow's UI and scoring server know the inputs.
     """
     import_libraries()
     import mlflow.sklearn
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
     from mlflow.exceptions import MlflowException
-    from mlflow.models import Model
+    from mlflow.models import Model, infer_signature
 
+    signature = None
+    if features is not None:
+        sample = features.head(SIGNATURE_ROWS)
+        signature = infer_signature(sample, estimator.predict(sample))
     client = backend.client()
     with mlflow_errors():
         logged = client.create_logged_model(
-            experiment_id, name=MODEL_ARTIFACT, source_run_id=run_id, model_type=registered_name
+            experiment_id, name=artifact_name, source_run_id=run_id, model_type=registered_name
         )
         try:
             client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
             with tempfile.TemporaryDirectory(prefix="mlops-model-") as directory:
-                path = os.path.join(directory, MODEL_ARTIFACT)
+                path = os.path.join(directory, artifact_name)
                 description = Model(
                     artifact_path=logged.artifact_location,
                     model_uuid=logged.model_id,
@@ -162,6 +181,7 @@ def log_model(backend: MlflowBackend, experiment_id: str, run_id: str, estimator
                     serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
                     skops_trusted_types=list(TRUSTED_TYPES),
                     pip_requirements=list(model_requirements()),
+                    signature=signature,
                 )
                 try:
                     client.log_model_artifacts(logged.model_id, path)
@@ -187,6 +207,7 @@ def log_model(backend: MlflowBackend, experiment_id: str, run_id: str, estimator
             source=logged.artifact_location,
             run_id=run_id,
             model_id=logged.model_id,
+            tags=version_tags,
             await_creation_for=0,
         )
     return str(version.version)
