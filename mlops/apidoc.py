@@ -423,6 +423,8 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
                 "outputs": [{"name": "predict_proba"}],
             },
             path="/v2/models/wine/versions/3/infer",
+        ),  # fmt: skip
+    ],
     ("ml", "GET", "/root/ml/model"): [
         Example(
             "The served model and its pipeline (what tracking registers when it adopts a model trained here)",
