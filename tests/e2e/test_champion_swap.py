@@ -14,8 +14,8 @@ import requests
 from sqlalchemy import text
 
 from mlops.kernel.db import make_engine
-from tests.support.ml_service import load_sets
 from tests.support.processes import ServiceProcess, settings_on_free_ports
+from tests.support.sets import load_sets
 from tests.support.tracking import LR_RETRAINING, MANAGE, WEAK_MODEL
 
 pytestmark = pytest.mark.e2e

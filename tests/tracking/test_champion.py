@@ -13,7 +13,7 @@ from mlops.tracking.app import create_app
 from mlops.tracking.champion import REGISTERED_MODEL, rollback_target
 from mlops.tracking.mlflow import registry
 from mlops.tracking.retrain import _logged_grid
-from tests.support.ml_service import load_sets
+from tests.support.sets import load_sets
 from tests.support.tracking import LR_RETRAINING, MANAGE, WEAK_MODEL, backend_of, tracking_settings_for
 
 ROW = {
