@@ -196,7 +196,8 @@ def test_a_killed_service_is_restarted_and_status_shows_its_restart(tmp_path, cl
         killed_at = time.monotonic()
         up.wait_for("ml exited unexpectedly (killed by SIGKILL)")
         while requests_status(stack.url("ml") + "/health") != 200:
-            assert time.monotonic() - killed_at < 5, "ml did not answer again within 5 s"
+            # by itself, without a command (how fast is the chaos soak's figure, not a timed test)
+            assert time.monotonic() - killed_at < 60, "ml did not answer again"
             time.sleep(0.05)
         up.wait_for("ml is healthy again")
         restarted = {m["name"]: m for m in stack.state()["members"]}
@@ -235,7 +236,7 @@ def test_a_detached_stack_restarts_a_killed_service_and_up_only_adds_a_missing_o
         os.killpg(first, signal.SIGKILL)
         killed_at = time.monotonic()
         while requests_status(stack.url("simulator") + "/health") != 200:
-            assert time.monotonic() - killed_at < 5, "simulator did not answer again within 5 s"
+            assert time.monotonic() - killed_at < 60, "simulator did not answer again"
             time.sleep(0.05)
         # a second `up` of a service already there says so and starts nothing; a missing one is added
         added = stack.run("up", "--detach", "--only", "simulator", "ml", *stack.flags())
@@ -372,7 +373,8 @@ def test_serve_runs_one_service_as_gunicorn_in_the_foreground(tmp_path):
         deadline = time.monotonic() + 60
         while not listening(port) and time.monotonic() < deadline and serve.poll() is None:
             time.sleep(0.05)
-        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        # listening is the master; the first answer waits for a worker to boot (long on a busy machine)
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=60).status_code == 200
         # `serve` replaced itself by gunicorn: the pid we started is gunicorn's master
         assert "gunicorn" in Path(f"/proc/{serve.pid}/cmdline").read_bytes().decode(errors="replace")
         serve.terminate()

@@ -158,6 +158,7 @@ def run_soak(data_dir, ports, flags, dataset_url, postgres, record_figures) -> N
         slowest_back_s=max(k["back_s"] for k in kills) if kills else None,
         predict_while_db_down=f"{predicted}/{len(during)}",
         tracking_log_growth_per_outage_bytes=[o["log_growth_bytes"] for o in outages],
+        waited_for_the_stack_before_outage_s=[o["waited_for_the_stack_s"] for o in outages],
         restarts=restarts,
         load_average_before=[round(x, 2) for x in load_before],
         load_average_after=[round(x, 2) for x in load_after],
@@ -213,9 +214,25 @@ def kill_and_time(data_dir, urls: dict[str, str], service: str) -> dict:
 
 
 def stop_database(postgres, tracking_log, urls: dict[str, str]) -> dict:
-    """Stop the cluster for DOWN_SECONDS; wait until the services see it back."""
+    """Stop the cluster for DOWN_SECONDS once every service is up with its model loaded (a kill
+    may have restarted one just before: on a busy machine a restart can take tens of seconds);
+    wait until the services see it back."""
+    waited = time.monotonic()
+    deadline = waited + 120
+    while time.monotonic() < deadline:
+        try:
+            healthy = all(requests.get(url + "/health", timeout=5).status_code == 200 for url in urls.values())
+            warm = healthy and all(
+                requests.post(urls["ml"] + "/root/ml/predict", json=[WINE_ROW], timeout=10).status_code == 200
+                for _ in range(10)
+            )
+            if warm:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
     size = tracking_log.stat().st_size
-    outage = {"stopping": time.monotonic()}
+    outage = {"stopping": time.monotonic(), "waited_for_the_stack_s": round(time.monotonic() - waited, 2)}
     postgres.stop("fast")
     outage["down"] = time.monotonic()
     time.sleep(DOWN_SECONDS)
