@@ -162,7 +162,9 @@ def parent_checked_by_caller(connection: Connection) -> Iterator[bool]:
     try:
         with connection.begin_nested():
             connection.execute(select(func.set_config("session_replication_role", "replica", True)))
-    except exc.DBAPIError:
+    except (exc.OperationalError, exc.InterfaceError):
+        raise  # the connection is gone (the database stopped): a 503, not a write to go on with
+    except exc.DBAPIError:  # not allowed to set it: the checks run
         yield False
         return
     yield True
