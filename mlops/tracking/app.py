@@ -19,7 +19,8 @@ from mlops.tracking.champion import Loop
 from mlops.tracking.deploy import deploy_run
 from mlops.tracking.jobs import JobRunner, Runner
 from mlops.tracking.mlflow import ExperimentRecord, MlflowBackend, RunRecord, reads, writes
-from mlops.tracking.optimize import Optimization, fit_count, optimize, plan_searches
+from mlops.tracking.optimize import Optimization, optimize
+from mlops.tracking.plan import fit_count, plan_searches
 from mlops.tracking.retrain import retrain
 from mlops.tracking.schemas import (
     BestModelQuery,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import threading
 import time
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from mlops.kernel.catalogue import MODEL_NAMES, UNKNOWN_MODEL_MESSAGE, build_estimator
+from mlops.kernel.catalogue import build_estimator
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
 from mlops.tracking.mlflow import MlflowBackend, store, writes
@@ -34,6 +33,7 @@ from mlops.tracking.mlflow.naming import (
     run_name,
     run_tags,
 )
+from mlops.tracking.plan import ModelSearch, check_against_data, plan_searches
 from mlops.tracking.schemas import OptimizationRequest
 
 if TYPE_CHECKING:  # pandas (behind LoadedSet) is imported when a request needs it, not at start-up
@@ -42,21 +42,6 @@ if TYPE_CHECKING:  # pandas (behind LoadedSet) is imported when a request needs 
     from mlops.kernel.datasets import LoadedSet
 
 log = logging.getLogger(__name__)
-
-# MLflow refuses longer param values; a grid's candidate list is logged as one.
-MAX_PARAM_TEXT = 6000
-
-
-@dataclass(frozen=True)
-class ModelSearch:
-    """One model's grid, checked."""
-
-    model_name: str
-    grid: dict[str, list[Any]]
-
-    @property
-    def candidates(self) -> int:
-        return math.prod(len(values) for values in self.grid.values())
 
 
 @dataclass(frozen=True)
@@ -82,88 +67,6 @@ class SearchFailed(BadRequest):
     """A model's grid search produced nothing usable (every fit failed or could not be scored)."""
 
     error = "Grid search failed"
-
-
-def plan_searches(request: OptimizationRequest, settings: Settings) -> list[ModelSearch]:
-    """Check the models, grids, scoring and size of the request (no data needed); 400 on a problem."""
-    from sklearn.metrics import get_scorer_names
-
-    if len(set(request.models)) != len(request.models):
-        raise BadRequest("`models` lists a model more than once", error="Invalid request")
-    for name in request.hyperparameters:
-        if name not in MODEL_NAMES:
-            raise BadRequest(f"hyperparameters.{name}: {UNKNOWN_MODEL_MESSAGE}", error="Model not Found")
-        if name not in request.models:
-            raise BadRequest(
-                f"hyperparameters are given for {name}, which is not in `models` {request.models}",
-                error="Invalid request",
-            )
-    if request.scoring not in get_scorer_names():
-        raise BadRequest(
-            f"Unknown scoring {request.scoring!r}; use one of scikit-learn's scorers, e.g. accuracy, "
-            "f1_weighted, precision_weighted, recall_weighted, balanced_accuracy, roc_auc_ovr",
-            error="Invalid scoring",
-        )
-    searches = [ModelSearch(name, request.hyperparameters.get(name, {})) for name in request.models]
-    fits = fit_count(request)
-    if fits > settings.grid_max_fits:
-        detail = ", ".join(f"{s.model_name} {s.candidates} candidates" for s in searches)
-        raise BadRequest(
-            f"The grid needs {fits} fits ({detail}, x {request.cv} folds), more than the limit of "
-            f"{settings.grid_max_fits} (MLOPS_GRID_MAX_FITS): search fewer values or folds",
-            error="Grid too large",
-        )
-    for search in searches:
-        check_grid(search)
-    return searches
-
-
-def check_grid(search: ModelSearch) -> None:
-    """Ask scikit-learn whether every hyperparameter and every candidate value is valid."""
-    for key, values in search.grid.items():
-        if not values:
-            raise BadRequest(
-                f"hyperparameters.{search.model_name}.{key}: give at least one value", error="Invalid request"
-            )
-        if len(str(values)) > MAX_PARAM_TEXT:
-            raise BadRequest(
-                f"hyperparameters.{search.model_name}.{key}: too many values to log "
-                f"(over {MAX_PARAM_TEXT} characters as text)",
-                error="Grid too large",
-            )
-        for value in values:
-            build_estimator(search.model_name, {key: value})
-
-
-def check_against_data(request: OptimizationRequest, training: LoadedSet) -> None:
-    """Check that the training features are finite and that cv and scoring suit the training set;
-    400 naming the problem."""
-    import numpy as np
-    from sklearn.dummy import DummyClassifier
-    from sklearn.metrics import get_scorer
-
-    if not np.isfinite(training.features.to_numpy(dtype=float)).all():
-        raise BadRequest(
-            "The training set has missing or infinite feature values: reload it (POST /root/simulator "
-            '{"set_name": "training"})',
-            error="Invalid training set",
-        )
-    counts = training.target.value_counts()
-    if request.cv > counts.min():
-        raise BadRequest(
-            f"cv={request.cv} is more folds than the smallest class of the training set has samples "
-            f"({counts.min()} of class {counts.idxmin()}): use at most {counts.min()}",
-            error="Invalid cv",
-        )
-    # A scorer made for another kind of problem (e.g. binary f1 on three classes) fails on any model.
-    try:
-        baseline = DummyClassifier(strategy="prior").fit(training.features, training.target)
-        get_scorer(request.scoring)(baseline, training.features, training.target)
-    except (ValueError, TypeError, AttributeError) as error:
-        raise BadRequest(
-            f"scoring {request.scoring!r} cannot score this {counts.size}-class problem: {error}",
-            error="Invalid scoring",
-        ) from None
 
 
 def search_model(
@@ -411,13 +314,6 @@ def optimize(
             results[search.model_name] = result
             run_ids[search.model_name] = run_id
     return Optimization(experiment_id, run_ids, results)
-
-
-def fit_count(request: OptimizationRequest) -> int:
-    """How many fits the request's grid searches make (candidates x folds, every model)."""
-    return sum(
-        ModelSearch(name, request.hyperparameters.get(name, {})).candidates * request.cv for name in request.models
-    )
 
 
 def log_run(

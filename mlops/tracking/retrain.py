@@ -24,7 +24,8 @@ from mlops.tracking.gate import classification_scores, judge
 from mlops.tracking.mlflow import RunRecord, reads, registry, store, writes
 from mlops.tracking.mlflow.naming import EXPERIMENT_TYPE, EXPERIMENT_TYPE_TAG, GRID_PREFIX, MODEL_TYPE_TAG
 from mlops.tracking.mlflow.registry import ModelVersionRecord
-from mlops.tracking.optimize import optimize, plan_searches
+from mlops.tracking.optimize import optimize
+from mlops.tracking.plan import plan_searches
 from mlops.tracking.schemas import OptimizationRequest, RetrainingRequest
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ import pytest
 
 from mlops.tracking.cluster import connected
 from mlops.tracking.mlflow import reads
-from mlops.tracking.optimize import fit_count, plan_searches, search_model
+from mlops.tracking.optimize import search_model
+from mlops.tracking.plan import fit_count, plan_searches
 from mlops.tracking.schemas import OptimizationRequest
 from tests.support.dask_processes import DaskProcesses
 from tests.support.processes import free_port

@@ -7,15 +7,8 @@ import pytest
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
 from mlops.simulator.splits import load_split
-from mlops.tracking.optimize import (
-    ModelSearch,
-    SearchFailed,
-    check_against_data,
-    plan_searches,
-    run_metrics,
-    run_params,
-    search_model,
-)
+from mlops.tracking.optimize import SearchFailed, run_metrics, run_params, search_model
+from mlops.tracking.plan import ModelSearch, check_against_data, plan_searches
 from mlops.tracking.schemas import OptimizationRequest
 from tests.support.tracking import WALKTHROUGH_LR_ACCURACY, WALKTHROUGH_OPTIMIZATION, optimization
 
