@@ -161,14 +161,14 @@ def _request(changes: dict):
 
 
 def _fits(request) -> int:
-    from mlops.tracking.optimize import fit_count
+    from mlops.tracking.plan import fit_count
 
     return fit_count(request)
 
 
 def _searches(request):
     from mlops.kernel.config import Settings
-    from mlops.tracking.optimize import plan_searches
+    from mlops.tracking.plan import plan_searches
 
     searches = plan_searches(request, Settings())
     return [(search, request.cv) for search in searches]
