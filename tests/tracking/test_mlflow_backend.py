@@ -92,3 +92,17 @@ def test_runs_left_running_by_dead_processes_of_this_host_are_ended_failed(backe
     assert "stopped" in client.get_run(runs["dead"]).data.tags["error"]
     for name in ("alive", "elsewhere", "untagged"):
         client.set_terminated(runs[name], "FINISHED")
+
+
+def test_new_sqlite_stores_are_copies_of_one_template_each_with_its_own_default_experiment(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    locations = []
+    for name in ("first", "second"):
+        backend = MlflowBackend.from_settings(Settings(data_dir=tmp_path / name))
+        client = backend.client()
+        locations.append(client.get_experiment("0").artifact_location)
+        assert client.create_experiment(f"made in {name}") == "1"  # a fresh store's first id
+        backend.dispose()
+    templates = list((tmp_path / "cache" / "mlops").glob("mlflow-*-empty-store.db"))
+    assert len(templates) == 1
+    assert locations == [(tmp_path / name / "mlartifacts" / "0").resolve().as_uri() for name in ("first", "second")]

@@ -7,7 +7,9 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -213,8 +215,10 @@ def _make_sqlite_directory(uri: str) -> None:
 def _create_sqlite_schema(uri: str, artifact_root: str) -> None:
     """Create MLflow's schema for a new SQLite store in a side file, then move it into place.
 
-    MLflow's first migration takes seconds, and a process stopped during it would leave a
-    half-made schema that MLflow refuses to open ever after.
+    The side file is a copy of an empty store of this MLflow version (schema_template), made
+    once per machine: MLflow's migrations take seconds, a copy milliseconds. A process stopped
+    while the file is made leaves only a side file, never a half-made store that MLflow would
+    refuse to open ever after.
     """
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
@@ -228,8 +232,53 @@ def _create_sqlite_schema(uri: str, artifact_root: str) -> None:
     for stale in path.parent.glob(f"{path.name}.creating-*"):
         stale.unlink(missing_ok=True)
     side = path.with_name(f"{path.name}.creating-{os.getpid()}")
-    SqlAlchemyStore(url.set(database=str(side)).render_as_string(hide_password=False), artifact_root).engine.dispose()
+    template = schema_template()
+    if template is not None:
+        shutil.copyfile(template, side)
+    else:
+        SqlAlchemyStore(
+            url.set(database=str(side)).render_as_string(hide_password=False), artifact_root
+        ).engine.dispose()
     os.replace(side, path)
+
+
+def schema_template() -> Path | None:
+    """An empty SQLite store of the installed MLflow version, made the first time it is needed
+    (under $XDG_CACHE_HOME/mlops, else ~/.cache/mlops); None if it cannot be made there.
+
+    MLflow writes its default experiment, with the artifact location of the store it creates,
+    on first open: the template has it removed, so each copy gets its own on first open.
+    """
+    import mlflow
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlops"
+    template = directory / f"mlflow-{mlflow.__version__}-empty-store.db"
+    if template.exists():
+        return template
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with file_lock(directory / f"{template.name}.lock"):
+            if template.exists():
+                return template
+            started = time.perf_counter()
+            side = template.with_name(f"{template.name}.creating-{os.getpid()}")
+            side.unlink(missing_ok=True)
+            SqlAlchemyStore(f"sqlite:///{side}", directory.as_uri()).engine.dispose()
+            with contextlib.closing(sqlite3.connect(side)) as connection, connection:
+                connection.execute("DELETE FROM experiment_tags")
+                connection.execute("DELETE FROM experiments")
+            os.replace(side, template)
+            log.info(
+                "made the empty MLflow %s store %s in %.2f s",
+                mlflow.__version__,
+                template,
+                time.perf_counter() - started,
+            )
+    except (OSError, sqlite3.Error) as error:
+        log.warning("no MLflow store template under %s (%s): each new store runs MLflow's migrations", directory, error)
+        return None
+    return template
 
 
 def _use_write_ahead_log(engine: Engine) -> None:
