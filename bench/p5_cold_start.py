@@ -32,6 +32,7 @@ APP_MODULES = {
     "monitoring": "mlops.monitoring.app",
 }
 GOAL_S = 4.0
+FIRST_REQUEST = "/root/tracking/experiments"
 
 
 def run(config: Config) -> Result:
@@ -65,10 +66,12 @@ def run(config: Config) -> Result:
         )
     )
     result.figures = {"starts": starts, "imports": imports}
+    firsts = [s["per_service_s"][FIRST_REQUEST] for s in starts if FIRST_REQUEST in s["per_service_s"]]
     result.goals = [
         Goal(
             "mlops up to four green /health (median)", median([s["total_s"] for s in starts]), GOAL_S, "s", at_most=True
-        )
+        ),
+        Goal(f"mlops up to the first GET {FIRST_REQUEST} answered (median)", median(firsts), GOAL_S, "s", at_most=True),
     ]
     return result
 
@@ -97,19 +100,21 @@ def time_up(data_dir: Path, timeout: float = 120.0) -> tuple[float, dict[str, fl
         command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
     )
 
-    def poll(service: str) -> None:
-        url = f"http://127.0.0.1:{settings.port_of(service)}/health"
+    def poll(service: str, path: str = "/health", key: str | None = None, wait: float = 2) -> None:
+        url = f"http://127.0.0.1:{settings.port_of(service)}{path}"
         session = requests.Session()
         while time.perf_counter() - started < timeout and process.poll() is None:
             try:
-                if session.get(url, timeout=2).status_code == 200:
-                    green[service] = time.perf_counter() - started
+                if session.get(url, timeout=wait).status_code == 200:
+                    green[key or service] = time.perf_counter() - started
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.02)
 
     pollers = [threading.Thread(target=poll, args=(service,)) for service in SERVICES]
+    # what a user asks first: sent again and again (one at a time) from the start until answered 200
+    pollers.append(threading.Thread(target=poll, args=("tracking", FIRST_REQUEST, FIRST_REQUEST, 60)))
     for poller in pollers:
         poller.start()
     for poller in pollers:
@@ -123,7 +128,8 @@ def time_up(data_dir: Path, timeout: float = 120.0) -> tuple[float, dict[str, fl
         state = json.loads((data_dir / "mlops-stack.json").read_text())
         for member in state["members"]:
             cpu[member["name"]] = sum(cpu_seconds(pid) for pid in group_pids(member["pid"]))
-        return max(green.values()), {service: green[service] for service in SERVICES}, cpu
+        first = {FIRST_REQUEST: green[FIRST_REQUEST]} if FIRST_REQUEST in green else {}
+        return max(green[s] for s in SERVICES), {service: green[service] for service in SERVICES} | first, cpu
     finally:
         _stop(process)
         log.close()
