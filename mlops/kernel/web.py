@@ -374,7 +374,9 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return {"error": error.name, "message": error.description}, error.code
+        # Keep the headers the status calls for (Allow on a 405), not the HTML page's Content-Type.
+        headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+        return {"error": error.name, "message": error.description}, error.code, headers
 
     @app.errorhandler(ValidationError)
     def validation_error(error: ValidationError):

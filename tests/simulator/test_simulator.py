@@ -139,3 +139,11 @@ def test_unknown_set_lists_accepted_values(client):
     message = load(client, "validation").get_json()["message"]
     for name in ("training", "testing", "production"):
         assert name in message
+
+
+def test_a_method_the_path_does_not_have_is_a_405_that_lists_those_it_has(client):
+    answer = client.patch("/root/simulator", json={})
+    assert answer.status_code == 405
+    assert set(answer.headers["Allow"].replace(" ", "").split(",")) == {"GET", "POST", "HEAD", "OPTIONS"}
+    assert answer.get_json()["error"] == "Method Not Allowed"
+    assert answer.content_type == "application/json"
