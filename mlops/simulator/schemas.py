@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from mlops.kernel.db import FEATURES, SetName
+from mlops.kernel.web import WholeNumber
 from mlops.simulator.scenarios import DEFAULT_POOL, DEFAULT_SIZE, N_CLASSES, Faults, MissingValues, Pool
 from mlops.simulator.splits import SEED
 
@@ -114,14 +115,12 @@ class LoadSet(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     set_name: SetName
-    size: int | None = Field(
+    size: Annotated[int, Field(ge=1, le=MAX_PRODUCTION_SIZE), WholeNumber] | None = Field(
         None,
-        ge=1,
-        le=MAX_PRODUCTION_SIZE,
         description=f"production only: resample to this many rows (with `scenario`: draw this many, default {DEFAULT_SIZE})",
     )
-    seed: int | None = Field(
-        None, ge=0, le=2**32 - 1, description=f"production only: seed of the draw and the faults (default {SEED})"
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1), WholeNumber] | None = Field(
+        None, description=f"production only: seed of the draw and the faults (default {SEED})"
     )
     scenario: Scenario | None = Field(
         None,

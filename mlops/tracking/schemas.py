@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
 from mlops.kernel.catalogue import MODEL_NAMES, HyperparameterScalar, ModelName
 from mlops.kernel.text import Name, Text
+from mlops.kernel.web import WholeNumber
 from mlops.tracking.gate import DEFAULT_MARGINS, GateMetric
 from mlops.tracking.mlflow.naming import MODEL_METRICS, MetricKind, ParameterKind
 from mlops.tracking.queries import STATISTIC_METRICS
@@ -30,7 +31,7 @@ class OptimizationRequest(BaseModel):
         examples=[{"LogisticRegression": {"C": [0.1, 1], "solver": ["liblinear"]}}],
     )
     scoring: Name = Field("accuracy", description="a scikit-learn scorer name (sklearn.metrics.get_scorer_names())")
-    cv: int = Field(5, ge=2, le=1000, description="cross-validation folds (stratified)")
+    cv: Annotated[int, Field(ge=2, le=1000), WholeNumber] = Field(5, description="cross-validation folds (stratified)")
     wait: bool = Field(
         True,
         description="false: answer 202 with a job_id at once and optimize in the background; "
@@ -40,7 +41,7 @@ class OptimizationRequest(BaseModel):
 
 # The walkthrough sends ids as strings ("1"); Postman users often type a number: both are fine.
 ExperimentId = Annotated[
-    Annotated[Name, Field(min_length=1, max_length=32)] | Annotated[int, Field(ge=0)],
+    Annotated[Name, Field(min_length=1, max_length=32)] | Annotated[int, Field(ge=0), WholeNumber],
     AfterValidator(str),
     Field(examples=["1"]),
 ]

@@ -147,3 +147,11 @@ def test_a_method_the_path_does_not_have_is_a_405_that_lists_those_it_has(client
     assert set(answer.headers["Allow"].replace(" ", "").split(",")) == {"GET", "POST", "HEAD", "OPTIONS"}
     assert answer.get_json()["error"] == "Method Not Allowed"
     assert answer.content_type == "application/json"
+
+
+def test_whole_number_floats_are_integers_as_json_schema_says(client):
+    answer = client.post("/root/simulator", json={"set_name": "production", "size": 120.0, "seed": 7.0})
+    assert answer.status_code == 200, answer.get_json()
+    refused = client.post("/root/simulator", json={"set_name": "production", "size": 120.5})
+    assert refused.status_code == 400 and "size" in refused.get_json()["message"]
+    assert client.post("/root/simulator", json={"set_name": "production", "size": True}).status_code == 400
