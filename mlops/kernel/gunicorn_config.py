@@ -5,12 +5,52 @@ from __future__ import annotations
 import ctypes
 import functools
 import json
+import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from gunicorn import util
 
+METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 # A request that took this long has probably handled a big set (loaded, evaluated or reported).
 TRIM_AFTER_SECONDS = 0.2
+
+
+def on_starting(server) -> None:
+    """Give the workers one empty directory for their Prometheus metrics, before any is forked.
+
+    prometheus_client chooses its multiprocess mode when it is first imported, from
+    PROMETHEUS_MULTIPROC_DIR; the master never imports it before this point, and the workers
+    inherit the variable. A directory named by the environment is emptied (values left by a
+    previous run would be added to this one's); without one, a temporary directory is made and
+    removed on exit.
+    """
+    directory = os.environ.get(METRICS_DIRECTORY)
+    if directory:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+    else:
+        path = Path(tempfile.mkdtemp(prefix=f"{server.proc_name}-metrics-"))
+        os.environ[METRICS_DIRECTORY] = str(path)
+        server.mlops_temporary_metrics = path
+
+
+def child_exit(server, worker) -> None:
+    """Drop the live gauges of a worker that exited (its counters and histograms stay counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, os.environ[METRICS_DIRECTORY])
+
+
+def on_exit(server) -> None:
+    """Remove the metrics directory made by on_starting."""
+    made = getattr(server, "mlops_temporary_metrics", None)
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def post_worker_init(worker) -> None:

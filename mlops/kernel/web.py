@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from pydantic import BaseModel, BeforeValidator, ValidationError
 from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from mlops.kernel.config import Settings
 from mlops.kernel.db import ensure_schema, make_engine, ping
 from mlops.kernel.errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
+from mlops.kernel.metrics import EXPOSITION_TYPE, ServiceMetrics, record_requests
 from mlops.kernel.outages import DATASET_DB, MLFLOW_STORE, outage
 from mlops.kernel.text import escape_controls
 
@@ -185,6 +186,8 @@ class ServiceState:
     settings: Settings
     operations: list[Operation]
     health_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    # Prometheus metrics of the app (every worker's, under gunicorn): mlops.kernel.metrics
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     _engine: Engine | None = None
     _engine_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -240,6 +243,7 @@ def create_service_app(
     checks = health_checks if health_checks is not None else {"database": lambda s: ping(s.engine)}
     state.health_checks = {name: functools.partial(check, state) for name, check in checks.items()}
     app.extensions["mlops"] = state
+    record_requests(app, state.metrics, service)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.register_blueprint(_plumbing_blueprint())
@@ -278,6 +282,11 @@ def _plumbing_blueprint() -> ApiBlueprint:
             body |= {"error": "Service Unavailable", "message": "Unreachable: " + ", ".join(failed)}
             return body, 503
         return body
+
+    @bp.get("/metrics")
+    def metrics():
+        """Prometheus metrics: requests by endpoint rule and status, summed over the service's workers."""
+        return Response(service_state().metrics.exposition(), content_type=EXPOSITION_TYPE)
 
     @bp.get("/openapi.json")
     def openapi():

@@ -155,3 +155,25 @@ def test_whole_number_floats_are_integers_as_json_schema_says(client):
     refused = client.post("/root/simulator", json={"set_name": "production", "size": 120.5})
     assert refused.status_code == 400 and "size" in refused.get_json()["message"]
     assert client.post("/root/simulator", json={"set_name": "production", "size": True}).status_code == 400
+
+
+def test_metrics_count_requests_by_endpoint_rule_and_status(client):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client.post("/root/simulator", json={"set_name": "nope"})
+    client.get("/root/nowhere/12345")
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.content_type.startswith("text/plain")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.get_data(as_text=True))
+        for sample in family.samples
+    }
+
+    def requests(method: str, path: str, status: str) -> float:
+        labels = {"method": method, "path": path, "status_code": status, "app_name": "simulator"}
+        return samples.get(("rest_server_requests_total", tuple(sorted(labels.items()))), 0.0)
+
+    assert requests("POST", "/root/simulator", "400") == 1
+    # a path that matched no route is one series, whatever the path was
+    assert requests("GET", "<unmatched>", "404") == 1
