@@ -186,6 +186,8 @@ class ServiceState:
     settings: Settings
     operations: list[Operation]
     health_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    # what /ready checks besides the health checks (e.g. the MLflow store open)
+    ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     # Prometheus metrics of the app (every worker's, under gunicorn): mlops.kernel.metrics
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     _engine: Engine | None = None
@@ -205,6 +207,10 @@ class ServiceState:
     def dispose(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+class NotReady(Exception):
+    """Raised by a readiness check to say what is still missing (a 503 from /ready)."""
 
 
 def service_state() -> ServiceState:
@@ -227,6 +233,7 @@ def create_service_app(
     blueprints: Iterable[ApiBlueprint],
     *,
     health_checks: dict[str, Callable[[ServiceState], None]] | None = None,
+    ready_checks: dict[str, Callable[[ServiceState], None]] | None = None,
 ) -> Flask:
     """Build a service's Flask app: its blueprints plus health, OpenAPI, docs, errors, limits."""
     _configure_logging()
@@ -242,6 +249,7 @@ def create_service_app(
     )
     checks = health_checks if health_checks is not None else {"database": lambda s: ping(s.engine)}
     state.health_checks = {name: functools.partial(check, state) for name, check in checks.items()}
+    state.ready_checks = {name: functools.partial(check, state) for name, check in (ready_checks or {}).items()}
     app.extensions["mlops"] = state
     record_requests(app, state.metrics, service)
     for blueprint in blueprints:
@@ -281,6 +289,35 @@ def _plumbing_blueprint() -> ApiBlueprint:
         if failed:
             body |= {"error": "Service Unavailable", "message": "Unreachable: " + ", ".join(failed)}
             return body, 503
+        return body
+
+    @bp.operation(
+        "/ready",
+        "GET",
+        responses={
+            200: "Ready: the service can answer its main requests",
+            503: "Not ready: the message says what is missing",
+        },
+    )
+    def ready():
+        """Say whether the service can answer its main requests now (readiness), else what is missing."""
+        state = service_state()
+        checks: dict[str, str] = {}
+        missing = []
+        for name, check in {**state.health_checks, **state.ready_checks}.items():
+            try:
+                check()
+                checks[name] = "ok"
+            except NotReady as why:
+                checks[name] = str(why)
+                missing.append(f"{name}: {why}")
+            except Exception as error:  # a probe reports any failure, it never raises
+                checks[name] = "unavailable"
+                missing.append(f"{name}: {type(error).__name__}")
+        body = {"status": "ready" if not missing else "not ready", "service": state.service, "checks": checks}
+        if missing:
+            body |= {"error": "Service Unavailable", "message": "Not ready: " + "; ".join(missing)}
+            return body, 503, {"Retry-After": "1"}
         return body
 
     @bp.get("/metrics")
@@ -440,7 +477,7 @@ def _lost_to_a_concurrent_change(error: Exception) -> bool:
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # liveness and readiness probes (the Open Inference Protocol's too) never need the token
-OPEN_PATHS = frozenset({"/health", "/v2/health/live", "/v2/health/ready"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/v2/health/live", "/v2/health/ready"})
 
 
 def _register_request_hooks(app: Flask, settings: Settings) -> None:

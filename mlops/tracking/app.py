@@ -267,6 +267,8 @@ def create_app(settings: Settings | None = None, *, warm_up: bool | None = None)
         settings,
         [bp],
         health_checks={"database": lambda state: ping(state.engine), "mlflow": lambda state: backend.ping()},
+        # ready once MLflow is imported and its store open: the first request then does not wait
+        ready_checks={"mlflow_store": lambda state: backend.require_open()},
     )
     app.extensions["tracking"] = backend
     state = app.extensions["mlops"]

@@ -469,3 +469,28 @@ def test_control_characters_in_what_is_stored_are_a_400_and_nothing_is_logged(cl
     assert "control characters" in message
     assert "\x00" not in message and "\x1b" not in message and "\n" not in message  # named as escapes
     assert experiment_named(backend, body["experiment_name"]) is None
+
+
+def test_ready_says_what_is_missing_until_the_mlflow_store_is_open(tmp_path):
+    import time
+
+    from mlops.kernel.config import Settings
+    from mlops.tracking.app import create_app
+
+    app = create_app(Settings(data_dir=tmp_path))
+    client = app.test_client()
+    first = client.get("/ready")
+    # the first readiness probe starts opening the MLflow store in the background
+    assert first.status_code == 503 and first.headers["Retry-After"] == "1"
+    assert "MLflow store" in first.get_json()["checks"]["mlflow_store"]
+    assert first.get_json()["message"].startswith("Not ready: mlflow_store: ")
+    deadline = time.monotonic() + 120
+    while (answer := client.get("/ready")).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert answer.get_json() == {
+        "status": "ready",
+        "service": "tracking",
+        "checks": {"database": "ok", "mlflow": "ok", "mlflow_store": "ok"},
+    }
+    app.extensions["mlops"].dispose()
+    app.extensions["tracking"].dispose()

@@ -73,6 +73,8 @@ class MlflowBackend:
     _client: Any = None  # mlflow.MlflowClient
     _experiment_store: Any = None  # mlflow's SqlAlchemyStore, for creating experiments
     _ping_engine: Engine | None = None
+    _opening_since: float | None = None  # time.monotonic() when a thread began opening the store
+    _open_failure: str | None = None  # why the last attempt to open it failed
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # Separate, so that /health answers while the store is being opened.
     _ping_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -98,7 +100,15 @@ class MlflowBackend:
         """The MlflowClient of this backend; the first call creates or migrates MLflow's schema."""
         with self._lock:
             if self._client is None:
-                self._open()
+                self._opening_since = self._opening_since or time.monotonic()
+                try:
+                    self._open()
+                    self._open_failure = None
+                except Exception as error:
+                    self._open_failure = str(error) or type(error).__name__
+                    raise
+                finally:
+                    self._opening_since = None
             return self._client
 
     def experiment_store(self):
@@ -109,7 +119,24 @@ class MlflowBackend:
 
     def open_in_background(self) -> None:
         """Import the libraries and prepare the store in a daemon thread, so the first request is fast."""
+        self._opening_since = self._opening_since or time.monotonic()
         threading.Thread(target=self._warm_up, name="mlflow-warm-up", daemon=True).start()
+
+    def require_open(self) -> None:
+        """Readiness: return if the store is open, else say why not (NotReady), opening it in the
+        background unless a thread is at it already."""
+        from mlops.kernel.web import NotReady
+
+        if self._client is not None:
+            return
+        since = self._opening_since
+        if since is not None:
+            raise NotReady(f"the MLflow store is being opened ({time.monotonic() - since:.1f} s so far)")
+        failure = self._open_failure
+        self.open_in_background()
+        if failure:
+            raise NotReady(f"the MLflow store could not be opened ({failure}); trying again")
+        raise NotReady("the MLflow store is not open yet; opening it now")
 
     def _warm_up(self) -> None:
         try:
