@@ -23,14 +23,11 @@ from pathlib import Path
 import requests
 
 from bench.harness import Config, Goal, Result, bench_settings, group_pids, median, say, table
+from mlops.kernel.config import SERVICE_NAMES
+from mlops.kernel.launch import SERVICE_APPS
 
-SERVICES = ("simulator", "ml", "tracking", "monitoring")
-APP_MODULES = {
-    "simulator": "mlops.simulator.app",
-    "ml": "mlops.ml_service.app",
-    "tracking": "mlops.tracking.app",
-    "monitoring": "mlops.monitoring.app",
-}
+SERVICES = SERVICE_NAMES
+APP_MODULES = {service: app.split(":")[0] for service, app in SERVICE_APPS.items()}
 GOAL_S = 4.0
 FIRST_REQUEST = "/root/tracking/experiments"
 
