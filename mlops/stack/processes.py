@@ -12,10 +12,12 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mlops.stack.plan import Launch
+from mlops.stack.plan import MLFLOW_UI, Launch
 
 # What `mlops up` waits for before calling a service up (and what restarts wait for).
-READY_PATH = "/health"
+# A service is ready once it can answer its main requests (/ready); MLflow's UI has only /health.
+READY_PATH = "/ready"
+MLFLOW_UI_READY_PATH = "/health"
 # Probes go straight to our own services, never through an HTTP proxy from the environment.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -55,8 +57,13 @@ def health(url: str, timeout: float = 2.0) -> tuple[int | None, str]:
     return probe(url, "/health", timeout)
 
 
-def wait_ready(url: str, deadline: float, give_up: Callable[[], bool]) -> bool:
-    """Probe url + READY_PATH until it answers 200 (True), or time runs out or give_up() (False).
+def ready_path(name: str) -> str:
+    """The path that answers 200 once the named process of the stack is ready."""
+    return MLFLOW_UI_READY_PATH if name == MLFLOW_UI else READY_PATH
+
+
+def wait_ready(url: str, deadline: float, give_up: Callable[[], bool], path: str = READY_PATH) -> bool:
+    """Probe url + path until it answers 200 (True), or time runs out or give_up() (False).
 
     At most one probe in flight: a service whose first answer takes seconds while it warms up
     is not flooded with retries.
@@ -65,7 +72,7 @@ def wait_ready(url: str, deadline: float, give_up: Callable[[], bool]) -> bool:
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        status, _ = probe(url, READY_PATH, timeout=max(0.2, min(left, 10.0)))
+        status, _ = probe(url, path, timeout=max(0.2, min(left, 10.0)))
         if status == 200:
             return True
         time.sleep(0.05)

@@ -24,7 +24,15 @@ from mlops.stack.errors import Interrupted, StackError, StartFailed
 from mlops.stack.logs import LogPrinter, tail
 from mlops.stack.plan import MLFLOW_UI, SERVICES, Launch, in_start_order, plan, service_environment
 from mlops.stack.ports import port_in_use
-from mlops.stack.processes import READY_PATH, describe_exit, signal_group, start_process, stop_groups, wait_ready
+from mlops.stack.processes import (
+    READY_PATH,
+    describe_exit,
+    ready_path,
+    signal_group,
+    start_process,
+    stop_groups,
+    wait_ready,
+)
 from mlops.stack.signals import StopRequest
 from mlops.stack.state import Member, StackState, requests_dir, state_path, write_state
 
@@ -267,7 +275,10 @@ class Supervisor:
 
             # after the first start, a restart is waited for as long as its process runs
             deadline = item.started_at + (self.timeout if self.phase == "starting" else float("inf"))
-            if wait_ready(item.launch.url, deadline, stale) and item.generation == generation:
+            if (
+                wait_ready(item.launch.url, deadline, stale, ready_path(item.launch.name))
+                and item.generation == generation
+            ):
                 item.ready_at = time.monotonic()
 
         threading.Thread(target=note_ready, name=f"ready-{item.launch.name}", daemon=True).start()
