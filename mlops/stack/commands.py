@@ -18,7 +18,7 @@ from mlops.stack.errors import StackError
 from mlops.stack.logs import LogPrinter
 from mlops.stack.plan import MLFLOW_UI, SERVICES, Launch, client_url, format_table, plan, stack_table
 from mlops.stack.ports import check_ports, wait_ports_free
-from mlops.stack.processes import health, stop_groups
+from mlops.stack.processes import probe, ready_path, stop_groups
 from mlops.stack.signals import StopRequest, stop_on_signals
 from mlops.stack.state import StackState, read_state, requests_dir, running_state, state_path, supervisor_alive
 from mlops.stack.supervisor import Supervisor, ask_to_start
@@ -234,7 +234,7 @@ def down(settings: Settings, grace: float) -> int:
 
 
 def status(settings: Settings, only: list[str] | None) -> int:
-    """Print each service's /health, and its restarts; exit 0 only if every one is healthy."""
+    """Print whether each service is ready (its /ready; MLflow UI: /health), and its restarts; exit 0 only if all are."""
     state = running_state(state_path(settings))
     recorded = {m.name: m for m in state.members} if state else {}
     if only is not None:
@@ -249,7 +249,7 @@ def status(settings: Settings, only: list[str] | None) -> int:
         member = recorded.get(name)
         port = member.port if member else (state.ports.get(name) if state else None) or settings.port_of(name)
         url = member.url if member else client_url(settings, port)
-        code, body = health(url)
+        code, body = probe(url, ready_path(name))  # the compose healthchecks run this: ready, not only alive
         shown, ok = _health_shown(name, code, body, member.state if member else None)
         healthy &= ok
         pid = str(member.pid) if member and member.alive else "-"
