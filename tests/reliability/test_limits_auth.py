@@ -58,7 +58,10 @@ def test_service_listens_where_told(tmp_path, start_service):
 def test_bodies_over_the_cap_are_413_json_on_every_operation(service, tmp_path, start_service):
     cap = 4096
     process = start_service(service, settings_for(tmp_path, max_body_bytes=cap))
-    with_body = [(m, p) for m, p in operations(process.url) if m.lower() in ("post", "put", "patch")]
+    # a pushed trained pipeline has its own, larger cap (MAX_MODEL_BYTES): tracking sends whole models there
+    with_body = [
+        (m, p) for m, p in operations(process.url) if m.lower() in ("post", "put", "patch") and p != "/root/ml/model"
+    ]
     assert with_body, f"{service} has no operation that takes a body"
     just_under = '{"padding": "' + "x" * (cap - 100) + '"}'
     over = '{"padding": "' + "x" * (cap + 1) + '"}'
@@ -68,7 +71,7 @@ def test_bodies_over_the_cap_are_413_json_on_every_operation(service, tmp_path, 
         # under the cap the body is read and judged on its content (an unknown field)
         assert requests.request(method, url, data=just_under, headers=headers, timeout=30).status_code != 413
         body = assert_json_error(requests.request(method, url, data=over, headers=headers, timeout=30), 413)
-        assert "large" in (body["error"] + body["message"]).lower()
+        assert "large" in " ".join(body.values()).lower()
         # a chunked body announces no length: it is cut off while being read
         chunks = (over[i : i + 1000].encode() for i in range(0, len(over), 1000))
         assert_json_error(requests.request(method, url, data=chunks, headers=headers, timeout=30), 413)
@@ -125,6 +128,10 @@ def test_protect_reads_closes_reads_too_but_not_health(service, tmp_path, start_
     assert_json_error(requests.get(process.url + "/openapi.json", timeout=10), 401)
     for method, path in operations(process.url, headers=good):
         url = url_of(process.url, path)
+        if path.startswith("/v2/health/"):
+            # the protocol's liveness and readiness probes stay open, as /health and /ready do
+            assert requests.request(method, url, timeout=30).status_code != 401
+            continue
         assert_json_error(requests.request(method, url, timeout=30), 401)
         if method == "GET":
             assert requests.get(url, headers=good, timeout=60).status_code != 401
