@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from importlib import metadata
 from typing import Any
@@ -372,7 +371,7 @@ def install_model(body: InstallModel):
     """Serve a registered model version's pipeline, pushed by the tracking service (the champion)."""
     try:
         pipeline_bytes = base64.b64decode(body.pipeline, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a str with characters outside ASCII
         raise BadRequest("pipeline: not base64", error="Invalid model") from None
     pushed = RegisteredPipeline(pipeline_bytes=pipeline_bytes, **body.model_dump(exclude={"pipeline"}))
     model, changed = install_champion(dataset_engine(), pipeline_cache(), pushed)

@@ -95,6 +95,7 @@ def test_what_is_not_a_catalogue_pipeline_is_refused_and_nothing_changes(client,
     foreign = Pipeline([("model", KNeighborsClassifier(n_neighbors=1))]).fit([[0.0] * 13, [1.0] * 13], [0, 1])
     for body, says in [
         (pushed("not base64!"), "base64"),
+        (pushed("û\x134É"), "base64"),  # characters outside ASCII: base64 refuses them another way
         (pushed(base64.b64encode(b"garbage").decode()), "cannot be read"),
         (pushed(base64.b64encode(dump_pipeline(foreign)).decode()), "KNeighborsClassifier"),
     ]:
