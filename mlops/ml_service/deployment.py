@@ -372,10 +372,15 @@ class PipelineCache:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def put(self, model: DeployedModel, pipeline: Any) -> None:
-        """Remember pipeline as the one trained for model."""
+        """Remember pipeline as the one trained for model.
+
+        It was just stored in the database, so the database answers again: an outage this process
+        noted is over, and the answers stop saying they are degraded.
+        """
         compiled = compile_pipeline(pipeline)
         with self._lock:
             self.key, self.compiled, self.model = _cache_key(model), compiled, model
+            self.degraded = None
 
     def trained_pipeline(self, connection: Connection) -> tuple[DeployedModel, CompiledPipeline]:
         """The deployed model and its trained pipeline, loaded from the DB only if the version moved."""
