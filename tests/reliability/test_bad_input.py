@@ -10,6 +10,7 @@ import copy
 import json
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -22,7 +23,7 @@ from schemathesis import GenerationMode
 
 from mlops.kernel.config import Settings
 from tests.support.processes import ServiceProcess, free_port, settings_on_free_ports
-from tests.support.reliability import ALL_SERVICES, pick, process_tree
+from tests.support.reliability import ALL_SERVICES, pick, process_tree, speaks_inference_protocol
 from tests.support.stack import (
     MODEL,
     WINE_ROW,
@@ -96,6 +97,8 @@ def stack(request, tmp_path_factory, postgres_database):
 def judge(response: requests.Response) -> str | None:
     """What is wrong with an answer to bad input, or None: 2xx, or 4xx JSON {"error", "message"}."""
     status = response.status_code
+    if status == 503 and urlsplit(response.request.url).path.endswith("/ready"):
+        return None  # a readiness probe saying "not yet" (no trained model) answers as it should
     if status >= 500:
         return f"{status}: {response.text[:300]}"
     if status >= 400:
@@ -103,7 +106,14 @@ def judge(response: requests.Response) -> str | None:
             body = response.json()
         except ValueError:
             return f"{status} without a JSON body: {response.text[:200]!r}"
-        if not (isinstance(body, dict) and isinstance(body.get("error"), str) and isinstance(body.get("message"), str)):
+        if speaks_inference_protocol(response):
+            # the protocol's {"error"}; what gunicorn refuses before the app (a request line too long)
+            # comes in the suite's shape, which has "error" too
+            if not (isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]):
+                return f"{status} JSON without the protocol's error: {str(body)[:200]}"
+        elif not (
+            isinstance(body, dict) and isinstance(body.get("error"), str) and isinstance(body.get("message"), str)
+        ):
             return f"{status} JSON without error/message: {str(body)[:200]}"
     return None
 
@@ -694,6 +704,8 @@ def test_hand_written_bad_input_on_every_operation(service, stack, record_figure
                 ({"Content-Type": "multipart/form-data; boundary=x"}, b"--x\r\n\r\nhi\r\n--x--\r\n"),
                 ({}, b'{"set_name": "testing"}'),
             ):
+                if not headers and path.startswith("/v2"):
+                    continue  # the protocol's clients send tensors without a Content-Type: read as JSON
                 answer = send("wrong content type", method, path, data=data, headers=headers)
                 assert answer.status_code == 415, f"{method} {path} {headers} -> {answer.status_code}"
             for value in NOT_AN_OBJECT:
