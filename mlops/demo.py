@@ -12,7 +12,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -81,22 +81,32 @@ def run_walkthrough(
     ...), that is neither a live experiment nor a deleted one (MLflow keeps deleted names).
     """
     services = Services.from_settings(settings)
-    try:
-        result = walkthrough(
+    return report_run(
+        "mlops demo",
+        lambda: walkthrough(
             services,
             experiment_name,
             progress,
             timeout=max(settings.request_timeout, 600),
             token=settings.api_token,
             default_name=default_name,
-        )
+        ),
+        summary,
+        out,
+    )
+
+
+def report_run(command: str, run: Callable[[], Any], summarize: Callable[[Any], str], out: IO[str]) -> int:
+    """Run a demo; print its summary (exit 0), or why it failed (1) or that it was interrupted (130)."""
+    try:
+        result = run()
     except DemoFailed as error:
-        print(f"mlops demo: {error}", file=sys.stderr)
+        print(f"{command}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("mlops demo: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
-    out.write(summary(result) + "\n")
+    out.write(summarize(result) + "\n")
     return 0
 
 

@@ -7,12 +7,11 @@ challenger or keeps the champion, then evaluate again and ask for the verdict ag
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from mlops.demo import DemoFailed, Services, score_of, send, step
+from mlops.demo import Services, report_run, score_of, send, step
 
 MANAGE = "/root/tracking/model_management"
 RETRAINING_BODY = {"request_information": "retraining", "include_production_labels": True}
@@ -125,13 +124,6 @@ def _verdict(verdict: dict[str, Any]) -> str:
 
 def run_loop(services: Services, *, timeout: float, token: str, out: IO[str], progress: IO[str]) -> int:
     """Close the loop once against the running services; print its summary."""
-    try:
-        result = close_the_loop(services, progress, timeout=timeout, token=token)
-    except DemoFailed as error:
-        print(f"mlops demo --loop: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("mlops demo --loop: interrupted", file=sys.stderr)
-        return 130
-    out.write(loop_summary(result) + "\n")
-    return 0
+    return report_run(
+        "mlops demo --loop", lambda: close_the_loop(services, progress, timeout=timeout, token=token), loop_summary, out
+    )
