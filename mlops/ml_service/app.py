@@ -21,13 +21,7 @@ from mlops.kernel.web import (
     validate,
 )
 from mlops.ml_service import inference_protocol as v2
-from mlops.ml_service.deployment import (
-    DeployedModel,
-    PipelineCache,
-    RegisteredPipeline,
-    read_deployed,
-    read_served_pipeline,
-)
+from mlops.ml_service.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
 from mlops.ml_service.pipeline import (
     columns_frame,
     evaluate,
@@ -40,6 +34,7 @@ from mlops.ml_service.pipeline import (
     set_model,
     train,
 )
+from mlops.ml_service.pipeline_cache import PipelineCache
 from mlops.ml_service.schemas import (
     MAX_MODEL_BYTES,
     InferenceRequest,

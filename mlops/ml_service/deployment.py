@@ -1,11 +1,8 @@
 """The deployed model: its spec and trained pipeline persisted in the dataset DB's one-row
-`deployed_model` table, and the trained pipeline each process keeps loaded from it.
+`deployed_model` table (the pipeline each process keeps loaded from it: pipeline_cache.py).
 
 Every worker and every restart reads the same row, so they all serve the same model. The row's
-`version` grows with each set_model, each training and each champion installed by tracking; a
-process reloads its pipeline only when the version it sees differs from the one it has loaded,
-and swaps it in under a lock, so every answer comes from exactly one version (hot swap: no
-restart, no failed request).
+`version` grows with each set_model, each training and each champion installed by tracking.
 
 The row also carries its lineage: the registered model version it is (None for a model trained
 here and not registered yet), its MLflow run and the training set version it was fitted on.
@@ -15,26 +12,15 @@ stored predictions with the set version and model version it was made with.
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError
 
 from mlops.kernel.db import deployed_model, model_deployments, prediction_batches
 from mlops.kernel.errors import Conflict
-from mlops.kernel.outages import DATASET_DB, outage
-from mlops.kernel.pipelines import PipelineRefused
-from mlops.kernel.pipelines import load_pipeline as load_trusted_pipeline
-from mlops.ml_service.fastpath import CompiledPipeline, compile_pipeline
-
-log = logging.getLogger(__name__)
-DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 ROW_ID = 1  # the table holds at most this one row
 NOT_REGISTERED = {"registered_model": None, "registered_version": None, "run_id": None, "training_dataset_id": None}
@@ -333,99 +319,3 @@ def read_served_pipeline(connection: Connection) -> tuple[DeployedModel, bytes]:
     ).first()
     model = require_trained(_as_model(row) if row is not None else None)
     return model, row.pipeline
-
-
-def load_pipeline(pipeline_bytes: bytes) -> Any:
-    """Load a pipeline stored by dump_pipeline, or a 409 saying to set and train a model again."""
-    try:
-        return load_trusted_pipeline(pipeline_bytes)
-    except PipelineRefused as refused:
-        raise _unusable(refused.reason) from None
-
-
-def _unusable(reason: str) -> Conflict:
-    """Build the 409 for a stored pipeline that cannot be served."""
-    return Conflict(f"{reason}: set a model with {SET_MODEL_HINT} and train it again", error="Stored model unusable")
-
-
-# While the database does not answer, prediction serves the pipeline it has and asks the database
-# again after this many seconds (not at every request).
-RECHECK_SECONDS = 1.0
-
-
-@dataclass
-class PipelineCache:
-    """The trained pipeline this process last loaded or trained, keyed on the deployed version,
-    compiled for fast prediction (see fastpath.py).
-
-    The key also holds the training time, so a database recreated under a running service
-    (versions counting from 1 again) is never mistaken for the one the pipeline came from.
-    `degraded` says why prediction serves it without the database's word that it is still the
-    deployed one (None while the database answers).
-    """
-
-    key: tuple[int, datetime | None] | None = None
-    compiled: CompiledPipeline | None = None
-    model: DeployedModel | None = None
-    degraded: str | None = None
-    _recheck_at: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def put(self, model: DeployedModel, pipeline: Any) -> None:
-        """Remember pipeline as the one trained for model.
-
-        It was just stored in the database, so the database answers again: an outage this process
-        noted is over, and the answers stop saying they are degraded.
-        """
-        compiled = compile_pipeline(pipeline)
-        with self._lock:
-            self.key, self.compiled, self.model = _cache_key(model), compiled, model
-            self.degraded = None
-
-    def trained_pipeline(self, connection: Connection) -> tuple[DeployedModel, CompiledPipeline]:
-        """The deployed model and its trained pipeline, loaded from the DB only if the version moved."""
-        model = require_trained(read_deployed(connection))
-        with self._lock:
-            if self.key == _cache_key(model):
-                return model, self.compiled
-            # Spec and bytes in one SELECT, so they belong together even if the version moved again.
-            row = connection.execute(
-                select(*_SPEC_COLUMNS, deployed_model.c.pipeline).where(deployed_model.c.id == ROW_ID)
-            ).first()
-            model = require_trained(_as_model(row) if row is not None else None)
-            compiled = compile_pipeline(load_pipeline(row.pipeline))
-            self.key, self.compiled, self.model = _cache_key(model), compiled, model
-            log.info("loaded the %s pipeline, version %s", model.model_name, model.version)
-            return model, compiled
-
-    def serving_pipeline(self, engine: Engine) -> tuple[DeployedModel, CompiledPipeline, str | None]:
-        """The model to predict with: the deployed one (loaded if its version moved) or, while
-        the database does not answer, the one this process has loaded, with why (else None).
-
-        Without a loaded pipeline an outage is the 503 it always was.
-        """
-        loaded = self.model, self.compiled
-        degraded = self.degraded
-        if degraded is not None and loaded[1] is not None and time.monotonic() < self._recheck_at:
-            return *loaded, degraded
-        try:
-            with engine.connect() as connection:
-                serving = self.trained_pipeline(connection)
-        except DATABASE_DOWN as error:
-            if loaded[1] is None:
-                raise
-            outage(DATASET_DB).failed(error)
-            self._recheck_at = time.monotonic() + RECHECK_SECONDS
-            self.degraded = degraded = (
-                f"The dataset database is unavailable: answered by the {loaded[0].model_name} model this "
-                f"process has loaded (version {loaded[0].version}); a model deployed meanwhile is served "
-                "once the database is back"
-            )
-            return *loaded, degraded
-        self.degraded = None
-        return *serving, None
-
-
-def _cache_key(model: DeployedModel) -> tuple[int, datetime | None]:
-    """Identify the trained pipeline of a deployed model."""
-    return model.version, model.trained_at

@@ -27,7 +27,6 @@ from mlops.ml_service.deployment import (
     SET_MODEL_HINT,
     TRAIN_HINT,
     DeployedModel,
-    PipelineCache,
     RegisteredPipeline,
     install_registered,
     read_deployed,
@@ -37,6 +36,7 @@ from mlops.ml_service.deployment import (
     save_trained,
 )
 from mlops.ml_service.fastpath import CHUNK_ROWS, CompiledPipeline, NonFiniteValues
+from mlops.ml_service.pipeline_cache import PipelineCache
 
 # The SQL spelling of a feature (od280__od315_of_diluted_wines) is accepted as well as the API's.
 FEATURE_INDEX = pd.Index(FEATURES)
