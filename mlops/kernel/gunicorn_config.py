@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -54,12 +55,43 @@ def on_exit(server) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Make the requests gunicorn refuses itself answer JSON errors, like everything else.
+    """Make the requests gunicorn refuses itself answer JSON errors, like everything else, and
+    let a worker close an answered connection without waiting for the client.
 
     A request line over gunicorn's limit, oversized headers or an unparsable request never reach
     Flask; gunicorn writes an HTML page through util.write_error, its only hook for that page.
+    gunicorn closes connections through util.close_graceful, its only hook for that.
     """
     util.write_error = write_json_error
+    util.close_graceful = close_unless_unread(util.close_graceful)
+
+
+def close_unless_unread(lingering_close):
+    """gunicorn's lingering close, kept for the connections where it matters.
+
+    After each answer, gunicorn half-closes the connection and reads until the client closes its
+    side (up to 2 s), so that unread request data left in the kernel cannot make close() send a
+    reset that would cut the answer short (RFC 9112, 9.6). A sync worker (the ML service's) is
+    held all that time: it cannot take the next request until the client has read the answer and
+    closed, a client round trip per request, which under CPU contention is a scheduling delay
+    (docs/performance.md, P2). When nothing sent by the client is left unread, close() sends a
+    plain FIN, so the connection is closed at once; otherwise gunicorn lingers as before.
+    """
+
+    def close(sock, *args, **kwargs):
+        try:
+            sock.setblocking(False)
+            unread = sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            unread = b""  # nothing sent that we did not read
+        except OSError:
+            unread = b""  # reset or gone: nothing to protect
+        if unread:
+            lingering_close(sock, *args, **kwargs)
+            return
+        util.close(sock)
+
+    return close
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
