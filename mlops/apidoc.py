@@ -30,7 +30,9 @@ from pydantic import ValidationError
 from mlops.kernel.config import Settings
 from mlops.kernel.launch import SERVICE_APPS
 from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as OPTIMIZATION
+from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL, WINE_SAMPLE
 from mlops.kernel.web import Operation, _openapi_path
+from mlops.monitoring.checks import TEST_PRESETS
 
 DEFAULT_OUTPUT = Path("docs/API.md")
 # Ids as the walkthrough shows them.
@@ -73,7 +75,6 @@ PROMOTED_EVENT = {
     "held_out": {"testing": {"dataset_id": 2, "rows": 36}}, "verdict": VERDICT,
 }  # fmt: skip
 ABRIDGED = "…"
-RANDOM_FOREST = {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,6 @@ def _not_loaded(name: str) -> dict[str, str]:
     }
 
 
-WINE_SAMPLE = {
-    "alcohol": 13.2, "malic_acid": 1.78, "ash": 2.14, "alcalinity_of_ash": 11.2, "magnesium": 100.0,
-    "total_phenols": 2.65, "flavanoids": 2.76, "nonflavanoid_phenols": 0.26, "proanthocyanins": 1.28,
-    "color_intensity": 4.38, "hue": 1.05, "od280/od315_of_diluted_wines": 3.4, "proline": 1050.0,
-}  # fmt: skip
 V2_METADATA = {
     "name": "wine", "versions": ["3"], "platform": "sklearn",
     "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 13]}],
@@ -140,7 +136,7 @@ SCENARIO_TRUTH = {
     "noise_sd": 0.0, "missing": {"rate": 0.1, "mechanism": "MCAR"}, "class_weights": None, "fouling": False,
     "feature_sd": {"alcohol": 0.8118265380058575, "proline": 314.9074742768491}, "feature_mean": {},
 }  # fmt: skip
-ALL_TESTS = ["data_drift", "data_quality", "data_stability", "no_target_performance", "multi_class_classification"]
+ALL_TESTS = list(TEST_PRESETS)
 SUMMARY_MESSAGE = "41 of 86 tests did not pass: production data differs from testing data, consider re-training"
 
 
@@ -229,7 +225,7 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
                 "message": "ML model",
                 "model": {
                     "model_name": "RandomForest",
-                    "hyperparameters": RANDOM_FOREST,
+                    "hyperparameters": RANDOM_FOREST_MODEL["hyperparameters"],
                     "version": 3,
                     "set_at": "2026-11-26T18:04:12+00:00",
                     "trained_at": "2026-11-26T18:04:14+00:00",
@@ -276,7 +272,7 @@ EXAMPLES: dict[tuple[str, str, str], list[Example]] = {
         Example(
             "Deploy a RandomForest",
             {"message": "Model successfully uploaded"},
-            body={"model_name": "RandomForest", "hyperparameters": RANDOM_FOREST},
+            body=RANDOM_FOREST_MODEL,
         ),  # fmt: skip
         Example(
             "An unknown model",

@@ -14,6 +14,7 @@ import requests
 from sqlalchemy import text
 
 from mlops.kernel.db import make_engine
+from mlops.kernel.walkthrough import WINE_SAMPLE
 from tests.support.processes import ServiceProcess, settings_on_free_ports
 from tests.support.sets import load_sets
 from tests.support.tracking import LR_RETRAINING, MANAGE, WEAK_MODEL
@@ -21,9 +22,7 @@ from tests.support.tracking import LR_RETRAINING, MANAGE, WEAK_MODEL
 pytestmark = pytest.mark.e2e
 
 ROWS = [
-    {"alcohol": 13.2, "malic_acid": 1.78, "ash": 2.14, "alcalinity_of_ash": 11.2, "magnesium": 100.0,
-     "total_phenols": 2.65, "flavanoids": 2.76, "nonflavanoid_phenols": 0.26, "proanthocyanins": 1.28,
-     "color_intensity": 4.38, "hue": 1.05, "od280/od315_of_diluted_wines": 3.4, "proline": 1050.0},
+    WINE_SAMPLE,
     {"alcohol": 12.37, "malic_acid": 0.94, "ash": 1.36, "alcalinity_of_ash": 10.6, "magnesium": 88.0,
      "total_phenols": 1.98, "flavanoids": 0.57, "nonflavanoid_phenols": 0.28, "proanthocyanins": 0.42,
      "color_intensity": 1.95, "hue": 1.05, "od280/od315_of_diluted_wines": 1.82, "proline": 520.0},

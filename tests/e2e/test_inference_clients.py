@@ -12,10 +12,9 @@ from tritonclient.utils import InferenceServerException
 
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURES, make_engine
+from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL
 
 pytestmark = pytest.mark.e2e
-
-FOREST = {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2, "min_samples_leaf": 1}
 
 
 def post(url: str, body) -> dict:
@@ -31,7 +30,7 @@ def served(start_service, service_settings):
     ml = start_service("ml", service_settings, workers=2)
     for name in ("training", "testing", "production"):
         post(simulator.url + "/root/simulator", {"set_name": name})
-    post(ml.url + "/root/ml/set_model", {"model_name": "RandomForest", "hyperparameters": FOREST})
+    post(ml.url + "/root/ml/set_model", RANDOM_FOREST_MODEL)
     post(ml.url + "/root/ml", {"dataset": "training"})
     engine = make_engine(service_settings.dataset_db)
     with engine.connect() as connection:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from mlops.kernel.db import model_deployments, prediction_batches
 from mlops.kernel.pipelines import dump_pipeline
+from mlops.kernel.walkthrough import WINE_SAMPLE
 from tests.support.ml_service import set_model, use
 
 
@@ -46,10 +47,7 @@ def test_a_pushed_version_is_served_once_and_named_in_every_answer(client, loade
     assert again["message"] == "Model already served" and again["model"]["version"] == local_version + 1
 
     assert use(client, "testing").status_code == 200
-    row = {"alcohol": 13.2, "malic_acid": 1.78, "ash": 2.14, "alcalinity_of_ash": 11.2, "magnesium": 100.0,
-           "total_phenols": 2.65, "flavanoids": 2.76, "nonflavanoid_phenols": 0.26, "proanthocyanins": 1.28,
-           "color_intensity": 4.38, "hue": 1.05, "od280/od315_of_diluted_wines": 3.4, "proline": 1050.0}  # fmt: skip
-    answer = client.post("/root/ml/predict", json=[row]).get_json()
+    answer = client.post("/root/ml/predict", json=[WINE_SAMPLE]).get_json()
     assert answer["model"] == {"model_name": "RandomForest", "version": local_version + 1, "registered_version": "1"}
     with loaded.connect() as connection:
         deployments = connection.execute(

@@ -217,7 +217,7 @@ def test_data_evidently_cannot_use_is_a_409(client, engine_of_app, wine_model):
     assert 'POST /root/simulator {"set_name": "production"}' in body["message"]
 
 
-NAMES = re.compile("data_drift.*data_quality.*data_stability.*no_target_performance.*multi_class_classification")
+NAMES = re.compile(".*".join(TEST_PRESETS))
 
 
 @pytest.mark.parametrize(

@@ -22,11 +22,11 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from mlops.kernel.config import Settings
+from mlops.kernel.walkthrough import WINE_SAMPLE
 from tests.support.processes import ServiceProcess, free_port, settings_on_free_ports
 from tests.support.reliability import ALL_SERVICES, pick, process_tree, speaks_inference_protocol
 from tests.support.stack import (
     MODEL,
-    WINE_ROW,
     bring_to_walkthrough_state,
     call,
     run_walkthrough,
@@ -328,7 +328,7 @@ def test_any_hyperparameters_are_deployed_or_refused_and_training_never_breaks(s
                         spec,
                         requests.post(ml + "/root/ml", json={"dataset": dataset}, timeout=300),
                     )
-                findings.add("predict", spec, requests.post(ml + "/root/ml/predict", json=[WINE_ROW], timeout=60))
+                findings.add("predict", spec, requests.post(ml + "/root/ml/predict", json=[WINE_SAMPLE], timeout=60))
         else:
             assert answer.status_code == 400, f"{spec} -> {answer.status_code} {answer.text[:300]}"
 
@@ -358,7 +358,7 @@ def test_any_feature_values_are_predicted_or_refused(stack, record_figures):
     ml = stack["processes"]["ml"].url
     findings = Findings()
 
-    @given(rows=st.lists(st.fixed_dictionaries({name: FEATURE_VALUES for name in WINE_ROW}), min_size=1, max_size=5))
+    @given(rows=st.lists(st.fixed_dictionaries({name: FEATURE_VALUES for name in WINE_SAMPLE}), min_size=1, max_size=5))
     @hypothesis_settings(
         max_examples=DEEP_EXAMPLES,
         deadline=None,
@@ -512,7 +512,7 @@ def test_hyperparameters_that_would_exhaust_the_service_are_refused(spec, tmp_pa
     assert judge(answer) is None and answer.status_code < 500, f"{spec} -> {answer.status_code} {answer.text[:300]}"
     call("POST", ml.url + "/root/ml/set_model", json=MODEL)
     call("POST", ml.url + "/root/ml", json={"dataset": "training"})
-    assert call("POST", ml.url + "/root/ml/predict", json=[WINE_ROW])["predictions"]
+    assert call("POST", ml.url + "/root/ml/predict", json=[WINE_SAMPLE])["predictions"]
 
 
 HUGE_IDS = [2**70, "99999999999999999999999", 2**63, "-1"]
@@ -574,7 +574,7 @@ def base_bodies(stack) -> dict[tuple[str, str], object]:
         ("POST", "/root/simulator"): {"set_name": "testing"},
         ("POST", "/root/ml/set_model"): MODEL,
         ("POST", "/root/ml"): {"dataset": "testing"},
-        ("POST", "/root/ml/predict"): [WINE_ROW],
+        ("POST", "/root/ml/predict"): [WINE_SAMPLE],
         ("POST", "/root/tracking/model_management"): {
             "request_information": "optimization",
             "experiment_name": "r1-strings",

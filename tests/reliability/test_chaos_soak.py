@@ -24,10 +24,11 @@ from types import SimpleNamespace
 import pytest
 import requests
 
+from mlops.kernel.walkthrough import WINE_SAMPLE
 from tests.support.clients import Clients, Probe, describe
 from tests.support.processes import free_port
 from tests.support.reliability import ALL_SERVICES, pick
-from tests.support.stack import WINE_ROW, bring_to_walkthrough_state, call, stored_state, tracking_runs
+from tests.support.stack import bring_to_walkthrough_state, call, stored_state, tracking_runs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
@@ -47,7 +48,7 @@ LOG_GROWTH_PER_OUTAGE = 100_000  # bytes of tracking.log
 def lanes_for(urls: dict[str, str]) -> list[list[Probe]]:
     """Eight clients: three predict, two read tracking, one reloads and evaluates, one asks for
     monitoring summaries, one reads the services' status."""
-    predict = [Probe("ml predict", "POST", urls["ml"] + "/root/ml/predict", [WINE_ROW], needs_db=False)]
+    predict = [Probe("ml predict", "POST", urls["ml"] + "/root/ml/predict", [WINE_SAMPLE], needs_db=False)]
     tracking = [
         Probe("tracking experiments", "GET", urls["tracking"] + "/root/tracking/experiments"),
         Probe("tracking health", "GET", urls["tracking"] + "/health"),
@@ -114,7 +115,7 @@ def run_soak(data_dir, ports, flags, dataset_url, postgres, record_figures) -> N
     stack = {service: SimpleNamespace(url=url) for service, url in urls.items()}
     made = bring_to_walkthrough_state(stack, optimize=True)
     for _ in range(20):  # every worker of the ML service has loaded the model
-        call("POST", urls["ml"] + "/root/ml/predict", json=[WINE_ROW])
+        call("POST", urls["ml"] + "/root/ml/predict", json=[WINE_SAMPLE])
     before = stored_state(dataset_url)
     runs_before = tracking_runs(stack)
     tracking_log = data_dir / "logs" / "tracking.log"
@@ -223,7 +224,7 @@ def stop_database(postgres, tracking_log, urls: dict[str, str]) -> dict:
         try:
             healthy = all(requests.get(url + "/health", timeout=5).status_code == 200 for url in urls.values())
             warm = healthy and all(
-                requests.post(urls["ml"] + "/root/ml/predict", json=[WINE_ROW], timeout=10).status_code == 200
+                requests.post(urls["ml"] + "/root/ml/predict", json=[WINE_SAMPLE], timeout=10).status_code == 200
                 for _ in range(10)
             )
             if warm:

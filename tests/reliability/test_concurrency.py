@@ -21,10 +21,11 @@ import requests
 from sqlalchemy import distinct, func, select
 
 from mlops.kernel.db import datasets, make_engine, predictions, samples, targets
+from mlops.kernel.walkthrough import WINE_SAMPLE
 from tests.support.clients import Clients, Probe, describe, is_json_error
 from tests.support.processes import ServiceProcess, settings_on_free_ports
 from tests.support.reliability import ALL_SERVICES, LONG, pick
-from tests.support.stack import MODEL, WINE_ROW, call, start_stack, stop_stack
+from tests.support.stack import MODEL, call, start_stack, stop_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
@@ -33,7 +34,7 @@ CLIENTS = 8  # one of them reloads production
 BACKENDS = pick(["postgresql"], ["sqlite", "postgresql"])
 BIG = 500
 RELOAD_PAUSE = 0.8
-ROWS = [WINE_ROW, {**WINE_ROW, "proline": 400.0, "flavanoids": 0.5}, {**WINE_ROW, "alcohol": None}]
+ROWS = [WINE_SAMPLE, {**WINE_SAMPLE, "proline": 400.0, "flavanoids": 0.5}, {**WINE_SAMPLE, "alcohol": None}]
 
 
 @pytest.fixture(params=BACKENDS)

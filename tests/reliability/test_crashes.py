@@ -16,11 +16,11 @@ import requests
 from sqlalchemy import func, select, text
 
 from mlops.kernel.db import datasets, make_engine, predictions, samples, targets
+from mlops.kernel.walkthrough import WINE_SAMPLE
 from tests.support.processes import ServiceProcess, free_port, settings_on_free_ports
 from tests.support.reliability import ALL_SERVICES, LONG, pick
 from tests.support.stack import (
     MODEL,
-    WINE_ROW,
     bring_to_walkthrough_state,
     call,
     run_walkthrough,
@@ -223,7 +223,7 @@ def test_kill_the_ml_service_right_after_deploy_and_after_training_serves_the_sa
     call("POST", ml.url + "/root/ml", json={"dataset": "training"})
     call("POST", ml.url + "/root/ml", json={"dataset": "testing"})
     trained = call("GET", ml.url + "/root/ml")["model"]
-    rows = [WINE_ROW, {**WINE_ROW, "proline": 400.0, "flavanoids": 0.5}, {**WINE_ROW, "alcohol": None}]
+    rows = [WINE_SAMPLE, {**WINE_SAMPLE, "proline": 400.0, "flavanoids": 0.5}, {**WINE_SAMPLE, "alcohol": None}]
     predicted = call("POST", ml.url + "/root/ml/predict", json=rows)
     testing = set_state(stack["engine"], "testing")
     recoveries = [restart(ml) for _ in range(KILLS)]

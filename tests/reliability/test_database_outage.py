@@ -11,11 +11,11 @@ import time
 
 import pytest
 
+from mlops.kernel.walkthrough import WINE_SAMPLE
 from tests.support.clients import Clients, Probe, describe, is_json_error
 from tests.support.processes import settings_on_free_ports
 from tests.support.reliability import pick, process_tree
 from tests.support.stack import (
-    WINE_ROW,
     bring_to_walkthrough_state,
     call,
     start_stack,
@@ -46,7 +46,7 @@ def probes_for(stack: dict) -> list[Probe]:
         url = stack["ml"].url
         probes += [
             Probe("ml status", "GET", url + "/root/ml"),
-            Probe("ml predict", "POST", url + "/root/ml/predict", [WINE_ROW], needs_db=False),
+            Probe("ml predict", "POST", url + "/root/ml/predict", [WINE_SAMPLE], needs_db=False),
             Probe("ml evaluate testing", "POST", url + "/root/ml", {"dataset": "testing"}),
         ]
     if "monitoring" in stack and "ml" in stack:
@@ -75,7 +75,7 @@ def test_services_answer_503_while_postgres_is_down_and_recover_by_themselves(
     stack = start_stack(start_service, settings)
     made = bring_to_walkthrough_state(stack, optimize=True)
     for _ in range(10):  # every worker of the ML service has loaded the model
-        call("POST", stack["ml"].url + "/root/ml/predict", json=[WINE_ROW])
+        call("POST", stack["ml"].url + "/root/ml/predict", json=[WINE_SAMPLE])
     log_sizes = {name: p.log_path.stat().st_size for name, p in stack.items()}
     before = stored_state(dataset_url)
     runs_before = tracking_runs(stack)
@@ -200,22 +200,22 @@ def test_prediction_serves_its_loaded_model_while_the_database_is_down_and_a_new
     call("POST", stack["simulator"].url + "/root/simulator", json={"set_name": "training"})
     call("POST", ml + "/root/ml/set_model", json={"model_name": "RandomForest", "hyperparameters": {"n_estimators": 5}})
     call("POST", ml + "/root/ml", json={"dataset": "training"})
-    before = call("POST", ml + "/root/ml/predict", json=[WINE_ROW])
+    before = call("POST", ml + "/root/ml/predict", json=[WINE_SAMPLE])
     assert "degraded" not in before
 
     throwaway_postgres.stop("fast")
     try:
-        during = [call("POST", ml + "/root/ml/predict", json=[WINE_ROW]) for _ in range(20)]
+        during = [call("POST", ml + "/root/ml/predict", json=[WINE_SAMPLE]) for _ in range(20)]
         assert all(answer["predictions"] == before["predictions"] for answer in during)
         assert all(answer["model"] == before["model"] for answer in during)
         assert all("dataset database is unavailable" in answer["degraded"] for answer in during)
         # the Open Inference Protocol and MLflow's /invocations serve the same loaded model
-        tensor = {"name": "input-0", "shape": [1, 13], "datatype": "FP64", "data": list(WINE_ROW.values())}
+        tensor = {"name": "input-0", "shape": [1, 13], "datatype": "FP64", "data": list(WINE_SAMPLE.values())}
         v2 = call("POST", ml + "/v2/models/wine/infer", json={"inputs": [tensor], "outputs": [{"name": "predict"}]})
         assert v2["outputs"][0]["data"] == before["predictions"]
         assert v2["model_version"] == str(before["model"]["version"])
         assert "dataset database is unavailable" in v2["parameters"]["degraded"]
-        invocations = call("POST", ml + "/invocations", json={"dataframe_records": [WINE_ROW]})
+        invocations = call("POST", ml + "/invocations", json={"dataframe_records": [WINE_SAMPLE]})
         assert invocations == {"predictions": before["predictions"]}
         # what needs the database still says at once that it is unavailable
         started = time.monotonic()
@@ -229,7 +229,7 @@ def test_prediction_serves_its_loaded_model_while_the_database_is_down_and_a_new
     assert deployed["message"].startswith("Score on training set")
     version = call("GET", ml + "/root/ml")["model"]["version"]
     deadline = time.monotonic() + 5
-    while (answer := call("POST", ml + "/root/ml/predict", json=[WINE_ROW]))["model"]["version"] != version:
+    while (answer := call("POST", ml + "/root/ml/predict", json=[WINE_SAMPLE]))["model"]["version"] != version:
         assert time.monotonic() < deadline, answer
         time.sleep(0.1)
     assert answer["model"]["model_name"] == "LogisticRegression" and "degraded" not in answer

@@ -11,9 +11,10 @@ import requests
 
 from mlops.kernel.config import Settings
 from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
+from mlops.kernel.walkthrough import WINE_SAMPLE
 from tests.support.processes import settings_on_free_ports
 from tests.support.reliability import ALL_SERVICES, assert_json_error, listening_addresses
-from tests.support.stack import MODEL, WINE_ROW, call
+from tests.support.stack import MODEL, call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
@@ -220,11 +221,11 @@ def test_the_model_is_stored_with_skops_and_untrusted_content_is_never_loaded(tm
                 connection.execute(
                     update(deployed_model).values(pipeline=payload, version=deployed_model.c.version + 1)
                 )
-            answer = requests.post(ml.url + "/root/ml/predict", json=[WINE_ROW], timeout=60)
+            answer = requests.post(ml.url + "/root/ml/predict", json=[WINE_SAMPLE], timeout=60)
             assert_json_error(answer, 409)
             assert not canary.exists(), "the stored model was unpickled"
     finally:
         engine.dispose()
     # training again replaces the unusable model
     call("POST", ml.url + "/root/ml", json={"dataset": "training"})
-    assert call("POST", ml.url + "/root/ml/predict", json=[WINE_ROW])["predictions"]
+    assert call("POST", ml.url + "/root/ml/predict", json=[WINE_SAMPLE])["predictions"]

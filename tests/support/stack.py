@@ -10,7 +10,6 @@ from mlops.kernel.db import datasets, deployed_model, make_engine, predictions, 
 from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL as WALKTHROUGH_MODEL
 from mlops.kernel.walkthrough import SUMMARY_REQUEST
-from mlops.kernel.walkthrough import WINE_SAMPLE as WINE_ROW  # noqa: F401 (the suites import it from here)
 from tests.support.reliability import ALL_SERVICES
 
 # The walkthrough's RandomForest, small enough to train in a blink.
