@@ -13,9 +13,11 @@ from mlops.kernel.config import Settings
 from mlops.kernel.db import ping
 from mlops.kernel.errors import NotFound
 from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine
-from mlops.tracking import champion as champions
 from mlops.tracking import queries
-from mlops.tracking.champion import Loop
+from mlops.tracking.champion.history import champion_report, run_lineage
+from mlops.tracking.champion.loop import Loop
+from mlops.tracking.champion.moves import promote, rollback
+from mlops.tracking.champion.sync import start_sync
 from mlops.tracking.deploy import deploy_run
 from mlops.tracking.jobs import JobRunner, Runner
 from mlops.tracking.mlflow import ExperimentRecord, MlflowBackend, RunRecord, reads, writes
@@ -91,13 +93,13 @@ def model_management(body: ModelManagement):
         message = "Challenger promoted" if data["decision"] == "promoted" else "Champion kept"
         return {"message": message, "data": data}
     if isinstance(request, PromotionRequest):
-        event, previous = champions.promote(
+        event, previous = promote(
             champion_loop(), request.version, action="requested", by="promotion request",
             reason=request.reason or "promotion requested",
         )  # fmt: skip
         return {"message": f"Version {event['champion']} is the champion", "data": move_view(event, previous)}
     if isinstance(request, RollbackRequest):
-        event, previous = champions.rollback(
+        event, previous = rollback(
             champion_loop(), by="rollback request", reason=request.reason or "rollback requested"
         )
         return {"message": f"Rolled back to version {event['champion']}", "data": move_view(event, previous)}
@@ -117,7 +119,7 @@ def move_view(event: dict[str, Any], previous) -> dict[str, Any]:
 )
 def champion_history():
     """Tell which registered version is the champion, whether the ML service serves it, and who moved it when and why."""
-    return {"message": "Champion history retrieved", "data": champions.champion_report(champion_loop())}
+    return {"message": "Champion history retrieved", "data": champion_report(champion_loop())}
 
 
 def optimization_answer(result: Optimization) -> tuple[dict[str, Any], int]:
@@ -229,7 +231,7 @@ def query_run(body: RunQuery):
     query = body.root
     run = reads.get_run(mlflow_backend(), query.run_id, query.experiment_id)
     if isinstance(query, LineageQuery):
-        return {"message": "Lineage Retrieved", "data": champions.run_lineage(champion_loop(), run.run_id)}
+        return {"message": "Lineage Retrieved", "data": run_lineage(champion_loop(), run.run_id)}
     if isinstance(query, ParametersQuery):
         data = queries.run_parameters(run, query.type)
     else:
@@ -277,7 +279,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool | None = None)
     if warm_up:
         backend.open_in_background()
         threading.Thread(target=_recover_jobs, args=(runner,), name="recover-jobs", daemon=True).start()
-        champions.start_sync(Loop(backend, state.engine, settings))
+        start_sync(Loop(backend, state.engine, settings))
     return app
 
 

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.kernel.errors import ApiError, Conflict
 from mlops.kernel.pipelines import load_pipeline, make_pipeline
-from mlops.tracking import champion as champions
-from mlops.tracking.champion import REGISTERED_MODEL, Loop
+from mlops.tracking.champion.loop import REGISTERED_MODEL, Loop, spec_tags
+from mlops.tracking.champion.moves import promote, record_kept
+from mlops.tracking.champion.sync import reconcile
 from mlops.tracking.gate import classification_scores, judge
 from mlops.tracking.mlflow import RunRecord, reads, registry, store, writes
 from mlops.tracking.mlflow.naming import EXPERIMENT_TYPE, EXPERIMENT_TYPE_TAG, GRID_PREFIX, MODEL_TYPE_TAG
@@ -172,7 +173,7 @@ def retrain(loop: Loop, request: RetrainingRequest) -> dict[str, Any]:
     """Search, register the challenger, gate it against the champion, promote or keep; the answer's data."""
     store.import_libraries()
     try:
-        champions.reconcile(loop, adopt=True)  # a model trained through the ML service becomes the champion first
+        reconcile(loop, adopt=True)  # a model trained through the ML service becomes the champion first
     except ApiError as error:  # an unreachable ML service does not stop a retraining
         log.warning("could not reconcile before retraining: %s", error.message)
     champion = registry.get_champion(loop.backend, REGISTERED_MODEL)
@@ -206,9 +207,7 @@ def retrain(loop: Loop, request: RetrainingRequest) -> dict[str, Any]:
         REGISTERED_MODEL,
         features=data.raw_features,
         artifact_name="pipeline",
-        version_tags=champions.spec_tags(
-            best, _plain(result.best_params), data.trained_on["training"], training_accuracy
-        )
+        version_tags=spec_tags(best, _plain(result.best_params), data.trained_on["training"], training_accuracy)
         | {"mlops.trained_on": json.dumps(data.trained_on)},
     )
     challenger = registry.get_version(loop.backend, REGISTERED_MODEL, version)
@@ -247,7 +246,7 @@ def retrain(loop: Loop, request: RetrainingRequest) -> dict[str, Any]:
     reason = request.reason or ("monitoring verdict: retraining advised" if verdict else "retraining requested")
     details = {"challenger": version, **record}
     if gate.promoted:
-        event, _ = champions.promote(
+        event, _ = promote(
             loop,
             version,
             action="promoted",
@@ -258,7 +257,7 @@ def retrain(loop: Loop, request: RetrainingRequest) -> dict[str, Any]:
         )
     else:
         with loop.lock():
-            event = champions.record_kept(loop, challenger, champion, f"{reason}; {gate.reason}", details)
+            event = record_kept(loop, challenger, champion, f"{reason}; {gate.reason}", details)
     return {
         "decision": gate.decision,
         "reason": gate.reason,

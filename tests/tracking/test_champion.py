@@ -9,18 +9,14 @@ import requests
 from sqlalchemy import select
 
 from mlops.kernel.db import predictions
+from mlops.kernel.walkthrough import WINE_SAMPLE
 from mlops.tracking.app import create_app
-from mlops.tracking.champion import REGISTERED_MODEL, rollback_target
+from mlops.tracking.champion.loop import REGISTERED_MODEL
+from mlops.tracking.champion.moves import rollback_target
 from mlops.tracking.mlflow import registry
 from mlops.tracking.retrain import _logged_grid
 from tests.support.sets import load_sets
 from tests.support.tracking import LR_RETRAINING, MANAGE, WEAK_MODEL, backend_of, tracking_settings_for
-
-ROW = {
-    "alcohol": 13.2, "malic_acid": 1.78, "ash": 2.14, "alcalinity_of_ash": 11.2, "magnesium": 100.0,
-    "total_phenols": 2.65, "flavanoids": 2.76, "nonflavanoid_phenols": 0.26, "proanthocyanins": 1.28,
-    "color_intensity": 4.38, "hue": 1.05, "od280/od315_of_diluted_wines": 3.4, "proline": 1050.0,
-}  # fmt: skip
 
 
 def test_rollback_follows_the_moves_as_a_stack():
@@ -109,7 +105,7 @@ def test_the_loop_adopts_gates_promotes_rolls_back_and_keeps_its_history(loop_st
     assert data["verdict"] == {"retraining_advised": True, "reasons": ["drift"]}
     served = requests.get(ml.url + "/root/ml", timeout=10).json()["model"]
     assert (served["registered_model"], served["registered_version"]) == (REGISTERED_MODEL, "2")
-    predicted = requests.post(ml.url + "/root/ml/predict", json=[ROW], timeout=10).json()
+    predicted = requests.post(ml.url + "/root/ml/predict", json=[WINE_SAMPLE], timeout=10).json()
     assert predicted["model"]["registered_version"] == "2" and predicted["model"]["model_name"] == "LogisticRegression"
 
     # The gate's record is readable in MLflow: tags on the versions and metrics on the run.
