@@ -154,7 +154,7 @@ def run(config: Config) -> Result:
                 ]
                 for r in measured
             ],
-        )  # fmt: skip
+        )
     )
     result.figures = {
         "load_generator": "wrk" if wrk else "bench/load.py",
@@ -312,8 +312,16 @@ class Server:
 
 
 @contextmanager
-def server(command: list[str], url: str, ready_path: str, log_path: Path, *, env: dict | None = None,
-           cwd: Path | None = None, timeout: float = 180.0) -> Iterator[Server]:  # fmt: skip
+def server(
+    command: list[str],
+    url: str,
+    ready_path: str,
+    log_path: Path,
+    *,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    timeout: float = 180.0,
+) -> Iterator[Server]:
     """Start command, wait until url + ready_path answers 200, stop its process group at the end."""
     process = subprocess.Popen(
         command,
@@ -351,8 +359,9 @@ def threaded_ml_service(settings, data_dir: Path) -> Iterator[Server]:
     command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
     at = command.index("--worker-class")
     command[at : at + 2] = ["--worker-class", "gthread", "--threads", "4"]
-    with server(command, f"http://127.0.0.1:{port}", "/health", data_dir / "ml-threads.log",
-                env=settings_environment(settings)) as started:  # fmt: skip
+    with server(
+        command, f"http://127.0.0.1:{port}", "/health", data_dir / "ml-threads.log", env=settings_environment(settings)
+    ) as started:
         yield started
 
 
@@ -370,7 +379,7 @@ def mlserver_venv(path: Path, *, create: bool) -> Path | None:
             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
              f"mlserver=={MLSERVER_VERSION}", f"mlserver-sklearn=={MLSERVER_VERSION}", f"scikit-learn=={SKLEARN_VERSION}"],
             capture_output=True, text=True,
-        )  # fmt: skip
+        )  # fmt: skip  # the pip command line, its words as typed
         if installed.returncode != 0:
             raise RuntimeError(f"installing MLServer failed:\n{installed.stdout[-3000:]}{installed.stderr[-3000:]}")
         marker.touch()
@@ -400,16 +409,35 @@ def mlserver(python: Path | None, pipeline, version: int, data_dir: Path) -> Ite
     joblib.dump(pipeline, model_dir / "model.joblib")
     http, grpc, metrics = free_port(), free_port(), free_port()
     (model_dir / "model-settings.json").write_text(
-        json.dumps({"name": "wine", "implementation": "mlserver_sklearn.SKLearnModel",
-                    "parameters": {"uri": "./model.joblib", "version": str(version)}})
-    )  # fmt: skip
+        json.dumps(
+            {
+                "name": "wine",
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./model.joblib", "version": str(version)},
+            }
+        )
+    )
     (model_dir / "settings.json").write_text(
-        json.dumps({"host": "127.0.0.1", "http_port": http, "grpc_port": grpc, "metrics_port": metrics,
-                    "parallel_workers": 0, "debug": False})
-    )  # fmt: skip
+        json.dumps(
+            {
+                "host": "127.0.0.1",
+                "http_port": http,
+                "grpc_port": grpc,
+                "metrics_port": metrics,
+                "parallel_workers": 0,
+                "debug": False,
+            }
+        )
+    )
     command = [str(python.with_name("mlserver")), "start", str(model_dir)]
-    with server(command, f"http://127.0.0.1:{http}", "/v2/models/wine/ready", data_dir / "mlserver.log",
-                env={"PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}, cwd=model_dir) as started:  # fmt: skip
+    with server(
+        command,
+        f"http://127.0.0.1:{http}",
+        "/v2/models/wine/ready",
+        data_dir / "mlserver.log",
+        env={"PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+        cwd=model_dir,
+    ) as started:
         yield started
 
 

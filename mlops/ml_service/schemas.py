@@ -236,7 +236,7 @@ class InvocationRows(RootModel):
 V2Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
     "FP16", "FP32", "FP64", "BF16", "BYTES",
-]  # fmt: skip
+]  # fmt: skip  # the protocol's datatypes in two rows, not fourteen lines
 # Flat, or nested by rows; null is a missing value (imputed), and so is NaN, which JSON lacks but
 # tritonclient writes for numpy's missing values (rapidjson's NaN literal). Infinities are refused.
 TensorValue = Annotated[float, Field(allow_inf_nan=True)] | None

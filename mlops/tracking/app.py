@@ -94,9 +94,12 @@ def model_management(body: ModelManagement):
         return {"message": message, "data": data}
     if isinstance(request, PromotionRequest):
         event, previous = promote(
-            champion_loop(), request.version, action="requested", by="promotion request",
+            champion_loop(),
+            request.version,
+            action="requested",
+            by="promotion request",
             reason=request.reason or "promotion requested",
-        )  # fmt: skip
+        )
         return {"message": f"Version {event['champion']} is the champion", "data": move_view(event, previous)}
     if isinstance(request, RollbackRequest):
         event, previous = rollback(

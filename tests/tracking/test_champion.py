@@ -39,8 +39,14 @@ def test_rollback_follows_the_moves_as_a_stack():
 
 
 def test_a_logged_grid_reads_back_as_it_was_searched():
-    params = {"grid_search_C": "[0.1, 1]", "grid_search_max_depth": "[None, 3]", "grid_search_solver": "['liblinear']",
-              "grid_search_scoring": "accuracy", "grid_search_cv_folds": "5", "model_C": "0.1"}  # fmt: skip
+    params = {
+        "grid_search_C": "[0.1, 1]",
+        "grid_search_max_depth": "[None, 3]",
+        "grid_search_solver": "['liblinear']",
+        "grid_search_scoring": "accuracy",
+        "grid_search_cv_folds": "5",
+        "model_C": "0.1",
+    }
     assert _logged_grid(params) == {"C": [0.1, 1], "max_depth": [None, 3], "solver": ["liblinear"]}
 
 
@@ -135,23 +141,36 @@ def test_the_loop_adopts_gates_promotes_rolls_back_and_keeps_its_history(loop_st
     report = client.get(MANAGE).get_json()["data"]
     assert report["champion"]["version"] == "2" and report["in_step"]
     assert [(e["action"], e["champion"], e["previous"]) for e in report["history"]] == [
-        ("adopted", "1", None), ("promoted", "2", "1"), ("rolled_back", "1", "2"), ("requested", "2", "1"),
+        ("adopted", "1", None),
+        ("promoted", "2", "1"),
+        ("rolled_back", "1", "2"),
+        ("requested", "2", "1"),
         ("kept", "2", "2"),
-    ]  # fmt: skip
+    ]
     assert report["history"][1]["by"] == "retraining" and report["history"][1]["verdict"]["retraining_advised"]
     assert report["rollback_to"] == "1"
 
     # Lineage: the challenger's run logged version 2; its deployments and prediction batches.
     run_id = data["challenger"]["run_id"]
-    lineage = client.post("/root/tracking/runs", json={
-        "experiment_id": data["experiment_id"], "run_id": run_id, "request_information": "lineage",
-    }).get_json()["data"]  # fmt: skip
+    lineage = client.post(
+        "/root/tracking/runs",
+        json={
+            "experiment_id": data["experiment_id"],
+            "run_id": run_id,
+            "request_information": "lineage",
+        },
+    ).get_json()["data"]
     assert [v["version"] for v in lineage["registered_versions"] if v["registered_model"] == REGISTERED_MODEL] == ["2"]
     assert [d["registered_version"] for d in lineage["deployments"]] == ["2", "2"]
     assert requests.post(ml.url + "/root/ml", json={"dataset": "testing"}, timeout=30).status_code == 200
-    lineage = client.post("/root/tracking/runs", json={
-        "experiment_id": data["experiment_id"], "run_id": run_id, "request_information": "lineage",
-    }).get_json()["data"]  # fmt: skip
+    lineage = client.post(
+        "/root/tracking/runs",
+        json={
+            "experiment_id": data["experiment_id"],
+            "run_id": run_id,
+            "request_information": "lineage",
+        },
+    ).get_json()["data"]
     assert [(b["set_name"], b["registered_version"]) for b in lineage["prediction_batches"]] == [("testing", "2")]
     # every stored prediction carries the model version (and its set's version) it was made with
     with engine.connect() as connection:

@@ -19,8 +19,12 @@ def test_beating_the_champion_by_the_margin_on_every_metric_promotes():
     result = judge({"accuracy": 0.92, "f1_score": 0.9}, CHAMPION, {"accuracy": 0.02, "f1_score": 0.02})
     assert result.promoted and all(check.passed for check in result.checks)
     assert result.checks[0].as_dict() == {
-        "challenger": 0.92, "champion": 0.9, "margin": 0.02, "improvement": pytest.approx(0.02), "passed": True,
-    }  # fmt: skip
+        "challenger": 0.92,
+        "champion": 0.9,
+        "margin": 0.02,
+        "improvement": pytest.approx(0.02),
+        "passed": True,
+    }
 
 
 @pytest.mark.parametrize(

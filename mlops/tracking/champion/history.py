@@ -70,9 +70,10 @@ def run_lineage(loop: Loop, run_id: str) -> dict[str, Any]:
     versions = registry.versions_of_run(loop.backend, run_id)
     served_versions = [v.version for v in versions if v.name == REGISTERED_MODEL]
     events = [
-        e for e in registry.history(loop.backend, REGISTERED_MODEL)
+        e
+        for e in registry.history(loop.backend, REGISTERED_MODEL)
         if e.get("champion") in served_versions or e.get("challenger") in served_versions or e.get("run_id") == run_id
-    ]  # fmt: skip
+    ]
     with loop.engine.connect() as connection:
         deployments, batches = (
             connection.execute(select(table).where(_from_run(table, run_id, served_versions)).order_by(table.c.id))
