@@ -284,7 +284,8 @@ def _encode_blocks(columns: Mapping[str, np.ndarray]) -> Iterator[bytes]:
 def _copy_out_statement(connection: Connection, query: Select):
     from psycopg import sql
 
-    compiled = query.compile(dialect=connection.dialect)
+    # render_postcompile: an IN list becomes one bound value per element, as psycopg binds them.
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     # psycopg merges the bound parameters into the COPY statement on the client side.
     return sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(str(compiled))), compiled.params
 

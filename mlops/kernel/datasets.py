@@ -33,6 +33,8 @@ LOAD_HINT = 'POST /root/simulator {{"set_name": "{name}"}}'
 # How often a read starts over when the set is replaced (or evaluated) under it before giving up
 # with a 409 (kept_reloading).
 READ_ATTEMPTS = 5
+# Positions looked up by one statement in read_set_rows (SQLite allows 32,766 bound values).
+POSITIONS_PER_QUERY = 20_000
 # pg_advisory_xact_lock's first key for "predictions of a dataset" (the second is the dataset id).
 PREDICTIONS_LOCK = 0x6D6C7072
 
@@ -78,6 +80,30 @@ def read_set(connection: Connection, name: str, *, with_predictions: bool = Fals
         if loaded is not None:
             return loaded
     raise kept_reloading(f"The {name} set")
+
+
+def read_set_rows(connection: Connection, row, positions: np.ndarray, *, with_predictions: bool = False) -> LoadedSet:
+    """The rows of one version of a set (its datasets row) at these sorted positions, looked up
+    by the primary key a batch of positions at a time: a sample of a set of any size costs what
+    the sample costs, not a read of the whole set.
+
+    A version replaced meanwhile leaves fewer rows than positions: the caller checks the count
+    (kept_reloading says so).
+    """
+    query, dtypes = _set_query(row, with_predictions)
+    parts = []
+    for start in range(0, max(len(positions), 1), POSITIONS_PER_QUERY):
+        batch = positions[start : start + POSITIONS_PER_QUERY].tolist()
+        arrays = select_columns(connection, query.where(samples.c.sample_index.in_(batch)), dtypes, rows=len(batch))
+        parts.append(_loaded(row, arrays, with_predictions))
+    return LoadedSet(
+        name=row.name,
+        dataset_id=row.id,
+        loaded_at=row.loaded_at,
+        features=pd.concat([part.features for part in parts]),
+        target=pd.concat([part.target for part in parts]),
+        prediction=pd.concat([part.prediction for part in parts]) if with_predictions else None,
+    )
 
 
 def kept_reloading(what: str) -> Conflict:

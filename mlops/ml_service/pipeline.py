@@ -23,6 +23,7 @@ from mlops.kernel.db import FEATURE_COLUMNS, FEATURES
 from mlops.kernel.errors import BadRequest, Conflict
 from mlops.kernel.pipelines import PipelineRefused, dump_pipeline, make_pipeline
 from mlops.kernel.pipelines import load_pipeline as load_trusted_pipeline
+from mlops.kernel.read_ahead import read_ahead
 from mlops.ml_service.deployment import (
     SET_MODEL_HINT,
     TRAIN_HINT,
@@ -106,7 +107,8 @@ def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
     """Predict a loaded set with the trained model, store the predictions and score them.
 
     The set is read, predicted and its predictions written a block of rows at a time (read on
-    one connection, written in one transaction on another), so memory does not grow with the set.
+    one connection, written in one transaction on another), so memory does not grow with the set;
+    the next block is read in a thread while this one is predicted and written.
     """
     retry = f'evaluate again with POST /root/ml {{"dataset": "{set_name}"}}'
     correct = total = 0
@@ -116,8 +118,9 @@ def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
         with (
             _predictions_transaction(engine, set_name, row.id, retry=retry) as writing,
             predictions_writer(writing, row.id, model.version) as write,
+            read_ahead(blocks, name="evaluate-read") as blocks_read,
         ):
-            for block in blocks:
+            for block in blocks_read:
                 try:
                     predicted = compiled.predict_classes(block.features)
                 except NonFiniteValues as error:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
-from mlops.kernel.datasets import LoadedSet, kept_reloading, read_set, read_set_blocks
+from mlops.kernel.datasets import LoadedSet, kept_reloading, loaded_row, read_set, read_set_rows
 from mlops.kernel.db import datasets, predictions
 from mlops.monitoring.checks import PREDICTION, TARGET
 
@@ -17,8 +17,6 @@ TRAINING_SET = "training"
 REFERENCE_SET = "testing"
 CURRENT_SET = "production"
 SAMPLE_SEED = 42
-# A set larger than the sample is read this many rows at a time, keeping only the sampled ones.
-SAMPLE_BLOCK_ROWS = 262_144
 
 
 @dataclass(frozen=True)
@@ -138,32 +136,17 @@ def read_sample(connection: Connection, name: str, max_rows: int) -> Sample:
     """A set with predictions, or a seeded random sample of max_rows of its rows if it has more.
 
     The sampled positions are drawn first (seeded, without replacement, in memory that grows
-    with the sample, not the set); then the set is read a block at a time and only those rows
-    are kept, so a set of any size is sampled in constant memory.
+    with the sample, not the set); then only those rows are read, by their primary key, so a set
+    of any size is sampled in the time and memory of the sample.
     """
-    row, blocks = read_set_blocks(connection, name, SAMPLE_BLOCK_ROWS, with_predictions=True)
+    row = loaded_row(connection, name)
     if row.n_samples <= max_rows:
         return Sample(read_set(connection, name, with_predictions=True), row.n_samples)
     picked = sample_positions(row.n_samples, max_rows)
-    kept, start = [], 0
-    for block in blocks:
-        stop = start + len(block.target)
-        positions = picked[np.searchsorted(picked, start) : np.searchsorted(picked, stop)] - start
-        kept.append(_take(block, positions))
-        start = stop
-    if start != row.n_samples:
+    loaded = read_set_rows(connection, row, picked, with_predictions=True)
+    if len(loaded.target) != len(picked):
         raise kept_reloading(f"The {name} set")
-    return Sample(
-        LoadedSet(
-            name=name,
-            dataset_id=row.id,
-            loaded_at=row.loaded_at,
-            features=pd.concat([k.features for k in kept]),
-            target=pd.concat([k.target for k in kept]),
-            prediction=pd.concat([k.prediction for k in kept]),
-        ),
-        row.n_samples,
-    )
+    return Sample(loaded, row.n_samples)
 
 
 def sample_positions(rows: int, size: int) -> np.ndarray:
@@ -171,17 +154,6 @@ def sample_positions(rows: int, size: int) -> np.ndarray:
     sizes, every time (seeded). Floyd's method (numpy's for a sample far smaller than the set)
     holds the sample, never a permutation of the whole set."""
     return np.sort(np.random.default_rng(SAMPLE_SEED).choice(rows, size=size, replace=False, shuffle=False))
-
-
-def _take(block: LoadedSet, positions: np.ndarray) -> LoadedSet:
-    return LoadedSet(
-        block.name,
-        block.dataset_id,
-        block.loaded_at,
-        block.features.iloc[positions],
-        block.target.iloc[positions],
-        block.prediction.iloc[positions],
-    )
 
 
 def evidently_frame(sample: Sample, model_version: int | None) -> tuple[pd.DataFrame, SetUsed]:

@@ -23,6 +23,7 @@ from mlops.kernel.db import (
     set_scenarios,
     targets,
 )
+from mlops.kernel.read_ahead import read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,8 @@ def _replace_set_once(
         ).scalar_one()
         written = 0
         # This transaction inserted the parent datasets row: every row below refers to it.
-        with parent_checked_by_caller(connection):
-            for features, target in blocks:
+        with parent_checked_by_caller(connection), read_ahead(blocks, name="load-blocks") as blocks_made:
+            for features, target in blocks_made:
                 written += _insert_block(connection, dataset_id, written, features, target)
         if written != n_rows:
             raise ValueError(f"the {name} set was announced with {n_rows} rows but {written} came")

@@ -68,11 +68,12 @@ def test_reading_before_evaluation_is_a_409(engine):
         read_monitoring_data(engine, max_rows=1000)
 
 
-def test_a_large_set_is_sampled_a_block_at_a_time_the_same_rows_every_time(engine, wine_model, monkeypatch):
+def test_a_large_set_is_sampled_by_position_the_same_rows_every_time(engine, wine_model, monkeypatch):
+    from mlops.kernel import datasets
     from mlops.kernel.datasets import read_set
     from mlops.monitoring import data
 
-    monkeypatch.setattr(data, "SAMPLE_BLOCK_ROWS", 700)  # the set spans several blocks
+    monkeypatch.setattr(datasets, "POSITIONS_PER_QUERY", 300)  # the sample takes several lookups
     load_sets(engine, "testing", "production", production_size=5_000)
     for name in ("testing", "production"):
         evaluate(engine, wine_model, name)
