@@ -1123,6 +1123,11 @@ monitoring. Each service also describes itself: `GET /openapi.json` (OpenAPI 3.1
   `{"status": "ok", "service": "tracking", "database": "ok", "mlflow": "ok"}` when the service and
   its dependencies answer, else 503 with `"status": "unavailable"` plus `error` and `message`
   naming what is down.
+- **Metrics.** `GET /metrics` on every service answers Prometheus' text format, summed over the
+  service's workers: requests and latency by endpoint rule and status, and each service's own
+  (predictions by model version, grid-search fits, verdicts by outcome, rows loaded by set), under
+  MLServer's names where it has them. [metrics.md](metrics.md) lists every metric with an example
+  query.
 
 ## The loop: champion, retraining, rollback
 

@@ -18,10 +18,12 @@ from mlops.kernel.web import (
     current_settings,
     dataset_engine,
     request_body,
+    service_state,
     validate,
 )
 from mlops.ml_service import inference_protocol as v2
 from mlops.ml_service.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
+from mlops.ml_service.metrics import counted_inference, record_set_predicted
 from mlops.ml_service.pipeline import (
     columns_frame,
     evaluate,
@@ -109,6 +111,7 @@ def use(body: UseModel):
         score = train(dataset_engine(), pipeline_cache())
     else:
         score = evaluate(dataset_engine(), pipeline_cache(), body.dataset)
+    record_set_predicted(service_state().metrics, score.model, score.set_name, score.rows)
     return {"message": f"Score on {score.set_name} set: {score.accuracy * 100:.2f}%"}
 
 
@@ -130,7 +133,8 @@ PREDICT_ERRORS = {
 )
 def predict_rows(body: PredictRows):
     """Predict the class of one or many rows of features with the trained model."""
-    prediction = predict(dataset_engine(), pipeline_cache(), rows_frame(body.root))
+    with counted_inference(service_state().metrics, pipeline_cache()) as inference:
+        prediction = inference.answered(predict(dataset_engine(), pipeline_cache(), rows_frame(body.root)))
     answer: dict[str, Any] = {"predictions": prediction.predicted}
     if prediction.probabilities is not None:
         answer["probabilities"] = prediction.probabilities
@@ -156,7 +160,8 @@ def predict_rows(body: PredictRows):
 )
 def invocations(body: InvocationRows):
     """Predict rows sent in any input format of MLflow's scoring server (`mlflow models serve`)."""
-    prediction = predict(dataset_engine(), pipeline_cache(), rows_frame(body.root))
+    with counted_inference(service_state().metrics, pipeline_cache()) as inference:
+        prediction = inference.answered(predict(dataset_engine(), pipeline_cache(), rows_frame(body.root)))
     return {"predictions": prediction.predicted}
 
 
@@ -326,10 +331,12 @@ def infer_version(model_name: str, version: str, body: InferenceRequest):
 
 def _infer(model_name: str, version: str | None, body: InferenceRequest) -> Response:
     v2.check_model(model_name, version, None)
-    rows = v2.request_frame(body, body._binary)
-    model, compiled, degraded = pipeline_cache().serving_pipeline(dataset_engine())
-    v2.check_model(model_name, version, model)
-    answer = v2.infer_answer(body, predict_with(model, compiled, rows, degraded=degraded), compiled)
+    with counted_inference(service_state().metrics, pipeline_cache()) as inference:
+        rows = v2.request_frame(body, body._binary)
+        model, compiled, degraded = pipeline_cache().serving_pipeline(dataset_engine())
+        v2.check_model(model_name, version, model)
+        prediction = inference.answered(predict_with(model, compiled, rows, degraded=degraded))
+        answer = v2.infer_answer(body, prediction, compiled)
     data, headers = answer.body()
     return Response(data, headers=headers)
 

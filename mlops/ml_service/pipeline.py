@@ -55,6 +55,7 @@ class Score:
     set_name: str
     accuracy: float
     model: DeployedModel
+    rows: int  # predicted and stored
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def train(engine: Engine, cache: PipelineCache) -> Score:
         replace_predictions(connection, training.dataset_id, training.features.index, predicted, trained.version)
         record_batch(connection, "training", training.dataset_id, len(predicted), accuracy, trained)
     cache.put(trained, pipeline)
-    return Score("training", accuracy, trained)
+    return Score("training", accuracy, trained, len(predicted))
 
 
 def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
@@ -132,7 +133,7 @@ def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
                 raise _set_reloaded(set_name, retry)
             accuracy = correct / total if total else float("nan")
             record_batch(writing, set_name, row.id, total, accuracy, model)
-    return Score(set_name, accuracy, model)
+    return Score(set_name, accuracy, model, total)
 
 
 def install_champion(engine: Engine, cache: PipelineCache, pushed: RegisteredPipeline) -> tuple[DeployedModel, bool]:

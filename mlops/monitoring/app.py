@@ -7,8 +7,9 @@ from typing import Any
 from flask import Flask, Response, current_app
 
 from mlops.kernel.config import Settings
-from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine
+from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine, service_state
 from mlops.monitoring.checks import summary_of
+from mlops.monitoring.metrics import record_verdict
 from mlops.monitoring.monitor import (
     CheckResult,
     Kind,
@@ -122,7 +123,9 @@ def _run(kind: Kind, presets: tuple[str, ...]) -> tuple[CheckResult, bool]:
 
 def _verdict(reference: VerdictReference) -> tuple[VerdictResult, bool]:
     cache: MonitoringCache = current_app.extensions["monitoring"]
-    return run_verdict(dataset_engine(), cache, current_settings().monitoring_max_rows, reference)
+    result, cached = run_verdict(dataset_engine(), cache, current_settings().monitoring_max_rows, reference)
+    record_verdict(service_state().metrics, result.verdict, reference)
+    return result, cached
 
 
 def _page(result: CheckResult, cached: bool) -> Response:

@@ -8,7 +8,8 @@ from flask import Flask
 
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
-from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine
+from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine, service_state
+from mlops.simulator.metrics import record_load
 from mlops.simulator.scenarios import DEFAULT_SIZE, draw_scenario, ground_truth
 from mlops.simulator.schemas import MAX_SCENARIO_SIZE, LoadSet
 from mlops.simulator.splits import SEED, load_split, resampled_production
@@ -39,6 +40,7 @@ def load(body: LoadSet):
             return ((block.features, block.target) for block in resampled_production(size, seed))
 
         replace_set_blocks(dataset_engine(), body.set_name, size, blocks, seed=recorded)
+        record_load(service_state().metrics, body.set_name, size)
         return {"message": f"Load {body.set_name} set"}
     truth: dict[str, Any] | None = None
     if body.scenario is None:
@@ -52,6 +54,7 @@ def load(body: LoadSet):
         split = draw_scenario(body.scenario.faults(), size, seed)
         truth = ground_truth(body.scenario.faults(), size)
     replace_set(dataset_engine(), body.set_name, split.features, split.target, seed=recorded, scenario=truth)
+    record_load(service_state().metrics, body.set_name, len(split.features))
     return {"message": f"Load {body.set_name} set"}
 
 

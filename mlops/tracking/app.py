@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from mlops.kernel.config import Settings
 from mlops.kernel.db import ping
 from mlops.kernel.errors import NotFound
-from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine
+from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine, service_state
 from mlops.tracking import queries
 from mlops.tracking.champion.history import champion_report, run_lineage
 from mlops.tracking.champion.loop import Loop
@@ -51,7 +51,7 @@ def mlflow_backend() -> MlflowBackend:
 
 def champion_loop() -> Loop:
     """What the champion's moves work with: this app's MLflow store, dataset DB and settings."""
-    return Loop(mlflow_backend(), dataset_engine(), current_settings())
+    return Loop(mlflow_backend(), dataset_engine(), current_settings(), service_state().metrics)
 
 
 def _runs_of(experiment_id: str) -> tuple[ExperimentRecord, list[RunRecord]]:
@@ -87,7 +87,9 @@ def model_management(body: ModelManagement):
             job = job_runner().submit(request.model_dump(mode="json"), fit_count(request))
             headers = {"Location": f"/root/tracking/jobs/{job.job_id}"}
             return {"message": "Optimization accepted", "data": job.to_json()}, 202, headers
-        return optimization_answer(optimize(mlflow_backend(), dataset_engine(), current_settings(), request))
+        return optimization_answer(
+            optimize(mlflow_backend(), dataset_engine(), current_settings(), request, metrics=service_state().metrics)
+        )
     if isinstance(request, RetrainingRequest):
         data = retrain(champion_loop(), request)
         message = "Challenger promoted" if data["decision"] == "promoted" else "Champion kept"
@@ -157,7 +159,9 @@ def run_optimization_job(app: Flask) -> Runner:
 
     def run(body: dict[str, Any], on_fits_done) -> tuple[int, dict[str, Any]]:
         request = OptimizationRequest.model_validate(body)
-        answer, status = optimization_answer(optimize(backend, state.engine, state.settings, request, on_fits_done))
+        answer, status = optimization_answer(
+            optimize(backend, state.engine, state.settings, request, on_fits_done, metrics=state.metrics)
+        )
         return status, answer
 
     return run
@@ -282,7 +286,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool | None = None)
     if warm_up:
         backend.open_in_background()
         threading.Thread(target=_recover_jobs, args=(runner,), name="recover-jobs", daemon=True).start()
-        start_sync(Loop(backend, state.engine, settings))
+        start_sync(Loop(backend, state.engine, settings, state.metrics))
     return app
 
 

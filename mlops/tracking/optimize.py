@@ -22,6 +22,8 @@ from sqlalchemy import Engine
 from mlops.kernel.catalogue import build_estimator
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
+from mlops.kernel.metrics import ServiceMetrics
+from mlops.tracking.metrics import record_search
 from mlops.tracking.mlflow import MlflowBackend, store, writes
 from mlops.tracking.mlflow.naming import (
     DATA_PREFIX,
@@ -70,7 +72,16 @@ class SearchFailed(BadRequest):
 
 
 def search_model(
-    search: ModelSearch, X, y, *, scoring: str, cv: int, n_jobs: int, cluster: Client | None = None, on_fits_done=None
+    search: ModelSearch,
+    X,
+    y,
+    *,
+    scoring: str,
+    cv: int,
+    n_jobs: int,
+    cluster: Client | None = None,
+    on_fits_done=None,
+    metrics: ServiceMetrics | None = None,
 ) -> SearchResult:
     """Grid-search one model, then cross-validate its best estimator; time and CPU measured.
 
@@ -87,8 +98,8 @@ def search_model(
     they run on its cluster instead, one task per fit (mlops.tracking.cluster); the predictions
     made there are not seen here, so the best estimator's folds are predicted again in one more
     task, with the same folds and seed, hence the same predictions. on_fits_done(n) is called as
-    fits complete. cpu_usage is the
-    CPU time of this process over the search, in percent of the machine's capacity over the same
+    fits complete; `metrics` counts them by outcome once the search ends. cpu_usage is the CPU
+    time of this process over the search, in percent of the machine's capacity over the same
     wall time (100 = every core busy; it includes whatever else the process did meanwhile).
     """
     import numpy as np
@@ -123,6 +134,7 @@ def search_model(
             error_score=np.nan,
             refit=False,
         )
+        failed = True
         try:
             grid_search.fit(features, target)
             if not np.isfinite(grid_search.cv_results_["mean_test_score"]).any():
@@ -141,8 +153,12 @@ def search_model(
             # here, and sequential as on local threads: not a task per tree on the cluster
             with parallel_config(backend="sequential"):
                 best_estimator.fit(X, y)
+            failed = False
         except (ValueError, TypeError, ArithmeticError) as error:
             raise SearchFailed(f"{search.model_name}: {_last_line(error)}") from error
+        finally:
+            fits = search.candidates * len(folds)
+            record_search(metrics, search.model_name, grid_search, fits, time.perf_counter() - started, failed)
         precision, recall, f1, _ = precision_recall_fscore_support(
             target, predicted, average="weighted", zero_division=0
         )
@@ -256,6 +272,7 @@ def optimize(
     *,
     training: LoadedSet | None = None,
     experiment_type: str = EXPERIMENT_TYPE,
+    metrics: ServiceMetrics | None = None,
 ) -> Optimization:
     """Check the request, then grid-search and log each model in turn, one MLflow run per model.
 
@@ -265,7 +282,7 @@ def optimize(
     one lost during a search with a 503 after its run is ended FAILED. on_fits_done(n) is called
     as fits of the grid searches complete (fit_count(request) in all). `training` replaces the
     stored training set (retraining passes training plus labelled production); the runs are
-    tagged experiment_type.
+    tagged experiment_type; `metrics` counts the fits (mlops.tracking.metrics).
 
     Logging a model while the next one is searched gains nothing: both hold the GIL most of the
     time, and on two cores the search slowed by as much as the logging it hid (docs/performance.md).
@@ -299,6 +316,7 @@ def optimize(
                     n_jobs=settings.n_jobs,
                     cluster=cluster,
                     on_fits_done=on_fits_done,
+                    metrics=metrics,
                 )
             except BaseException as error:
                 writes.end_run(backend, run_id, error)

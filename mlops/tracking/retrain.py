@@ -191,7 +191,13 @@ def retrain(loop: Loop, request: RetrainingRequest) -> dict[str, Any]:
     plan_searches(optimization, loop.settings)  # a bad or too large grid is a 400 before any data is read
     data = read_data(loop, request.include_production_labels)
     searched = optimize(
-        loop.backend, loop.engine, loop.settings, optimization, training=data.training, experiment_type=RETRAINING_TYPE
+        loop.backend,
+        loop.engine,
+        loop.settings,
+        optimization,
+        training=data.training,
+        experiment_type=RETRAINING_TYPE,
+        metrics=loop.metrics,
     )
     best = max(spec.models, key=lambda model: searched.results[model].best_score)
     result, run_id = searched.results[best], searched.run_ids[best]

@@ -1,18 +1,22 @@
 """/metrics under gunicorn with several workers: whichever worker answers a scrape, it counts every
-worker's requests (prometheus_client's multiprocess mode), the directory of a previous run is
-emptied at start, and a worker that dies keeps its counts but not its live gauges."""
+worker's requests and the domain metrics (prometheus_client's multiprocess mode), the directory of
+a previous run is emptied at start, and a worker that dies keeps its counts but not its live gauges."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
+from mlops.kernel.db import ensure_schema, make_engine
+from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL, WINE_SAMPLE
+from tests.support.metrics import Samples, parse_samples, sample
 from tests.support.processes import ServiceProcess, settings_on_free_ports
+from tests.support.sets import load_sets
 
 pytestmark = pytest.mark.e2e
 
@@ -20,14 +24,21 @@ WORKERS = 3
 REQUESTS = 60
 
 
-def scrape(url: str) -> dict[tuple[str, frozenset], float]:
+# A new connection per request, several at once: gunicorn's workers share them (one after the
+# other, a single idle worker may accept them all).
+CLOSE = {"Connection": "close"}
+CLIENTS = 6
+
+
+def concurrently(send) -> list[requests.Response]:
+    """REQUESTS answers of send(), from CLIENTS threads at once."""
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        return list(pool.map(lambda _: send(), range(REQUESTS)))
+
+
+def scrape(url: str) -> Samples:
     """The samples of one scrape, on a new connection (so any worker may answer it)."""
-    text = requests.get(url + "/metrics", timeout=10, headers={"Connection": "close"}).text
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+    return parse_samples(requests.get(url + "/metrics", timeout=10, headers=CLOSE).text)
 
 
 def status_requests(samples, status: str = "200") -> float:
@@ -58,8 +69,8 @@ def test_every_worker_counts_in_every_scrape(tmp_path, monkeypatch):
     try:
         assert not (metrics_dir / "counter_4242.db").exists(), "the directory of a previous run was not emptied"
         baseline = status_requests(scrape(service.url))
-        for _ in range(REQUESTS):  # a new connection each: gunicorn spreads them over its workers
-            assert requests.get(service.url + "/root/simulator", timeout=10, headers={"Connection": "close"}).ok
+        answers = concurrently(lambda: requests.get(service.url + "/root/simulator", timeout=10, headers=CLOSE))
+        assert all(answer.ok for answer in answers)
         writers = {path.name.rsplit("_", 1)[1] for path in metrics_dir.glob("counter_*.db")}
         assert len(writers) > 1, f"one worker answered all {REQUESTS} requests: nothing was spread"
         counts = {status_requests(scrape(service.url)) - baseline for _ in range(2 * WORKERS)}
@@ -79,3 +90,38 @@ def test_every_worker_counts_in_every_scrape(tmp_path, monkeypatch):
         assert not list(metrics_dir.glob(f"gauge_livesum_{victim}.db"))
     finally:
         service.stop()
+
+
+def test_the_domain_metrics_add_up_over_the_workers(tmp_path, monkeypatch, postgres_database):
+    """Predictions by model version, counted by whichever of three ML workers answered them."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prometheus"))
+    settings = settings_on_free_ports(data_dir=tmp_path, dataset_db_url=postgres_database())
+    engine = make_engine(settings.dataset_db)
+    ensure_schema(engine)
+    load_sets(engine)
+    engine.dispose()
+    ml = ServiceProcess("ml", settings, tmp_path / "ml.log", workers=WORKERS).start()
+    try:
+        assert requests.post(ml.url + "/root/ml/set_model", json=RANDOM_FOREST_MODEL, timeout=30).ok
+        trained = requests.post(ml.url + "/root/ml", json={"dataset": "training"}, timeout=60)
+        assert trained.ok, trained.text
+        version = str(requests.get(ml.url + "/root/ml", timeout=10).json()["model"]["version"])
+        predict = ml.url + "/root/ml/predict"
+        answers = concurrently(lambda: requests.post(predict, json=[WINE_SAMPLE] * 2, timeout=30, headers=CLOSE))
+        assert all(answer.ok for answer in answers), [answer.text for answer in answers if not answer.ok]
+        refused = requests.post(predict, json={**WINE_SAMPLE, "proline": 1e308}, timeout=30, headers=CLOSE)
+        assert refused.status_code == 400
+        writers = {path.name.rsplit("_", 1)[1] for path in (tmp_path / "prometheus").glob("counter_*.db")}
+        assert len(writers) > 1, f"one worker answered all {REQUESTS} requests: nothing was spread"
+
+        labels = {"model": "wine", "version": version}
+        for _ in range(2 * WORKERS):
+            samples = scrape(ml.url)
+            assert sample(samples, "model_infer_request_success_total", **labels) == REQUESTS
+            assert sample(samples, "model_infer_request_failure_total", **labels) == 1
+            assert sample(samples, "model_infer_request_duration_count", **labels) == REQUESTS + 1
+            assert sample(samples, "model_predicted_rows_total", **labels, source="online") == 2 * REQUESTS
+            training_rows = sample(samples, "model_predicted_rows_total", **labels, source="training")
+            assert training_rows > 0
+    finally:
+        ml.stop()

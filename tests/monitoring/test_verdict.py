@@ -158,3 +158,25 @@ def test_bad_verdict_requests_are_400s(client, body):
     response = client.post("/root/monitoring", json=body)
     assert response.status_code == 400
     assert response.get_json()["error"] == "Invalid request"
+
+
+def test_verdicts_are_counted_by_outcome_and_the_last_one_is_a_gauge(client, reference_ready, wine_model):
+    from tests.support.metrics import app_samples, sample
+
+    production(reference_ready, wine_model, Faults({}, {}), seed=1)
+    verdict(client)
+    verdict(client)  # from the cache: a verdict given all the same
+    load_sets(reference_ready, "production")
+    evaluate(reference_ready, wine_model, "production")
+    answer = verdict(client)
+    samples = app_samples(client)
+    testing = {"reference": "testing"}
+    assert sample(samples, "monitoring_verdicts_total", outcome="not_advised", **testing) == 2
+    assert sample(samples, "monitoring_verdicts_total", outcome="retraining_advised", **testing) == 1
+    assert sample(samples, "monitoring_retraining_advised", **testing) == 1
+    missing = sample(samples, "monitoring_verdict_checks_fired_total", check="missing values", **testing)
+    assert missing == 1 and "missing values" in {reason["check"] for reason in fired(answer)}
+
+    production(reference_ready, wine_model, Faults({}, {}), seed=1)
+    verdict(client)
+    assert sample(app_samples(client), "monitoring_retraining_advised", **testing) == 0

@@ -177,3 +177,18 @@ def test_metrics_count_requests_by_endpoint_rule_and_status(client):
     assert requests("POST", "/root/simulator", "400") == 1
     # a path that matched no route is one series, whatever the path was
     assert requests("GET", "<unmatched>", "404") == 1
+
+
+def test_metrics_count_the_rows_loaded_by_set(client):
+    from tests.support.metrics import app_samples, sample
+
+    assert load(client, "training").status_code == 200
+    assert load(client, "production", size=1000, seed=3).status_code == 200  # written in blocks
+    assert load(client, "production", size=40, seed=3).status_code == 200
+    assert load(client, "nope").status_code == 400
+    samples = app_samples(client)
+    assert sample(samples, "simulator_loads_total", set_name="training") == 1
+    assert sample(samples, "simulator_rows_loaded_total", set_name="training") == len(load_split("training").target)
+    assert sample(samples, "simulator_loads_total", set_name="production") == 2
+    assert sample(samples, "simulator_rows_loaded_total", set_name="production") == 1040
+    assert not [key for key in samples if dict(key[1]).get("set_name") == "nope"]

@@ -494,3 +494,28 @@ def test_ready_says_what_is_missing_until_the_mlflow_store_is_open(tmp_path):
     }
     app.extensions["mlops"].dispose()
     app.extensions["tracking"].dispose()
+
+
+def test_metrics_count_the_fits_by_model_and_outcome(client, training_loaded):
+    from tests.support.metrics import app_samples, sample
+
+    body = optimization(
+        models=["LogisticRegression", "RandomForest"],
+        hyperparameters={
+            "LogisticRegression": {"C": [0.1, 1.0]},
+            "RandomForest": {"n_estimators": [3], "bootstrap": [False, True], "max_samples": [0.5]},  # half fail
+        },
+        cv=3,
+    )
+    assert optimize(client, body).status_code == 201
+    every_fit_fails = {"RandomForest": {"bootstrap": [False], "max_samples": [0.5]}}
+    failing = optimization(models=["RandomForest"], hyperparameters=every_fit_fails, cv=3)
+    assert_error(optimize(client, failing), 400, "Grid search failed")  # scikit-learn raises: every fit failed
+    samples = app_samples(client)
+    assert sample(samples, "optimization_fits_total", model="LogisticRegression", outcome="done") == 6
+    assert sample(samples, "optimization_fits_total", model="LogisticRegression", outcome="failed") == 0
+    assert sample(samples, "optimization_fits_total", model="RandomForest", outcome="done") == 3
+    assert sample(samples, "optimization_fits_total", model="RandomForest", outcome="failed") == 3 + 3
+    duration = "optimization_search_duration_seconds_count"
+    assert sample(samples, duration, model="RandomForest", outcome="done") == 1
+    assert sample(samples, duration, model="RandomForest", outcome="failed") == 1

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import Conflict, Unavailable, UpstreamError
+from mlops.kernel.metrics import ServiceMetrics
 from mlops.tracking.deploy import ML_SERVICE, call_ml
 from mlops.tracking.mlflow import MlflowBackend, registry
 from mlops.tracking.mlflow.registry import ModelVersionRecord
@@ -41,11 +42,13 @@ ROLLBACK_HINT = 'POST /root/tracking/model_management {"request_information": "r
 
 @dataclass(frozen=True)
 class Loop:
-    """What the champion's functions work with: MLflow, the dataset DB and the settings."""
+    """What the champion's functions work with: MLflow, the dataset DB, the settings and the
+    service's Prometheus metrics (a retraining's fits count there)."""
 
     backend: MlflowBackend
     engine: Engine
     settings: Settings
+    metrics: ServiceMetrics | None = None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
