@@ -296,6 +296,46 @@ def peak_rss_bytes(leaders: list[int]) -> dict[int, int]:
     return peaks
 
 
+def pss_bytes(leaders: list[int]) -> int:
+    """The proportional set size summed over the processes of these groups: a page shared by n
+    processes counts 1/n in each, so the sum is the memory they hold together (a sum of RSS
+    counts every shared page once per process that maps it)."""
+    total = 0
+    for leader in leaders:
+        for pid in group_pids(leader):
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            except OSError:
+                pass
+    return total
+
+
+@contextmanager
+def peak_pss(leaders: list[int], interval_s: float = 0.2) -> Iterator[dict[str, int]]:
+    """Sample pss_bytes of these groups every interval_s while the block runs; the dict yielded
+    holds the largest sum seen under "peak_bytes" once the block ends (Linux keeps no peak PSS)."""
+    import threading
+
+    seen = {"peak_bytes": pss_bytes(leaders)}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(interval_s):
+            seen["peak_bytes"] = max(seen["peak_bytes"], pss_bytes(leaders))
+
+    sampler = threading.Thread(target=sample, name="pss-sampler", daemon=True)
+    sampler.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        sampler.join()
+        seen["peak_bytes"] = max(seen["peak_bytes"], pss_bytes(leaders))
+
+
 def python() -> str:
     """The interpreter running the benchmarks (the project's venv)."""
     return sys.executable
