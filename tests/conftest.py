@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -10,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 from mlops.kernel.config import Settings
 from mlops.kernel.db import make_engine, normalize_url
+from mlops.kernel.launch import pid_alive
 from tests.support.databases import BACKENDS, POSTGRES_ADMIN_URL
 
 
@@ -24,9 +27,10 @@ def postgres_database() -> Iterator[Callable[[], str]]:
     admin = create_engine(normalize_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
     created: list[str] = []
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    drop_abandoned_databases(admin)
 
     def create() -> str:
-        name = f"mlops_t_{uuid.uuid4().hex[:12]}"
+        name = f"mlops_t_{os.getpid()}_{uuid.uuid4().hex[:12]}"
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
         created.append(name)
@@ -37,6 +41,21 @@ def postgres_database() -> Iterator[Callable[[], str]]:
         for name in created:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+# A test database's name carries the pid of the test session that made it.
+SESSION_DATABASE = re.compile(r"mlops_t_(\d+)_[0-9a-f]{12}")
+
+
+def drop_abandoned_databases(admin) -> None:
+    """Drop the test databases of sessions that ended without dropping them (killed): their pid
+    is no longer alive. Sessions running side by side keep theirs."""
+    with admin.connect() as connection:
+        names = connection.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'mlops_t_%'")).scalars()
+        for name in list(names):
+            match = SESSION_DATABASE.fullmatch(name)
+            if match and not pid_alive(int(match.group(1))):
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=BACKENDS)
