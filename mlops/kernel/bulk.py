@@ -10,22 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Connection, Select, Table, exc, func, insert, select
 
-# The binary COPY stream: an 11-byte signature, int32 flags, int32 header-extension length,
-# then per row an int16 field count and per field an int32 length (-1 = NULL) and the value;
-# an int16 -1 ends the stream.
-COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-COPY_HEADER = COPY_SIGNATURE + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
-# Rows encoded per COPY block: bounds the encoder's memory to a few tens of MB.
-COPY_BLOCK_ROWS = 50_000
+from mlops.kernel.copy_format import COPY_HEADER, COPY_TRAILER, ColumnBuffer, Columns, RowDecoder, encode_blocks
+
 EXECUTEMANY_CHUNK_ROWS = 50_000
-# A COPY out is decoded whenever this much of it has arrived.
-DECODE_BYTES = 8 * 2**20
 # Below this many rows the planner's estimates hardly matter and ANALYZE would cost more than it saves.
 ANALYZE_MIN_ROWS = 10_000
 # ANALYZE after a bulk write samples 300 x this many rows (PostgreSQL's default is 100).
@@ -51,21 +42,6 @@ def insert_columns(connection: Connection, table: Table, columns: Mapping[str, n
         _copy_in(connection, table, columns)
     else:
         _executemany(connection, table, columns)
-
-
-@dataclass(frozen=True)
-class Columns:
-    """A query's columns as arrays, by label (`columns["alcohol"]`).
-
-    The float64 columns are the columns of `floats`, one 2-D array (rows x float64 columns, in
-    query order) in Fortran order: a DataFrame of them takes it as its one block, without a copy.
-    """
-
-    arrays: dict[str, np.ndarray]
-    floats: np.ndarray
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.arrays[name]
 
 
 def select_columns(connection: Connection, query: Select, dtypes: Mapping[str, str], *, rows: int = 0) -> Columns:
@@ -97,52 +73,12 @@ def select_column_blocks(
 
 
 def _fetched_columns(result, dtypes: Mapping[str, str]) -> Columns:
-    buffer = _ColumnBuffer(dtypes, len(result))
+    buffer = ColumnBuffer(dtypes, len(result))
     for i, (name, dtype) in enumerate(dtypes.items()):
         values = [row[i] for row in result]
         buffer.column(name)[:] = np.array(values, dtype=np.float64 if dtype == "float64" else np.int64)
     buffer.filled = len(result)
     return buffer.columns()
-
-
-class _ColumnBuffer:
-    """Arrays for a query's columns, filled a block of rows at a time; float64 columns share one
-    Fortran-ordered 2-D array (see Columns). Grows by doubling when more rows come than expected."""
-
-    def __init__(self, dtypes: Mapping[str, str], capacity: int):
-        self.float_positions = {name: j for j, name in enumerate(n for n, d in dtypes.items() if d == "float64")}
-        self.floats = np.empty((capacity, len(self.float_positions)), order="F")
-        self.others = {name: np.empty(capacity, dtype) for name, dtype in dtypes.items() if dtype != "float64"}
-        self.filled = 0
-
-    def column(self, name: str) -> np.ndarray:
-        """The whole array of a column (capacity rows), to write into."""
-        if name in self.float_positions:
-            return self.floats[:, self.float_positions[name]]
-        return self.others[name]
-
-    def make_room(self, n_rows: int) -> None:
-        """Make sure n_rows more rows fit after the filled ones."""
-        needed = self.filled + n_rows
-        if needed <= len(self.floats):
-            return
-        capacity = max(needed, 2 * len(self.floats))
-        floats = np.empty((capacity, self.floats.shape[1]), order="F")
-        floats[: self.filled] = self.floats[: self.filled]
-        self.floats = floats
-        for name, values in self.others.items():
-            grown = np.empty(capacity, values.dtype)
-            grown[: self.filled] = values[: self.filled]
-            self.others[name] = grown
-
-    def columns(self) -> Columns:
-        """The filled rows."""
-        floats = self.floats[: self.filled]
-        if not floats.flags.f_contiguous:  # fewer rows came than room was made for: one copy
-            floats = np.asfortranarray(floats)
-        arrays = {name: floats[:, j] for name, j in self.float_positions.items()}
-        arrays |= {name: values[: self.filled] for name, values in self.others.items()}
-        return Columns(arrays, floats)
 
 
 @contextmanager
@@ -229,7 +165,7 @@ def _copy_in(connection: Connection, table: Table, columns: Mapping[str, np.ndar
     # the encoder run ahead by up to psycopg's 128 MB queue: memory for no gain here).
     with _driver_cursor(connection, statement) as cursor, cursor.copy(statement) as copy:
         copy.write(COPY_HEADER)
-        for block in _encode_blocks(columns):
+        for block in encode_blocks(columns):
             copy.write(block)
         copy.write(COPY_TRAILER)
 
@@ -248,39 +184,6 @@ def _executemany(connection: Connection, table: Table, columns: Mapping[str, np.
         connection.execute(insert(table), rows)
 
 
-def _row_dtype(dtypes: Mapping[str, np.dtype | str]) -> np.dtype:
-    """The binary COPY layout of one row without NULLs: field count, then (length, value) pairs."""
-    fields = [("_count", ">i2")]
-    for name, dtype in dtypes.items():
-        fields += [(f"_length_{name}", ">i4"), (name, np.dtype(dtype).newbyteorder(">"))]
-    return np.dtype(fields)
-
-
-def _encode_blocks(columns: Mapping[str, np.ndarray]) -> Iterator[bytes]:
-    """Encode the rows as binary COPY tuples, COPY_BLOCK_ROWS at a time."""
-    layout = _row_dtype({name: values.dtype for name, values in columns.items()})
-    n_rows = len(next(iter(columns.values())))
-    for start in range(0, n_rows, COPY_BLOCK_ROWS):
-        stop = min(n_rows, start + COPY_BLOCK_ROWS)
-        rows = np.empty(stop - start, layout)
-        rows["_count"] = len(columns)
-        keep = None  # which bytes to send: a NULL sends its length (-1) and no value bytes
-        for name, values in columns.items():
-            block = values[start:stop]
-            rows[name] = block
-            rows[f"_length_{name}"] = block.dtype.itemsize
-            if block.dtype.kind == "f":
-                nulls = np.isnan(block)
-                if nulls.any():
-                    rows[f"_length_{name}"][nulls] = -1
-                    if keep is None:
-                        keep = np.ones((stop - start, layout.itemsize), dtype=bool)
-                    offset = layout.fields[name][1]
-                    keep[nulls, offset : offset + block.dtype.itemsize] = False
-        raw = rows.view(np.uint8).reshape(stop - start, layout.itemsize)
-        yield (raw if keep is None else raw[keep]).tobytes()
-
-
 def _copy_out_statement(connection: Connection, query: Select):
     from psycopg import sql
 
@@ -292,7 +195,7 @@ def _copy_out_statement(connection: Connection, query: Select):
 
 def _copy_out(connection: Connection, query: Select, dtypes: Mapping[str, str], rows: int) -> Columns:
     statement, params = _copy_out_statement(connection, query)
-    decoder = _RowDecoder(dtypes, rows)
+    decoder = RowDecoder(dtypes, rows)
     with _driver_cursor(connection, statement) as cursor:
         with cursor.copy(statement, params) as copy:
             # PostgreSQL sends one message per row: decode them a few MB at a time into the
@@ -306,7 +209,7 @@ def _copy_out_blocks(
     connection: Connection, query: Select, dtypes: Mapping[str, str], block_rows: int
 ) -> Iterator[Columns]:
     statement, params = _copy_out_statement(connection, query)
-    decoder = _RowDecoder(dtypes, block_rows)
+    decoder = RowDecoder(dtypes, block_rows)
     with _driver_cursor(connection, statement) as cursor:
         with cursor.copy(statement, params) as copy:
             for message in copy:
@@ -316,61 +219,3 @@ def _copy_out_blocks(
     decoder.finish()
     if decoder.buffer.filled:
         yield decoder.take()
-
-
-class _RowDecoder:
-    """Decodes a binary COPY stream of fixed-width rows (no NULLs) into native column arrays."""
-
-    def __init__(self, dtypes: Mapping[str, str], rows: int):
-        self.dtypes = dict(dtypes)
-        self.layout = _row_dtype(dtypes)
-        self.buffer = _ColumnBuffer(dtypes, rows)
-        self.pending = bytearray()
-        self.header_read = False
-
-    def feed(self, message: bytes | memoryview) -> None:
-        self.pending += message
-        if len(self.pending) >= DECODE_BYTES:
-            self._decode(final=False)
-
-    def finish(self) -> Columns:
-        self._decode(final=True)
-        return self.buffer.columns()
-
-    def take(self) -> Columns:
-        """The rows decoded so far; the next ones go into new arrays."""
-        columns = self.buffer.columns()
-        self.buffer = _ColumnBuffer(self.dtypes, len(self.buffer.floats))
-        return columns
-
-    def _decode(self, *, final: bool) -> None:
-        data = memoryview(self.pending)
-        if not self.header_read:
-            if len(data) < 19 or bytes(data[:11]) != COPY_SIGNATURE:
-                raise ValueError("not a binary COPY stream")
-            data = data[19 + int.from_bytes(data[15:19], "big") :]
-            self.header_read = True
-        if final:
-            if bytes(data[-len(COPY_TRAILER) :]) != COPY_TRAILER:
-                raise ValueError("the binary COPY stream is cut short")
-            data = data[: -len(COPY_TRAILER)]
-            if len(data) % self.layout.itemsize:
-                raise ValueError("COPY rows are not of one fixed width: a selected value is NULL")
-        n_rows = len(data) // self.layout.itemsize
-        rows = np.frombuffer(data[: n_rows * self.layout.itemsize], self.layout)
-        self._check(rows)
-        buffer = self.buffer
-        buffer.make_room(n_rows)
-        for name in self.dtypes:
-            buffer.column(name)[buffer.filled : buffer.filled + n_rows] = rows[name]
-        buffer.filled += n_rows
-        rest = bytes(data[n_rows * self.layout.itemsize :])
-        del rows, data
-        self.pending = bytearray(rest)
-
-    def _check(self, rows: np.ndarray) -> None:
-        if rows.size and not (rows["_count"] == len(self.dtypes)).all():
-            raise ValueError("COPY rows do not have the expected number of fields")
-        for name, dtype in self.dtypes.items():
-            if rows.size and not (rows[f"_length_{name}"] == np.dtype(dtype).itemsize).all():
-                raise ValueError(f"column {name} holds NULLs or values of another type")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, exc, func, select, text
 
-from mlops.kernel import bulk
+from mlops.kernel import bulk, copy_format
 from mlops.kernel.datasets import read_set, read_set_blocks, replace_predictions
 from mlops.kernel.db import FEATURE_COLUMNS, datasets, ensure_schema, make_engine, normalize_url, predictions, samples
 from mlops.kernel.errors import Conflict
@@ -26,7 +26,7 @@ def load(engine, size=None):
 
 
 def test_predictions_are_stored_and_read_back_with_the_set(engine, monkeypatch):
-    monkeypatch.setattr(bulk, "COPY_BLOCK_ROWS", 4_000)
+    monkeypatch.setattr(copy_format, "COPY_BLOCK_ROWS", 4_000)
     loaded = load(engine, 11_000)
     predicted = (loaded.target.to_numpy() + 1) % 3
     with engine.begin() as connection:
@@ -104,7 +104,7 @@ def test_a_null_in_a_copied_column_is_an_error_not_garbage(postgres_database):
 
 @pytest.mark.parametrize("rows_expected", [0, 10, 5_000, 20_000])
 def test_reads_do_not_depend_on_the_expected_row_count(engine, monkeypatch, rows_expected):
-    monkeypatch.setattr(bulk, "DECODE_BYTES", 30_000)
+    monkeypatch.setattr(copy_format, "DECODE_BYTES", 30_000)
     loaded = load(engine, 5_000)
     query = select(samples.c.sample_index, func.coalesce(samples.c.alcohol, float("nan")).label("alcohol")).order_by(
         samples.c.sample_index
@@ -144,7 +144,7 @@ def test_without_the_right_to_skip_checks_the_copy_still_works(postgres_database
 
 @pytest.mark.parametrize("rows_expected", [0, 3_000])
 def test_float_columns_come_as_one_block_that_a_frame_takes_without_a_copy(engine, monkeypatch, rows_expected):
-    monkeypatch.setattr(bulk, "DECODE_BYTES", 20_000)  # several blocks, and growth when 0 rows were expected
+    monkeypatch.setattr(copy_format, "DECODE_BYTES", 20_000)  # several blocks, and growth when 0 rows were expected
     loaded = load(engine, 3_000)
     first, second = FEATURE_COLUMNS[:2]
     nan = float("nan")
@@ -167,7 +167,7 @@ def test_float_columns_come_as_one_block_that_a_frame_takes_without_a_copy(engin
 
 
 def test_a_set_read_in_blocks_is_the_set_read_whole(engine, monkeypatch):
-    monkeypatch.setattr(bulk, "DECODE_BYTES", 50_000)  # PostgreSQL: a block decoded every ~270 rows
+    monkeypatch.setattr(copy_format, "DECODE_BYTES", 50_000)  # PostgreSQL: a block decoded every ~270 rows
     whole = load(engine, 7_000)
     with engine.begin() as connection:
         replace_predictions(connection, whole.dataset_id, whole.features.index, whole.target.to_numpy() % 2, 1)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from mlops.kernel import bulk
+from mlops.kernel import copy_format
 from mlops.kernel.datasets import read_set, replace_predictions
 from mlops.kernel.db import (
     FEATURE_COLUMNS,
@@ -27,8 +27,8 @@ from mlops.simulator.store import replace_set
 @pytest.fixture
 def small_copy_blocks(monkeypatch):
     """Encode and decode COPY streams in small blocks, so a test set spans several of them."""
-    monkeypatch.setattr(bulk, "COPY_BLOCK_ROWS", 3_000)
-    monkeypatch.setattr(bulk, "DECODE_BYTES", 50_000)
+    monkeypatch.setattr(copy_format, "COPY_BLOCK_ROWS", 3_000)
+    monkeypatch.setattr(copy_format, "DECODE_BYTES", 50_000)
 
 
 def null_counts(connection) -> list[int]:
