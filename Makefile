@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install -e .
 	@echo "== an empty MLflow store of this MLflow version, copied for each new SQLite store (once)"
-	$(PY) -c "from mlops.tracking.mlflow.store import schema_template; schema_template()"
+	$(PY) -c "from mlops.tracking.mlflow.files import schema_template; schema_template()"
 	@echo "== installed: $(VENV)/bin/mlops"
 	touch $@
 

@@ -19,8 +19,8 @@ from mlops.kernel.errors import Conflict, Unavailable, UpstreamError
 from mlops.kernel.metrics import ServiceMetrics
 from mlops.tracking.deploy import ML_SERVICE, call_ml
 from mlops.tracking.mlflow import MlflowBackend, registry
+from mlops.tracking.mlflow.files import file_lock
 from mlops.tracking.mlflow.registry import ModelVersionRecord
-from mlops.tracking.mlflow.store import file_lock
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,9 @@ answers, turning MLflow's errors into the kernel's, and ending runs whose proces
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
-import shutil
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Engine, create_engine, exc, text
 from sqlalchemy.engine import make_url
 
 from mlops.kernel.config import Settings
@@ -26,6 +23,7 @@ from mlops.kernel.errors import BadRequest, NotFound, Unavailable
 from mlops.kernel.imports import import_heavy
 from mlops.kernel.launch import pid_alive
 from mlops.kernel.outages import MLFLOW_STORE, QuietOutages, outage
+from mlops.tracking.mlflow.files import create_sqlite_schema, file_lock, make_sqlite_directory, use_write_ahead_log
 from mlops.tracking.mlflow.naming import PROCESS_TAG
 
 log = logging.getLogger(__name__)
@@ -162,13 +160,13 @@ class MlflowBackend:
             self.lock_path.parent.mkdir(parents=True, exist_ok=True)
             # Several workers may start on an empty database at once; one creates the schema.
             with file_lock(self.lock_path):
-                _create_sqlite_schema(self.tracking_uri, self.artifact_root)
+                create_sqlite_schema(self.tracking_uri, self.artifact_root)
                 store = SqlAlchemyStore(self.tracking_uri, self.artifact_root)
             if make_url(self.tracking_uri).get_backend_name() == "sqlite":
                 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
 
                 for engine in (store.engine, RegistryStore(self.tracking_uri).engine):
-                    _use_write_ahead_log(engine)
+                    use_write_ahead_log(engine)
             client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         try:
             end_orphaned_runs(client)
@@ -206,7 +204,7 @@ class MlflowBackend:
             return
         with self._ping_lock:
             if self._ping_engine is None:
-                _make_sqlite_directory(self.tracking_uri)
+                make_sqlite_directory(self.tracking_uri)
                 self._ping_engine = create_engine(
                     self.tracking_uri,
                     pool_pre_ping=True,
@@ -233,112 +231,10 @@ def _is_database_uri(uri: str) -> bool:
         return False
 
 
-def _make_sqlite_directory(uri: str) -> None:
-    url = make_url(uri)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _create_sqlite_schema(uri: str, artifact_root: str) -> None:
-    """Create MLflow's schema for a new SQLite store in a side file, then move it into place.
-
-    The side file is a copy of an empty store of this MLflow version (schema_template), made
-    once per machine: MLflow's migrations take seconds, a copy milliseconds. A process stopped
-    while the file is made leaves only a side file, never a half-made store that MLflow would
-    refuse to open ever after.
-    """
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    url = make_url(uri)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return
-    path = Path(url.database)
-    if path.exists() and path.stat().st_size > 0:  # /health's ping may have created it empty
-        return
-    # Under the schema lock, a side file still there was left by a process that was stopped.
-    for stale in path.parent.glob(f"{path.name}.creating-*"):
-        stale.unlink(missing_ok=True)
-    side = path.with_name(f"{path.name}.creating-{os.getpid()}")
-    template = schema_template()
-    if template is not None:
-        shutil.copyfile(template, side)
-    else:
-        SqlAlchemyStore(
-            url.set(database=str(side)).render_as_string(hide_password=False), artifact_root
-        ).engine.dispose()
-    os.replace(side, path)
-
-
-def schema_template() -> Path | None:
-    """An empty SQLite store of the installed MLflow version, made the first time it is needed
-    (under $XDG_CACHE_HOME/mlops, else ~/.cache/mlops); None if it cannot be made there.
-
-    MLflow writes its default experiment, with the artifact location of the store it creates,
-    on first open: the template has it removed, so each copy gets its own on first open.
-    """
-    import mlflow
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlops"
-    template = directory / f"mlflow-{mlflow.__version__}-empty-store.db"
-    if template.exists():
-        return template
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with file_lock(directory / f"{template.name}.lock"):
-            if template.exists():
-                return template
-            started = time.perf_counter()
-            side = template.with_name(f"{template.name}.creating-{os.getpid()}")
-            side.unlink(missing_ok=True)
-            SqlAlchemyStore(f"sqlite:///{side}", directory.as_uri()).engine.dispose()
-            with contextlib.closing(sqlite3.connect(side)) as connection, connection:
-                connection.execute("DELETE FROM experiment_tags")
-                connection.execute("DELETE FROM experiments")
-            os.replace(side, template)
-            log.info(
-                "made the empty MLflow %s store %s in %.2f s",
-                mlflow.__version__,
-                template,
-                time.perf_counter() - started,
-            )
-    except (OSError, sqlite3.Error) as error:
-        log.warning("no MLflow store template under %s (%s): each new store runs MLflow's migrations", directory, error)
-        return None
-    return template
-
-
-def _use_write_ahead_log(engine: Engine) -> None:
-    """Make an MLflow SQLite engine commit to a write-ahead log, synced at checkpoints rather than
-    at every commit: logging a run takes a dozen commits, each otherwise waiting for several
-    fsyncs. (A power cut may lose the last commits but never corrupts the file; the dataset DB
-    does the same.)"""
-    if not event.contains(engine, "connect", _write_ahead_log_pragmas):
-        event.listen(engine, "connect", _write_ahead_log_pragmas)
-        engine.dispose()  # connections opened before the listener reconnect with it
-
-
-def _write_ahead_log_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
 def _safe_uri(uri: str) -> str:
     if _is_server_uri(uri):
         return uri
     return make_url(uri).render_as_string(hide_password=True)
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
