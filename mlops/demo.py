@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import re
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from mlops.kernel.config import SERVICE_NAMES, Settings
 from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST, SUMMARY_REQUEST, optimization_request
+from mlops.terminal import StepLine, progress_bar, step, write
 
 JOB_POLL_S = 0.25
 BEST_BY = "model_accuracy"
@@ -141,7 +140,7 @@ def walkthrough(
             names_taken = {e.get("name") for e in call("tracking", "GET", "/root/tracking/experiments")["data"]}
             result.experiment_name = next_free_name(default_name, names_taken)
         why = "" if result.experiment_name == default_name else f" ({default_name} is taken)"
-        _write(progress, f"       experiment {result.experiment_name}{why}\n")
+        write(progress, f"       experiment {result.experiment_name}{why}\n")
     with step(
         f"Optimizing {', '.join(OPTIMIZATION_REQUEST['models'])} (grid search, 5-fold CV, logged to MLflow)", progress
     ) as shown:
@@ -156,7 +155,7 @@ def walkthrough(
                     raise
                 names_taken.add(result.experiment_name)
                 result.experiment_name = next_free_name(result.experiment_name, names_taken)
-                _write(progress, f"       {body['experiment_name']} was deleted; using {result.experiment_name}\n")
+                write(progress, f"       {body['experiment_name']} was deleted; using {result.experiment_name}\n")
         result.experiment_id = str(data["experiment_id"])
     with step("Listing the experiments", progress):
         experiments = call("tracking", "GET", "/root/tracking/experiments")["data"]
@@ -215,12 +214,6 @@ def optimize_in_background(call, body: dict[str, Any], shown: StepLine) -> dict[
             f"{answer.get('error', 'error')}: {answer.get('message', answer)}"
         )
     return answer["data"]
-
-
-def progress_bar(done: int, total: int, width: int = 20) -> str:
-    """[########------------] 36/90 fits"""
-    filled = width * done // total if total else width
-    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} fits"
 
 
 def next_free_name(name: str, taken: set[str]) -> str:
@@ -311,59 +304,3 @@ def verdict_line(answer: dict[str, Any]) -> str:
     fired = sum(reason["fired"] for reason in checks)
     reference = answer.get("reference", "testing")
     return f"{answer['message']} [{fired} of {len(checks)} checks fired, reference {reference}]"
-
-
-@dataclass
-class StepLine:
-    """What a step shows after its title while it runs (a progress bar)."""
-
-    detail: str = ""
-
-    def after(self, title: str) -> str:
-        return f"{title}  {self.detail}" if self.detail else title
-
-
-@contextmanager
-def step(title: str, stream: IO[str]) -> Iterator[StepLine]:
-    """Show a step: a spinner with the elapsed time on a terminal (and the detail the step sets,
-    such as a progress bar), one line per step otherwise."""
-    started = time.monotonic()
-    live = _isatty(stream)
-    done = threading.Event()
-    shown = StepLine()
-
-    def spin() -> None:
-        frames = "|/-\\"
-        tick = 0
-        while not done.wait(0.1):
-            _write(stream, f"\r{frames[tick % 4]} {shown.after(title)}  {time.monotonic() - started:.1f} s\033[K")
-            tick += 1
-
-    spinner = threading.Thread(target=spin, daemon=True) if live else None
-    if spinner is not None:
-        spinner.start()
-    outcome = "FAILED"
-    try:
-        yield shown
-        outcome = "ok"
-    finally:
-        done.set()
-        if spinner is not None:
-            spinner.join()
-        elapsed = time.monotonic() - started
-        _write(stream, ("\r\033[K" if live else "") + f"{outcome:<6} {shown.after(title)}  ({elapsed:.1f} s)\n")
-
-
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def _write(stream: IO[str], text: str) -> None:
-    try:
-        stream.write(text)
-        stream.flush()
-    except (OSError, ValueError):
-        pass

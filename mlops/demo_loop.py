@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from mlops.demo import Services, report_run, score_of, send, step
+from mlops.demo import Services, report_run, score_of, send
+from mlops.terminal import step
 
 MANAGE = "/root/tracking/model_management"
 RETRAINING_BODY = {"request_information": "retraining", "include_production_labels": True}
