@@ -26,7 +26,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-.PHONY: install up down status test lint format tools demo bench clean
+.PHONY: install up down status test lint format tools demo bench api-doc clean
 install: $(VENV)/.installed
 
 ## up: start the four services on 127.0.0.1 (SQLite under ./var by default) until Ctrl-C
@@ -53,6 +53,10 @@ lint: $(VENV)/.installed-dev
 format: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --fix --select I .
 	$(VENV)/bin/ruff format .
+
+## api-doc: write docs/API.md from the services' OpenAPI documents and examples (tools/apidoc.py)
+api-doc: $(VENV)/.installed
+	$(PY) -m tools.apidoc
 
 ## tools: the system tools some tests use; docker-compose (validates docker-compose.yml) and
 ##        chromium (renders the monitoring HTML pages) are installed with apt-get when missing
