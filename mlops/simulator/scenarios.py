@@ -29,6 +29,8 @@ POOLS: dict[str, tuple[str, ...]] = {
     "production": ("production",),
 }
 Pool = Literal["training+production", "production"]
+# How values go missing: completely at random, or depending on another feature.
+Mechanism = Literal["MCAR", "MAR"]
 DEFAULT_POOL: Pool = "training+production"
 DEFAULT_SIZE = 36
 # The kernel's width relative to each class's spread: a draw is the class mean plus
@@ -42,7 +44,7 @@ class MissingValues:
     """Which values go missing: a share of every feature's values, at random or driven by another feature."""
 
     rate: float
-    mechanism: Literal["MCAR", "MAR"] = "MCAR"
+    mechanism: Mechanism = "MCAR"
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from mlops.kernel.db import FEATURES, SetName
 from mlops.kernel.web import WholeNumber
-from mlops.simulator.scenarios import DEFAULT_POOL, DEFAULT_SIZE, N_CLASSES, Faults, MissingValues, Pool
+from mlops.simulator.scenarios import DEFAULT_POOL, DEFAULT_SIZE, N_CLASSES, Faults, Mechanism, MissingValues, Pool
 from mlops.simulator.splits import SEED
 
 MAX_PRODUCTION_SIZE = 10_000_000
@@ -26,7 +26,7 @@ class MissingScenario(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     rate: float = Field(ge=0, le=1, allow_inf_nan=False, description="share of each feature's values to blank")
-    mechanism: Literal["MCAR", "MAR"] = Field(
+    mechanism: Mechanism = Field(
         "MCAR",
         description="MCAR: every value equally likely; MAR: more likely the higher the next feature's value in the row",
     )

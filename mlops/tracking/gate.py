@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-GateMetric = Literal["accuracy", "f1_score", "precision", "recall"]
-GATE_METRICS: tuple[str, ...] = ("accuracy", "f1_score", "precision", "recall")
+# The scores a gate may compare (classification_scores gives them all).
+GATE_METRICS = ("accuracy", "f1_score", "precision", "recall")
+GateMetric = Literal[GATE_METRICS]
 DEFAULT_MARGINS: dict[str, float] = {"accuracy": 0.01, "f1_score": 0.01}
 
 
