@@ -22,6 +22,7 @@ from mlops.kernel.web import (
     validate,
 )
 from mlops.ml_service import inference_protocol as v2
+from mlops.ml_service.change_signal import ChangeSignal
 from mlops.ml_service.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
 from mlops.ml_service.metrics import counted_inference, record_set_predicted
 from mlops.ml_service.pipeline import (
@@ -95,7 +96,7 @@ def status():
 )
 def deploy(body: SetModel):
     """Deploy a model with its hyperparameters, replacing the current one; it must be trained next."""
-    set_model(dataset_engine(), body.model_name, body.hyperparameters)
+    set_model(dataset_engine(), pipeline_cache(), body.model_name, body.hyperparameters)
     return {"message": "Model successfully uploaded"}
 
 
@@ -383,6 +384,7 @@ def install_model(body: InstallModel):
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the ML service's app."""
-    app = create_service_app("ml", "ML model", settings or Settings.from_env(), [bp, protocol])
-    app.extensions["ml_service"] = PipelineCache()
+    settings = settings or Settings.from_env()
+    app = create_service_app("ml", "ML model", settings, [bp, protocol])
+    app.extensions["ml_service"] = PipelineCache(signal=ChangeSignal.beside(settings.data_dir, settings.dataset_db))
     return app

@@ -69,10 +69,12 @@ class Prediction:
     degraded: str | None = None  # why the model that answered may not be the deployed one
 
 
-def set_model(engine: Engine, model_name: str, hyperparameters: dict[str, Any]) -> DeployedModel:
+def set_model(engine: Engine, cache: PipelineCache, model_name: str, hyperparameters: dict[str, Any]) -> DeployedModel:
     """Check the model and its hyperparameters with scikit-learn, then deploy it untrained."""
     make_pipeline(model_name, hyperparameters)
-    return save_model(engine, model_name, hyperparameters)
+    model = save_model(engine, model_name, hyperparameters)
+    cache.announce_change()
+    return model
 
 
 def train(engine: Engine, cache: PipelineCache) -> Score:
@@ -101,6 +103,7 @@ def train(engine: Engine, cache: PipelineCache) -> Score:
         replace_predictions(connection, training.dataset_id, training.features.index, predicted, trained.version)
         record_batch(connection, "training", training.dataset_id, len(predicted), accuracy, trained)
     cache.put(trained, pipeline)
+    cache.announce_change()
     return Score("training", accuracy, trained, len(predicted))
 
 
@@ -151,6 +154,8 @@ def install_champion(engine: Engine, cache: PipelineCache, pushed: RegisteredPip
     model, changed = install_registered(engine, pushed)
     if changed and pushed.adopts_version is None:
         cache.put(model, pipeline)
+    if changed:  # a new pipeline, or the served one now registered (adopted)
+        cache.announce_change()
     return model, changed
 
 

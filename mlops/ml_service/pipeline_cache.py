@@ -3,6 +3,13 @@
 A process reloads its pipeline only when the version it sees differs from the one it has loaded,
 and swaps it in under a lock, so every answer comes from exactly one version (hot swap: no
 restart, no failed request).
+
+Prediction does not read the row at every request. A process reads it again when the host's
+change signal (change_signal.py) moved since its last read, so a model deployed, trained,
+installed or rolled back through any worker of this host is served from the very next request
+of every worker; and at least every VERSION_CHECK_SECONDS, which bounds how long a change made
+another way (another host's ML service on the same database, a hand-edited row) or the start of a
+database outage goes unseen.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from mlops.kernel.errors import Conflict
 from mlops.kernel.outages import DATASET_DB, outage
 from mlops.kernel.pipelines import PipelineRefused
 from mlops.kernel.pipelines import load_pipeline as load_trusted_pipeline
+from mlops.ml_service.change_signal import ChangeSignal
 from mlops.ml_service.deployment import (
     SET_MODEL_HINT,
     DeployedModel,
@@ -51,6 +59,18 @@ def _unusable(reason: str) -> Conflict:
 # While the database does not answer, prediction serves the pipeline it has and asks the database
 # again after this many seconds (not at every request).
 RECHECK_SECONDS = 1.0
+# Prediction reads the deployed model's row at least this often, even when no change was announced.
+VERSION_CHECK_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """What the last read of the row found, and until when prediction may trust it unread."""
+
+    model: DeployedModel
+    compiled: CompiledPipeline
+    signal: bytes  # the change signal's bytes just before that read
+    until: float  # time.monotonic()
 
 
 @dataclass
@@ -68,6 +88,8 @@ class PipelineCache:
     compiled: CompiledPipeline | None = None
     model: DeployedModel | None = None
     degraded: str | None = None
+    signal: ChangeSignal = field(default_factory=ChangeSignal)
+    _fresh: Fresh | None = None  # one attribute, replaced whole: a reader never sees half of it
     _recheck_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -81,12 +103,20 @@ class PipelineCache:
         with self._lock:
             self.key, self.compiled, self.model = _cache_key(model), compiled, model
             self.degraded = None
+            self._fresh = None
+
+    def announce_change(self) -> None:
+        """Say that this process committed a change of the deployed model: every process (this
+        one too) reads the row again at its next prediction."""
+        self._fresh = None
+        self.signal.announce()
 
     def trained_pipeline(self, connection: Connection) -> tuple[DeployedModel, CompiledPipeline]:
         """The deployed model and its trained pipeline, loaded from the DB only if the version moved."""
         model = require_trained(read_deployed(connection))
         with self._lock:
             if self.key == _cache_key(model):
+                self.model = model  # the same pipeline, perhaps registered meanwhile (adopted by tracking)
                 return model, self.compiled
             # Spec and bytes in one SELECT, so they belong together even if the version moved again.
             model, pipeline_bytes = read_served_pipeline(connection)
@@ -101,10 +131,14 @@ class PipelineCache:
 
         Without a loaded pipeline an outage is the 503 it always was.
         """
+        fresh = self._fresh
+        if fresh is not None and time.monotonic() < fresh.until and self.signal.read() == fresh.signal:
+            return fresh.model, fresh.compiled, None
         loaded = self.model, self.compiled
         degraded = self.degraded
         if degraded is not None and loaded[1] is not None and time.monotonic() < self._recheck_at:
             return *loaded, degraded
+        signal = self.signal.read()  # before the read: a change committed after it moves the signal again
         try:
             with engine.connect() as connection:
                 serving = self.trained_pipeline(connection)
@@ -120,6 +154,7 @@ class PipelineCache:
             )
             return *loaded, degraded
         self.degraded = None
+        self._fresh = Fresh(*serving, signal, time.monotonic() + VERSION_CHECK_SECONDS)
         return *serving, None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from sqlalchemy import update
@@ -11,6 +12,7 @@ import mlops.ml_service.pipeline as pipeline_module
 from mlops.kernel.db import FEATURES, deployed_model
 from mlops.kernel.pipelines import dump_pipeline
 from mlops.ml_service.deployment import save_model
+from mlops.ml_service.pipeline_cache import VERSION_CHECK_SECONDS
 from mlops.simulator.splits import load_split
 from tests.support.ml_service import set_model, stored_state, use
 from tests.support.sets import load_sets
@@ -19,9 +21,13 @@ RECORD = {name: 1.0 for name in FEATURES}
 
 
 def store_pipeline_bytes(engine, pipeline_bytes: bytes) -> None:
-    """Put bytes in place of the trained pipeline, as a tampered or damaged database would hold."""
+    """Put bytes in place of the trained pipeline, as a tampered or damaged database would hold.
+
+    Written behind the service's back (no change announced): prediction sees it once its last
+    read of the row is VERSION_CHECK_SECONDS old."""
     with engine.begin() as connection:
         connection.execute(update(deployed_model).values(version=deployed_model.c.version + 1, pipeline=pipeline_bytes))
+    time.sleep(VERSION_CHECK_SECONDS)
 
 
 def test_a_stored_pipeline_with_untrusted_types_is_refused(client, trained, caplog):

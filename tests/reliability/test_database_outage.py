@@ -12,6 +12,7 @@ import time
 import pytest
 
 from mlops.kernel.walkthrough import WINE_SAMPLE
+from mlops.ml_service.pipeline_cache import VERSION_CHECK_SECONDS
 from tests.support.clients import Clients, Probe, describe, is_json_error
 from tests.support.processes import settings_on_free_ports
 from tests.support.reliability import pick, process_tree
@@ -205,6 +206,7 @@ def test_prediction_serves_its_loaded_model_while_the_database_is_down_and_a_new
 
     throwaway_postgres.stop("fast")
     try:
+        time.sleep(VERSION_CHECK_SECONDS)  # a worker asks the database at least this often: it knows by now
         during = [call("POST", ml + "/root/ml/predict", json=[WINE_SAMPLE]) for _ in range(20)]
         assert all(answer["predictions"] == before["predictions"] for answer in during)
         assert all(answer["model"] == before["model"] for answer in during)

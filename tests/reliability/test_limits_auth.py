@@ -5,6 +5,7 @@ network or the database."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import requests
@@ -12,6 +13,7 @@ import requests
 from mlops.kernel.config import Settings
 from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 from mlops.kernel.walkthrough import WINE_SAMPLE
+from mlops.ml_service.pipeline_cache import VERSION_CHECK_SECONDS
 from tests.support.processes import settings_on_free_ports
 from tests.support.reliability import ALL_SERVICES, assert_json_error, listening_addresses
 from tests.support.stack import MODEL, call
@@ -221,6 +223,7 @@ def test_the_model_is_stored_with_skops_and_untrusted_content_is_never_loaded(tm
                 connection.execute(
                     update(deployed_model).values(pipeline=payload, version=deployed_model.c.version + 1)
                 )
+            time.sleep(VERSION_CHECK_SECONDS)  # written behind the service's back: seen within this
             answer = requests.post(ml.url + "/root/ml/predict", json=[WINE_SAMPLE], timeout=60)
             assert_json_error(answer, 409)
             assert not canary.exists(), "the stored model was unpickled"
