@@ -397,7 +397,7 @@ def profiled(name: str, leaders: dict[str, int], enabled: bool) -> Iterator[None
 
 
 # Frames of the server and the interpreter around every request: not where the time goes.
-PLUMBING = ("threading.py", "concurrent/futures", "gunicorn/", "flask/", "werkzeug/", "mlops/kernel/web.py", "<module>")
+PLUMBING = ("threading.py", "concurrent/futures", "gunicorn/", "flask/", "werkzeug/", "mlops/kernel/web/", "<module>")
 
 
 def summarise_profile(collapsed: str, top: int = 12) -> str:

@@ -39,7 +39,9 @@ from pydantic import ValidationError
 from mlops.kernel.config import Settings
 from mlops.kernel.examples import Example, Examples
 from mlops.kernel.launch import SERVICE_APPS
-from mlops.kernel.web import Operation, _openapi_path
+from mlops.kernel.web.openapi import openapi_path
+from mlops.kernel.web.operations import Operation
+from mlops.kernel.web.state import state_of
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "docs" / "API.md"
@@ -90,7 +92,7 @@ def build_service_apis(settings: Settings | None = None) -> list[ServiceApi]:
             response = app.test_client().get("/openapi.json")
             if response.status_code != 200:
                 raise RuntimeError(f"{service}: GET /openapi.json answered {response.status_code}")
-            operations = list(app.extensions["mlops"].operations)
+            operations = list(state_of(app).operations)
             apis.append(ServiceApi(service, response.get_json(), operations, service_examples(service)))
     return answer_errors(apis)
 
@@ -184,7 +186,7 @@ def check_examples(apis: list[ServiceApi]) -> list[str]:
     models refuse, statuses not documented, answers missing."""
     problems = []
     for api in apis:
-        operations = {(op.method, _openapi_path(op.rule)): op for op in api.operations}
+        operations = {(op.method, openapi_path(op.rule)): op for op in api.operations}
         documented = {
             (method.upper(), path): set(item["responses"]) for path, method, item in _operations(api.document)
         }

@@ -8,19 +8,14 @@ from importlib import metadata
 from typing import Any
 
 import pandas as pd
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest, Conflict, UnsupportedMediaType
-from mlops.kernel.web import (
-    ApiBlueprint,
-    create_service_app,
-    current_settings,
-    dataset_engine,
-    request_body,
-    service_state,
-    validate,
-)
+from mlops.kernel.web.factory import create_service_app
+from mlops.kernel.web.operations import ApiBlueprint
+from mlops.kernel.web.parsing import request_body, validate
+from mlops.kernel.web.state import current_settings, dataset_engine, service_resources, service_state
 from mlops.ml_service import inference_protocol as v2
 from mlops.ml_service.change_signal import ChangeSignal
 from mlops.ml_service.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
@@ -59,7 +54,7 @@ protocol = ApiBlueprint("inference_protocol", __name__)
 
 def pipeline_cache() -> PipelineCache:
     """Return this app's cache of the trained pipeline."""
-    return current_app.extensions["ml_service"]
+    return service_resources(PipelineCache)
 
 
 def describe_model(model: DeployedModel | None) -> dict[str, Any] | None:
@@ -385,6 +380,10 @@ def install_model(body: InstallModel):
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the ML service's app."""
     settings = settings or Settings.from_env()
-    app = create_service_app("ml", "ML model", settings, [bp, protocol])
-    app.extensions["ml_service"] = PipelineCache(signal=ChangeSignal.beside(settings.data_dir, settings.dataset_db))
-    return app
+    return create_service_app(
+        "ml",
+        "ML model",
+        settings,
+        [bp, protocol],
+        resources=lambda state: PipelineCache(signal=ChangeSignal.beside(settings.data_dir, settings.dataset_db)),
+    )

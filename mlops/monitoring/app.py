@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response
 
 from mlops.kernel.config import Settings
-from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine, service_state
+from mlops.kernel.web.factory import create_service_app
+from mlops.kernel.web.operations import ApiBlueprint
+from mlops.kernel.web.state import current_settings, dataset_engine, service_resources, service_state
 from mlops.monitoring.checks import summary_of
 from mlops.monitoring.metrics import record_verdict
 from mlops.monitoring.monitor import (
@@ -117,12 +119,12 @@ def summary_message(summary: dict[str, Any]) -> str:
 
 
 def _run(kind: Kind, presets: tuple[str, ...]) -> tuple[CheckResult, bool]:
-    cache: MonitoringCache = current_app.extensions["monitoring"]
+    cache = service_resources(MonitoringCache)
     return run_check(dataset_engine(), cache, current_settings().monitoring_max_rows, kind, presets)
 
 
 def _verdict(reference: VerdictReference) -> tuple[VerdictResult, bool]:
-    cache: MonitoringCache = current_app.extensions["monitoring"]
+    cache = service_resources(MonitoringCache)
     result, cached = run_verdict(dataset_engine(), cache, current_settings().monitoring_max_rows, reference)
     record_verdict(service_state().metrics, result.verdict, reference)
     return result, cached
@@ -138,6 +140,6 @@ def _page(result: CheckResult, cached: bool) -> Response:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the monitoring service's app; Evidently is imported by the first check, not here."""
-    app = create_service_app("monitoring", "Monitoring", settings or Settings.from_env(), [bp])
-    app.extensions["monitoring"] = MonitoringCache()
-    return app
+    return create_service_app(
+        "monitoring", "Monitoring", settings or Settings.from_env(), [bp], resources=lambda state: MonitoringCache()
+    )

@@ -8,7 +8,9 @@ from flask import Flask
 
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
-from mlops.kernel.web import ApiBlueprint, create_service_app, dataset_engine, service_state
+from mlops.kernel.web.factory import create_service_app
+from mlops.kernel.web.operations import ApiBlueprint
+from mlops.kernel.web.state import dataset_engine, service_state
 from mlops.simulator.metrics import record_load
 from mlops.simulator.scenarios import DEFAULT_SIZE, draw_scenario, ground_truth
 from mlops.simulator.schemas import MAX_SCENARIO_SIZE, LoadSet

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from mlops.kernel.db import FEATURES, SetName
-from mlops.kernel.web import WholeNumber
+from mlops.kernel.web.parsing import WholeNumber
 from mlops.simulator.scenarios import DEFAULT_POOL, DEFAULT_SIZE, N_CLASSES, Faults, Mechanism, MissingValues, Pool
 from mlops.simulator.splits import SEED
 

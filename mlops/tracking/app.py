@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 
 from mlops.kernel.config import Settings
 from mlops.kernel.db import ping
 from mlops.kernel.errors import NotFound
-from mlops.kernel.web import ApiBlueprint, create_service_app, current_settings, dataset_engine, service_state
+from mlops.kernel.web.factory import create_service_app
+from mlops.kernel.web.operations import ApiBlueprint
+from mlops.kernel.web.state import (
+    ServiceState,
+    current_settings,
+    dataset_engine,
+    service_resources,
+    service_state,
+    state_of,
+)
 from mlops.tracking import queries
 from mlops.tracking.champion.history import champion_report, run_lineage
 from mlops.tracking.champion.loop import Loop
@@ -44,9 +54,17 @@ log = logging.getLogger(__name__)
 bp = ApiBlueprint("tracking", __name__)
 
 
+@dataclass(frozen=True)
+class TrackingResources:
+    """What the tracking service keeps per app: its MLflow store and its runner of background jobs."""
+
+    mlflow: MlflowBackend
+    jobs: JobRunner
+
+
 def mlflow_backend() -> MlflowBackend:
     """This app's MLflow backend store."""
-    return current_app.extensions["tracking"]
+    return service_resources(TrackingResources).mlflow
 
 
 def champion_loop() -> Loop:
@@ -150,12 +168,11 @@ def get_job(job_id: str):
 
 def job_runner() -> JobRunner:
     """This app's runner of background optimizations."""
-    return current_app.extensions["tracking_jobs"]
+    return service_resources(TrackingResources).jobs
 
 
-def run_optimization_job(app: Flask) -> Runner:
+def run_optimization_job(state: ServiceState, backend: MlflowBackend) -> Runner:
     """What a job does: the optimization the blocking request would run, with its answer."""
-    state, backend = app.extensions["mlops"], app.extensions["tracking"]
 
     def run(body: dict[str, Any], on_fits_done) -> tuple[int, dict[str, Any]]:
         request = OptimizationRequest.model_validate(body)
@@ -278,14 +295,14 @@ def create_app(settings: Settings | None = None, *, warm_up: bool | None = None)
         health_checks={"database": lambda state: ping(state.engine), "mlflow": lambda state: backend.ping()},
         # ready once MLflow is imported and its store open: the first request then does not wait
         ready_checks={"mlflow_store": lambda state: backend.require_open()},
+        resources=lambda state: TrackingResources(
+            backend, JobRunner(lambda: state.engine, run_optimization_job(state, backend))
+        ),
     )
-    app.extensions["tracking"] = backend
-    state = app.extensions["mlops"]
-    runner = JobRunner(lambda: state.engine, run_optimization_job(app))
-    app.extensions["tracking_jobs"] = runner
     if warm_up:
+        state = state_of(app)
         backend.open_in_background()
-        threading.Thread(target=_recover_jobs, args=(runner,), name="recover-jobs", daemon=True).start()
+        threading.Thread(target=_recover_jobs, args=(state.resources.jobs,), name="recover-jobs", daemon=True).start()
         start_sync(Loop(backend, state.engine, settings, state.metrics))
     return app
 

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
 from mlops.kernel.catalogue import MODEL_NAMES, HyperparameterScalar, ModelName
 from mlops.kernel.text import Name, Text
-from mlops.kernel.web import WholeNumber
+from mlops.kernel.web.parsing import WholeNumber
 from mlops.tracking.gate import DEFAULT_MARGINS, GateMetric
 from mlops.tracking.mlflow.naming import MODEL_METRICS, MetricKind, ParameterKind
 from mlops.tracking.queries import STATISTIC_METRICS

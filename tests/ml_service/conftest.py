@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mlops.kernel.web.state import state_of
 from mlops.ml_service.app import create_app
 from tests.support.ml_service import set_model, use
 from tests.support.sets import load_sets
@@ -13,7 +14,7 @@ from tests.support.sets import load_sets
 def app(settings):
     app = create_app(settings)
     yield app
-    app.extensions["mlops"].dispose()
+    state_of(app).dispose()
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def client(app):
 @pytest.fixture
 def ml_engine(app):
     """The engine of the app under test (on the test's backend)."""
-    return app.extensions["mlops"].engine
+    return state_of(app).engine
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from sqlalchemy import event, update
 
 from mlops.kernel.db import deployed_model
 from mlops.kernel.walkthrough import WINE_SAMPLE
+from mlops.kernel.web.state import state_of
 from mlops.ml_service.app import create_app
 from mlops.ml_service.change_signal import ChangeSignal
 from mlops.ml_service.pipeline_cache import VERSION_CHECK_SECONDS
@@ -23,7 +24,7 @@ def worker(settings):
     """A second app on the same settings: another worker of the same service."""
     app = create_app(settings)
     yield app.test_client()
-    app.extensions["mlops"].dispose()
+    state_of(app).dispose()
 
 
 def served(client) -> dict:
@@ -48,7 +49,7 @@ def test_predictions_do_not_read_the_deployed_model_while_nothing_changes(client
     assert set_model(client).status_code == 200 and use(client, "training").status_code == 200
     served(client)  # read once after the training
     statements: list[str] = []
-    event.listen(app.extensions["mlops"].engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    event.listen(state_of(app).engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     started = time.monotonic()
     count = 0
     while time.monotonic() - started < VERSION_CHECK_SECONDS * 0.8:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURES, predictions
+from mlops.kernel.web.state import state_of
 from mlops.ml_service.app import create_app
 from tests.support.ml_service import WALKTHROUGH_FOREST, set_model, use
 from tests.support.sets import load_sets
@@ -167,7 +168,7 @@ def test_a_second_app_on_the_same_database_serves_the_same_model(client, setting
         assert after["model"] == {"model_name": "LogisticRegression", "version": 4, "registered_version": None}
         assert after == client.post("/root/ml/predict", json=records).get_json()
     finally:
-        other.extensions["mlops"].dispose()
+        state_of(other).dispose()
 
 
 def test_the_service_starts_without_importing_scikit_learn(tmp_path):

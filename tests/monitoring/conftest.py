@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from mlops.kernel.web.state import state_of
 from mlops.monitoring.app import create_app
 from mlops.simulator.splits import load_split
 from tests.support.monitoring import evaluate
@@ -15,7 +16,7 @@ from tests.support.sets import load_sets
 def app(settings):
     app = create_app(settings)
     yield app
-    app.extensions["mlops"].dispose()
+    state_of(app).dispose()
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def client(app):
 @pytest.fixture
 def engine_of_app(app):
     """The dataset database engine of the app under test (on the test's backend)."""
-    return app.extensions["mlops"].engine
+    return state_of(app).engine
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import pytest
 
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURES
+from mlops.kernel.web.state import state_of
 from mlops.monitoring.app import CACHE_HEADER, create_app
 from mlops.monitoring.checks import TEST_PRESETS
 from tests.support.monitoring import assert_self_contained, evaluate, metric_results, monitor
@@ -177,7 +178,7 @@ def test_a_repeat_is_served_from_the_cache_until_the_data_changes(client, evalua
 def test_a_set_larger_than_the_limit_is_sampled_and_the_answer_says_so(settings, wine_model):
     app = create_app(settings.model_copy(update={"monitoring_max_rows": 50}))
     try:
-        engine = app.extensions["mlops"].engine
+        engine = state_of(app).engine
         load_sets(engine, "testing", "production", production_size=200)
         for name in ("testing", "production"):
             evaluate(engine, wine_model, name)
@@ -202,7 +203,7 @@ def test_a_set_larger_than_the_limit_is_sampled_and_the_answer_says_so(settings,
         assert summary["current"]["number_of_rows"] == 50
         assert summary["reference"]["number_of_rows"] == 36
     finally:
-        app.extensions["mlops"].dispose()
+        state_of(app).dispose()
 
 
 def test_data_evidently_cannot_use_is_a_409(client, engine_of_app, wine_model):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mlops.kernel.web.state import state_of
 from mlops.simulator.app import create_app
 
 
@@ -12,4 +13,4 @@ def client(settings):
     app = create_app(settings)
     with app.test_client() as client:
         yield client
-    app.extensions["mlops"].dispose()
+    state_of(app).dispose()

@@ -8,6 +8,7 @@ import pytest
 
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURES
+from mlops.kernel.web.state import state_of
 from mlops.simulator.scenarios import Faults, MissingValues, draw_scenario, feature_moments
 from mlops.simulator.splits import wine_splits
 
@@ -17,7 +18,7 @@ def load(client, **body):
 
 
 def stored_production(client):
-    engine = client.application.extensions["mlops"].engine
+    engine = state_of(client.application).engine
     with engine.connect() as connection:
         return read_set(connection, "production")
 

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURE_COLUMNS, datasets, samples, targets
+from mlops.kernel.web.state import state_of
 from mlops.simulator.splits import load_split
 
 
@@ -25,7 +26,7 @@ def test_load_writes_the_split_with_its_targets(client, settings, set_name, size
     response = load(client, set_name)
     assert response.status_code == 200
     assert response.get_json() == {"message": f"Load {set_name} set"}
-    engine = client.application.extensions["mlops"].engine
+    engine = state_of(client.application).engine
     with engine.connect() as connection:
         stored = read_set(connection, set_name)
     assert len(stored.features) == len(stored.target) == size
@@ -37,7 +38,7 @@ def test_load_writes_the_split_with_its_targets(client, settings, set_name, size
 
 def test_production_is_fouled_with_nulls_in_every_column(client):
     load(client, "production")
-    engine = client.application.extensions["mlops"].engine
+    engine = state_of(client.application).engine
     with engine.connect() as connection:
         for column in FEATURE_COLUMNS:
             nulls = connection.execute(select(func.count()).where(samples.c[column].is_(None))).scalar()
@@ -50,7 +51,7 @@ def test_production_is_fouled_with_nulls_in_every_column(client):
 
 def test_reload_replaces_the_set_instead_of_duplicating_it(client):
     load(client, "training")
-    engine = client.application.extensions["mlops"].engine
+    engine = state_of(client.application).engine
     with engine.connect() as connection:
         first = read_set(connection, "training")
     load(client, "training")
@@ -75,7 +76,7 @@ def test_stored_rows_equal_the_split(client):
     """What comes back from the database (either backend) is exactly the split, NULLs included."""
     for set_name in ("training", "production"):
         load(client, set_name)
-        engine = client.application.extensions["mlops"].engine
+        engine = state_of(client.application).engine
         with engine.connect() as connection:
             stored = read_set(connection, set_name)
         split = load_split(set_name)
@@ -92,7 +93,7 @@ def test_sets_do_not_overlap():
 def test_production_can_be_resampled_to_a_larger_size(client):
     response = load(client, "production", size=500)
     assert response.status_code == 200
-    engine = client.application.extensions["mlops"].engine
+    engine = state_of(client.application).engine
     with engine.connect() as connection:
         stored = read_set(connection, "production")
     assert len(stored.target) == 500
@@ -114,7 +115,7 @@ def test_production_can_be_resampled_to_a_larger_size(client):
 )
 def test_bad_input_is_a_json_4xx_and_changes_nothing(client, body, status):
     load(client, "training")
-    engine = client.application.extensions["mlops"].engine
+    engine = state_of(client.application).engine
     with engine.connect() as connection:
         before = read_set(connection, "training")
     response = client.post("/root/simulator", json=body)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mlops.kernel.config import Settings
+from mlops.kernel.web.state import state_of
 from mlops.tracking.app import create_app
 from tests.support.sets import load_sets
 from tests.support.tracking import backend_of, optimization, tracking_settings_for
@@ -38,8 +39,8 @@ def tracking_settings(settings, mlflow_store_uri) -> Settings:
 def app(tracking_settings):
     app = create_app(tracking_settings)
     yield app
-    app.extensions["mlops"].dispose()
-    app.extensions["tracking"].dispose()
+    state_of(app).dispose()
+    state_of(app).resources.mlflow.dispose()
 
 
 @pytest.fixture
@@ -50,12 +51,12 @@ def client(app):
 @pytest.fixture
 def backend(app):
     """The app's MLflow backend, to look at what was logged."""
-    return app.extensions["tracking"]
+    return state_of(app).resources.mlflow
 
 
 @pytest.fixture
 def training_loaded(app):
-    load_sets(app.extensions["mlops"].engine, "training")
+    load_sets(state_of(app).engine, "training")
 
 
 @pytest.fixture(scope="module", params=("sqlite", "postgresql"))
@@ -69,11 +70,11 @@ def walkthrough(request, tmp_path_factory, postgres_database, mlflow_store_uri):
     db_url = f"sqlite:///{directory / 'dataset.db'}" if kind == "sqlite" else postgres_database()
     settings = tracking_settings_for(Settings(data_dir=directory, dataset_db_url=db_url), mlflow_store_uri(kind))
     app = create_app(settings)
-    load_sets(app.extensions["mlops"].engine, "training")
+    load_sets(state_of(app).engine, "training")
     client = app.test_client()
     body = optimization()
     response = client.post("/root/tracking/model_management", json=body)
     assert response.status_code == 201, response.get_json()
     yield client, response.get_json()["data"], body["experiment_name"]
-    app.extensions["mlops"].dispose()
-    app.extensions["tracking"].dispose()
+    state_of(app).dispose()
+    state_of(app).resources.mlflow.dispose()

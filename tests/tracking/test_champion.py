@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from mlops.kernel.db import predictions
 from mlops.kernel.walkthrough import WINE_SAMPLE
+from mlops.kernel.web.state import state_of
 from mlops.tracking.app import create_app
 from mlops.tracking.champion.loop import REGISTERED_MODEL
 from mlops.tracking.champion.moves import rollback_target
@@ -64,14 +65,14 @@ def loop_stack(service_settings, start_service, mlflow_store_uri):
     tracking_settings = tracking_settings_for(settings, mlflow_uri).model_copy(update={"ml_service_url": ml.url})
     app = create_app(tracking_settings)
     yield app.test_client(), ml, app
-    app.extensions["mlops"].dispose()
-    app.extensions["tracking"].dispose()
+    state_of(app).dispose()
+    state_of(app).resources.mlflow.dispose()
 
 
 def test_the_loop_adopts_gates_promotes_rolls_back_and_keeps_its_history(loop_stack):
     client, ml, app = loop_stack
-    engine = app.extensions["mlops"].engine
-    backend = app.extensions["tracking"]
+    engine = state_of(app).engine
+    backend = state_of(app).resources.mlflow
 
     # Nothing to roll back or retrain from, no data: 409s that name the step to run first.
     refused = client.post(MANAGE, json={"request_information": "rollback"})

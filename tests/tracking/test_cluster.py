@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from mlops.kernel.web.state import state_of
 from mlops.tracking.cluster import connected
 from mlops.tracking.mlflow import reads
 from mlops.tracking.optimize import search_model
@@ -95,7 +96,8 @@ def test_an_optimization_on_the_cluster_logs_the_same_best_run_and_metrics(
                 },
             ).get_json()["data"]
             runs = {
-                model: reads.get_run(app.extensions["tracking"], run_id) for model, run_id in data["run_ids"].items()
+                model: reads.get_run(state_of(app).resources.mlflow, run_id)
+                for model, run_id in data["run_ids"].items()
             }
             answers[name] = (best, runs)
         (local_best, local_runs), (dask_best, dask_runs) = answers["local"], answers["dask"]
@@ -112,7 +114,7 @@ def test_an_optimization_on_the_cluster_logs_the_same_best_run_and_metrics(
                 k: v for k, v in run.metrics.items() if k.startswith("model_")
             }
     finally:
-        on_dask.extensions["mlops"].dispose()
+        state_of(on_dask).dispose()
 
 
 def test_an_unreachable_scheduler_is_a_503_naming_it_and_nothing_is_logged(tracking_settings, training_loaded, app):
@@ -127,10 +129,10 @@ def test_an_unreachable_scheduler_is_a_503_naming_it_and_nothing_is_logged(track
         answer = response.get_json()
         assert answer["error"] == "Dask cluster unavailable"
         assert address in answer["message"] and "MLOPS_DASK_SCHEDULER" in answer["message"]
-        names = [e.name for e in reads.list_experiments(app.extensions["tracking"])]
+        names = [e.name for e in reads.list_experiments(state_of(app).resources.mlflow)]
         assert body["experiment_name"] not in names
     finally:
-        unreachable.extensions["mlops"].dispose()
+        state_of(unreachable).dispose()
 
 
 # a search of some seconds: 60 candidates x 5 folds of forests of 30-60 trees
@@ -164,18 +166,18 @@ def search_while(tmp_path, tracking_settings, app, break_cluster) -> tuple[DaskP
         request = threading.Thread(target=post)
         started = time.monotonic()
         request.start()
-        _wait_for_running_run(app.extensions["tracking"], body["experiment_name"])
+        _wait_for_running_run(state_of(app).resources.mlflow, body["experiment_name"])
         break_cluster(cluster)
         request.join(timeout=120)
         assert not request.is_alive(), "the request waits for the cluster forever"
         assert time.monotonic() - started < 90
         experiment = next(
-            e for e in reads.list_experiments(app.extensions["tracking"]) if e.name == body["experiment_name"]
+            e for e in reads.list_experiments(state_of(app).resources.mlflow) if e.name == body["experiment_name"]
         )
-        return cluster, answer, reads.list_runs(app.extensions["tracking"], [experiment.experiment_id])
+        return cluster, answer, reads.list_runs(state_of(app).resources.mlflow, [experiment.experiment_id])
     finally:
         cluster.stop()
-        on_cluster.extensions["mlops"].dispose()
+        state_of(on_cluster).dispose()
 
 
 def test_a_scheduler_that_dies_mid_search_is_a_503_and_no_run_is_left_running(

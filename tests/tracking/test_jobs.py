@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, select, update
 
 from mlops.kernel.db import optimization_jobs
+from mlops.kernel.web.state import state_of
 from mlops.tracking.app import create_app
 from mlops.tracking.jobs import this_process
 from mlops.tracking.mlflow import reads
@@ -102,7 +103,7 @@ def _insert_job(app, state: str, owner: str, heartbeat_at: datetime | None = Non
 
     job_id = uuid.uuid4().hex
     now = datetime.now(UTC)
-    with app.extensions["mlops"].engine.begin() as connection:
+    with state_of(app).engine.begin() as connection:
         connection.execute(
             insert(optimization_jobs).values(
                 job_id=job_id,
@@ -139,23 +140,23 @@ def test_after_a_restart_a_queued_job_is_resumed_by_the_new_process(tracking_set
     job_id = _insert_job(app, "queued", dead_process())
     restarted = create_app(tracking_settings)  # what a restart starts: its runner looks for such jobs
     try:
-        assert restarted.extensions["tracking_jobs"].recover() == [job_id]
+        assert state_of(restarted).resources.jobs.recover() == [job_id]
         job = wait_for_job(restarted.test_client(), job_id)
         assert job["state"] == "done" and job["status_code"] == 201
         assert job["fits_done"] == 90
-        with app.extensions["mlops"].engine.connect() as connection:
+        with state_of(app).engine.connect() as connection:
             owner = connection.execute(
                 select(optimization_jobs.c.owner).where(optimization_jobs.c.job_id == job_id)
             ).scalar()
         assert owner == this_process()
     finally:
-        restarted.extensions["mlops"].dispose()
-        restarted.extensions["tracking"].dispose()
+        state_of(restarted).dispose()
+        state_of(restarted).resources.mlflow.dispose()
 
 
 def test_a_queued_job_of_a_live_process_is_left_to_it(app, client):
     job_id = _insert_job(app, "queued", f"{socket.gethostname()}:1")  # pid 1 is alive
-    assert app.extensions["tracking_jobs"].recover() == []
+    assert state_of(app).resources.jobs.recover() == []
     assert client.get(JOBS + job_id).get_json()["data"]["state"] == "queued"
-    with app.extensions["mlops"].engine.begin() as connection:
+    with state_of(app).engine.begin() as connection:
         connection.execute(update(optimization_jobs).where(optimization_jobs.c.job_id == job_id).values(state="failed"))

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from mlops.kernel.web.state import state_of
 from mlops.tracking.mlflow import reads, writes
 from tests.support.sets import load_sets
 from tests.support.tracking import WALKTHROUGH_LR_ACCURACY, optimization
@@ -189,7 +190,7 @@ def test_best_models_are_logged_loadable_and_registered(walkthrough, tmp_path):
     from mlops.simulator.splits import load_split
 
     client, data, _ = walkthrough
-    backend = client.application.extensions["tracking"]
+    backend = state_of(client.application).resources.mlflow
     mlflow_client = MlflowClient(tracking_uri=backend.tracking_uri, registry_uri=backend.tracking_uri)
     testing = load_split("testing")
     for model, run_id in data["run_ids"].items():
@@ -308,7 +309,7 @@ def test_an_oversized_grid_is_refused_naming_the_limit_and_logs_nothing(tracking
     answer = assert_error(optimize(app.test_client(), body), 400, "Grid too large")
     assert "90 fits" in answer["message"] and "50" in answer["message"] and "MLOPS_GRID_MAX_FITS" in answer["message"]
     assert experiment_named(backend, body["experiment_name"]) is None
-    app.extensions["mlops"].dispose()
+    state_of(app).dispose()
 
 
 def test_a_model_whose_fits_all_fail_ends_its_run_failed_and_leaves_nothing_running(client, backend, training_loaded):
@@ -439,8 +440,8 @@ def test_an_unwritable_artifact_store_is_a_clear_500_and_its_run_is_failed(track
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the artifact root's directory should be")
     app = create_app(tracking_settings.model_copy(update={"mlflow_artifact_root": (blocker / "artifacts").as_uri()}))
-    load_sets(app.extensions["mlops"].engine, "training")
-    client, backend = app.test_client(), app.extensions["tracking"]
+    load_sets(state_of(app).engine, "training")
+    client, backend = app.test_client(), state_of(app).resources.mlflow
     body = optimization(models=["LogisticRegression", "SVC"], hyperparameters={}, cv=2)
     answer = assert_error(optimize(client, body), 500, "Artifact store error")
     assert "MLFLOW_ARTIFACT_ROOT" in answer["message"]
@@ -449,7 +450,7 @@ def test_an_unwritable_artifact_store_is_a_clear_500_and_its_run_is_failed(track
     # The first model's logging failed while the second was searched; both runs are ended.
     assert statuses["LogisticRegression"] == "FAILED"
     assert "RUNNING" not in statuses.values()
-    app.extensions["mlops"].dispose()
+    state_of(app).dispose()
 
 
 @pytest.mark.parametrize(
@@ -492,8 +493,8 @@ def test_ready_says_what_is_missing_until_the_mlflow_store_is_open(tmp_path):
         "service": "tracking",
         "checks": {"database": "ok", "mlflow": "ok", "mlflow_store": "ok"},
     }
-    app.extensions["mlops"].dispose()
-    app.extensions["tracking"].dispose()
+    state_of(app).dispose()
+    state_of(app).resources.mlflow.dispose()
 
 
 def test_metrics_count_the_fits_by_model_and_outcome(client, training_loaded):

@@ -123,7 +123,7 @@ class MlflowBackend:
     def require_open(self) -> None:
         """Readiness: return if the store is open, else say why not (NotReady), opening it in the
         background unless a thread is at it already."""
-        from mlops.kernel.web import NotReady
+        from mlops.kernel.web.state import NotReady
 
         if self._client is not None:
             return

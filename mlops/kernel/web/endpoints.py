@@ -1,0 +1,85 @@
+"""What every service answers besides its own routes: liveness, readiness, Prometheus metrics,
+its OpenAPI document and its docs page."""
+
+from __future__ import annotations
+
+from flask import Response
+
+from mlops.kernel.metrics import EXPOSITION_TYPE
+from mlops.kernel.outages import DATASET_DB, MLFLOW_STORE, outage
+from mlops.kernel.web.docs_page import docs_page
+from mlops.kernel.web.openapi import openapi_document
+from mlops.kernel.web.operations import ApiBlueprint
+from mlops.kernel.web.state import NotReady, service_state
+
+# the dependency each health check is about, as outages are logged
+HEALTH_DEPENDENCIES = {"database": DATASET_DB, "mlflow": MLFLOW_STORE}
+
+
+def plumbing_blueprint() -> ApiBlueprint:
+    bp = ApiBlueprint("plumbing", __name__)
+
+    @bp.operation("/health", "GET", responses={200: "Alive, dependencies reachable", 503: "A dependency is down"})
+    def health():
+        """Say whether the service is alive and its dependencies answer."""
+        state = service_state()
+        report: dict[str, str] = {}
+        failed = []
+        for name, check in state.health_checks.items():
+            try:
+                check()
+                report[name] = "ok"
+                outage(HEALTH_DEPENDENCIES.get(name, name)).recovered()
+            except Exception as error:  # a health check reports any failure, it never raises
+                outage(HEALTH_DEPENDENCIES.get(name, name)).failed(error)
+                report[name] = "unavailable"
+                failed.append(f"{name}: {type(error).__name__}")
+        body = {"status": "ok" if not failed else "unavailable", "service": state.service, **report}
+        if failed:
+            body |= {"error": "Service Unavailable", "message": "Unreachable: " + ", ".join(failed)}
+            return body, 503
+        return body
+
+    @bp.operation(
+        "/ready",
+        "GET",
+        responses={
+            200: "Ready: the service can answer its main requests",
+            503: "Not ready: the message says what is missing",
+        },
+    )
+    def ready():
+        """Say whether the service can answer its main requests now (readiness), else what is missing."""
+        state = service_state()
+        checks: dict[str, str] = {}
+        missing = []
+        for name, check in {**state.health_checks, **state.ready_checks}.items():
+            try:
+                check()
+                checks[name] = "ok"
+            except NotReady as why:
+                checks[name] = str(why)
+                missing.append(f"{name}: {why}")
+            except Exception as error:  # a probe reports any failure, it never raises
+                checks[name] = "unavailable"
+                missing.append(f"{name}: {type(error).__name__}")
+        body = {"status": "ready" if not missing else "not ready", "service": state.service, "checks": checks}
+        if missing:
+            body |= {"error": "Service Unavailable", "message": "Not ready: " + "; ".join(missing)}
+            return body, 503, {"Retry-After": "1"}
+        return body
+
+    @bp.get("/metrics")
+    def metrics():
+        """Prometheus metrics: requests by endpoint rule and status, summed over the service's workers."""
+        return Response(service_state().metrics.exposition(), content_type=EXPOSITION_TYPE)
+
+    @bp.get("/openapi.json")
+    def openapi():
+        return openapi_document(service_state())
+
+    @bp.get("/docs")
+    def docs():
+        return docs_page(openapi_document(service_state())), 200, {"Content-Type": "text/html; charset=utf-8"}
+
+    return bp
