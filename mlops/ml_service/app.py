@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import base64
-import json
-from importlib import metadata
 from typing import Any
 
 import pandas as pd
-from flask import Flask, Response, request
+from flask import Flask, request
 
 from mlops.kernel.config import Settings
-from mlops.kernel.errors import BadRequest, Conflict, UnsupportedMediaType
+from mlops.kernel.errors import BadRequest
 from mlops.kernel.web.factory import create_service_app
 from mlops.kernel.web.operations import ApiBlueprint
-from mlops.kernel.web.parsing import request_body, validate
 from mlops.kernel.web.state import current_settings, dataset_engine, service_resources, service_state
-from mlops.ml_service import inference_protocol as v2
 from mlops.ml_service.change_signal import ChangeSignal
 from mlops.ml_service.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
+from mlops.ml_service.inference_routes import protocol
 from mlops.ml_service.metrics import counted_inference, record_set_predicted
 from mlops.ml_service.pipeline import (
     columns_frame,
@@ -26,16 +23,13 @@ from mlops.ml_service.pipeline import (
     features_frame,
     install_champion,
     predict,
-    predict_with,
     records_frame,
-    served_pipeline,
     set_model,
     train,
 )
 from mlops.ml_service.pipeline_cache import PipelineCache
 from mlops.ml_service.schemas import (
     MAX_MODEL_BYTES,
-    InferenceRequest,
     InstallModel,
     InvocationInputs,
     InvocationInstances,
@@ -48,13 +42,6 @@ from mlops.ml_service.schemas import (
 )
 
 bp = ApiBlueprint("ml", __name__)
-# The Open Inference Protocol's routes, apart so that their errors take the protocol's shape.
-protocol = ApiBlueprint("inference_protocol", __name__)
-
-
-def pipeline_cache() -> PipelineCache:
-    """Return this app's cache of the trained pipeline."""
-    return service_resources(PipelineCache)
 
 
 def describe_model(model: DeployedModel | None) -> dict[str, Any] | None:
@@ -91,7 +78,7 @@ def status():
 )
 def deploy(body: SetModel):
     """Deploy a model with its hyperparameters, replacing the current one; it must be trained next."""
-    set_model(dataset_engine(), pipeline_cache(), body.model_name, body.hyperparameters)
+    set_model(dataset_engine(), service_resources(PipelineCache), body.model_name, body.hyperparameters)
     return {"message": "Model successfully uploaded"}
 
 
@@ -104,9 +91,9 @@ def deploy(body: SetModel):
 def use(body: UseModel):
     """Train the deployed model on the training set, or evaluate it on testing/production; store the predictions."""
     if body.dataset == "training":
-        score = train(dataset_engine(), pipeline_cache())
+        score = train(dataset_engine(), service_resources(PipelineCache))
     else:
-        score = evaluate(dataset_engine(), pipeline_cache(), body.dataset)
+        score = evaluate(dataset_engine(), service_resources(PipelineCache), body.dataset)
     record_set_predicted(service_state().metrics, score.model, score.set_name, score.rows)
     return {"message": f"Score on {score.set_name} set: {score.accuracy * 100:.2f}%"}
 
@@ -129,8 +116,10 @@ PREDICT_ERRORS = {
 )
 def predict_rows(body: PredictRows):
     """Predict the class of one or many rows of features with the trained model."""
-    with counted_inference(service_state().metrics, pipeline_cache()) as inference:
-        prediction = inference.answered(predict(dataset_engine(), pipeline_cache(), rows_frame(body.root)))
+    with counted_inference(service_state().metrics, service_resources(PipelineCache)) as inference:
+        prediction = inference.answered(
+            predict(dataset_engine(), service_resources(PipelineCache), rows_frame(body.root))
+        )
     answer: dict[str, Any] = {"predictions": prediction.predicted}
     if prediction.probabilities is not None:
         answer["probabilities"] = prediction.probabilities
@@ -156,8 +145,10 @@ def predict_rows(body: PredictRows):
 )
 def invocations(body: InvocationRows):
     """Predict rows sent in any input format of MLflow's scoring server (`mlflow models serve`)."""
-    with counted_inference(service_state().metrics, pipeline_cache()) as inference:
-        prediction = inference.answered(predict(dataset_engine(), pipeline_cache(), rows_frame(body.root)))
+    with counted_inference(service_state().metrics, service_resources(PipelineCache)) as inference:
+        prediction = inference.answered(
+            predict(dataset_engine(), service_resources(PipelineCache), rows_frame(body.root))
+        )
     return {"predictions": prediction.predicted}
 
 
@@ -181,160 +172,6 @@ def rows_frame(rows: Any) -> pd.DataFrame:
             return records_frame(tensor)
         return features_frame(tensor)  # rows of the 13 values in FEATURES' order
     return records_frame([rows] if isinstance(rows, dict) else rows)
-
-
-# --- Open Inference Protocol (V2) ---------------------------------------------------------------
-
-
-@protocol.after_request
-def protocol_error_shape(response: Response) -> Response:
-    """Answer errors as the protocol says, {"error": "..."}: our error title and message in one string."""
-    if response.status_code >= 400 and response.is_json:
-        answer = response.get_json(silent=True)
-        if isinstance(answer, dict) and "message" in answer:
-            response.set_data(json.dumps({"error": f"{answer['error']}: {answer['message']}"}))
-    return response
-
-
-def read_inference_request(model: type[InferenceRequest]) -> InferenceRequest:
-    """Read an inference request: JSON, or a JSON header and binary tensor data (Inference-Header-Content-Length)."""
-    if request.mimetype not in ("", "application/json", "application/octet-stream"):
-        raise UnsupportedMediaType(
-            "Send the inference request as JSON (Content-Type: application/json), or a JSON header and "
-            f"binary tensor data (Content-Type: application/octet-stream, {v2.HEADER_LENGTH})"
-        )
-    body = v2.split_infer_body(request_body(), request.headers.get(v2.HEADER_LENGTH))
-    parsed = validate(model, body.header)
-    parsed._binary = body.binary
-    return parsed
-
-
-@protocol.operation("/v2", "GET", responses={200: "Server name, version and protocol extensions"})
-def server_metadata():
-    """Describe this inference server (Open Inference Protocol)."""
-    return {"name": "mlops-ml", "version": metadata.version("mlops-microservices"), "extensions": v2.EXTENSIONS}
-
-
-@protocol.operation("/v2/health/live", "GET", responses={200: "The server is alive"})
-def server_live():
-    """Say the server is alive (Open Inference Protocol liveness)."""
-    return {"live": True}
-
-
-@protocol.operation(
-    "/v2/health/ready",
-    "GET",
-    responses={200: "The model is ready", 503: "No trained model, or its store is unavailable"},
-)
-def server_ready():
-    """Say whether the server can predict: a trained model is loaded (Open Inference Protocol readiness)."""
-    answer, status = _model_ready(None)
-    del answer["name"]
-    return answer, status
-
-
-def _model_ready(version: str | None) -> tuple[dict[str, Any], int]:
-    """Whether the served model (of this version) can predict: 200, or 503 saying why not."""
-    try:
-        model, _ = served_pipeline(dataset_engine(), pipeline_cache())
-    except Conflict as error:
-        return {"name": v2.MODEL_NAME, "ready": False, "error": f"{error.error}: {error.message}"}, 503
-    v2.check_model(v2.MODEL_NAME, version, model)
-    return {"name": v2.MODEL_NAME, "ready": True}, 200
-
-
-MODEL_ERRORS = {404: "Unknown model or version", 409: "No trained model"}
-
-
-@protocol.operation(
-    "/v2/models/<model_name>", "GET", responses={200: "The model's inputs, outputs and versions", **MODEL_ERRORS}
-)
-def model_metadata(model_name: str):
-    """Describe the served model: its input tensor, its outputs and its version."""
-    return _model_metadata(model_name, None)
-
-
-@protocol.operation(
-    "/v2/models/<model_name>/versions/<version>",
-    "GET",
-    responses={200: "The model's inputs, outputs and versions", **MODEL_ERRORS},
-)
-def model_version_metadata(model_name: str, version: str):
-    """Describe one version of the served model (only the served version is known)."""
-    return _model_metadata(model_name, version)
-
-
-def _model_metadata(model_name: str, version: str | None) -> dict[str, Any]:
-    v2.check_model(model_name, version, None)
-    model, compiled = served_pipeline(dataset_engine(), pipeline_cache())
-    v2.check_model(model_name, version, model)
-    return v2.model_metadata(model, compiled)
-
-
-@protocol.operation(
-    "/v2/models/<model_name>/ready", "GET", responses={200: "Ready", 404: "Unknown model", 503: "No trained model"}
-)
-def model_ready(model_name: str):
-    """Say whether the model can predict."""
-    v2.check_model(model_name, None, None)
-    return _model_ready(None)
-
-
-@protocol.operation(
-    "/v2/models/<model_name>/versions/<version>/ready",
-    "GET",
-    responses={200: "Ready", 404: "Unknown model or version", 503: "No trained model"},
-)
-def model_version_ready(model_name: str, version: str):
-    """Say whether this version of the model can predict (it must be the served version)."""
-    v2.check_model(model_name, None, None)
-    return _model_ready(version)
-
-
-INFER_RESPONSES = {
-    200: "The outputs predict (classes) and predict_proba (class probabilities), as JSON or binary tensor data",
-    400: "Wrong tensor, features or values",
-    404: "Unknown model or version",
-    409: "No trained model",
-    413: "Body over MLOPS_MAX_BODY_BYTES",
-    415: "Neither JSON nor binary tensor data",
-}
-
-
-@protocol.operation(
-    "/v2/models/<model_name>/infer",
-    "POST",
-    body=InferenceRequest,
-    reader=read_inference_request,
-    responses=INFER_RESPONSES,
-)
-def infer(model_name: str, body: InferenceRequest):
-    """Predict an [n, 13] FP64 tensor of features (or one tensor per feature, content_type "pd")."""
-    return _infer(model_name, None, body)
-
-
-@protocol.operation(
-    "/v2/models/<model_name>/versions/<version>/infer",
-    "POST",
-    body=InferenceRequest,
-    reader=read_inference_request,
-    responses=INFER_RESPONSES,
-)
-def infer_version(model_name: str, version: str, body: InferenceRequest):
-    """Predict with this version of the model (it must be the served version)."""
-    return _infer(model_name, version, body)
-
-
-def _infer(model_name: str, version: str | None, body: InferenceRequest) -> Response:
-    v2.check_model(model_name, version, None)
-    with counted_inference(service_state().metrics, pipeline_cache()) as inference:
-        rows = v2.request_frame(body, body._binary)
-        model, compiled, degraded = pipeline_cache().serving_pipeline(dataset_engine())
-        v2.check_model(model_name, version, model)
-        prediction = inference.answered(predict_with(model, compiled, rows, degraded=degraded))
-        answer = v2.infer_answer(body, prediction, compiled)
-    data, headers = answer.body()
-    return Response(data, headers=headers)
 
 
 @bp.before_request
@@ -372,7 +209,7 @@ def install_model(body: InstallModel):
     except ValueError:  # binascii.Error, or a str with characters outside ASCII
         raise BadRequest("pipeline: not base64", error="Invalid model") from None
     pushed = RegisteredPipeline(pipeline_bytes=pipeline_bytes, **body.model_dump(exclude={"pipeline"}))
-    model, changed = install_champion(dataset_engine(), pipeline_cache(), pushed)
+    model, changed = install_champion(dataset_engine(), service_resources(PipelineCache), pushed)
     message = "Model installed" if changed else "Model already served"
     return {"message": message, "model": describe_model(model)}
 
