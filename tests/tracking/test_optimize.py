@@ -169,7 +169,7 @@ def test_the_best_candidates_own_fold_predictions_are_what_cross_val_predict_giv
     from sklearn.model_selection import GridSearchCV, check_cv, cross_val_predict
 
     from mlops.kernel.catalogue import build_estimator
-    from mlops.tracking.optimize import FoldPredictions
+    from mlops.tracking.fold_predictions import FoldPredictions
 
     grid = WALKTHROUGH_OPTIMIZATION["hyperparameters"][model_name]
     features, target = training.features.to_numpy(), training.target.to_numpy()
@@ -194,7 +194,7 @@ def test_folds_that_cannot_be_told_apart_are_fitted_again():
     from sklearn.model_selection import GridSearchCV, check_cv
 
     from mlops.kernel.catalogue import build_estimator
-    from mlops.tracking.optimize import FoldPredictions
+    from mlops.tracking.fold_predictions import FoldPredictions
 
     features = np.repeat(np.arange(6.0).reshape(3, 2), 2, axis=0)  # each row twice
     target = np.array([0, 0, 1, 1, 2, 2])
