@@ -18,6 +18,7 @@ from mlops.ml_service.deployment import DeployedModel, RegisteredPipeline, read_
 from mlops.ml_service.inference_routes import protocol
 from mlops.ml_service.metrics import counted_inference, record_set_predicted
 from mlops.ml_service.pipeline import (
+    Prediction,
     columns_frame,
     evaluate,
     features_frame,
@@ -116,10 +117,7 @@ PREDICT_ERRORS = {
 )
 def predict_rows(body: PredictRows):
     """Predict the class of one or many rows of features with the trained model."""
-    with counted_inference(service_state().metrics, service_resources(PipelineCache)) as inference:
-        prediction = inference.answered(
-            predict(dataset_engine(), service_resources(PipelineCache), rows_frame(body.root))
-        )
+    prediction = counted_prediction(body.root)
     answer: dict[str, Any] = {"predictions": prediction.predicted}
     if prediction.probabilities is not None:
         answer["probabilities"] = prediction.probabilities
@@ -145,11 +143,15 @@ def predict_rows(body: PredictRows):
 )
 def invocations(body: InvocationRows):
     """Predict rows sent in any input format of MLflow's scoring server (`mlflow models serve`)."""
-    with counted_inference(service_state().metrics, service_resources(PipelineCache)) as inference:
-        prediction = inference.answered(
-            predict(dataset_engine(), service_resources(PipelineCache), rows_frame(body.root))
-        )
+    prediction = counted_prediction(body.root)
     return {"predictions": prediction.predicted}
+
+
+def counted_prediction(rows: Any) -> Prediction:
+    """Predict the rows of any accepted predict body, counted in the inference metrics."""
+    cache = service_resources(PipelineCache)
+    with counted_inference(service_state().metrics, cache) as inference:
+        return inference.answered(predict(dataset_engine(), cache, rows_frame(rows)))
 
 
 def rows_frame(rows: Any) -> pd.DataFrame:
