@@ -20,6 +20,12 @@ from tests.support.sets import load_sets
 from tests.support.tracking import LR_RETRAINING, MANAGE, WEAK_MODEL, backend_of, tracking_settings_for
 
 
+def run_lineage(client, experiment_id: str, run_id: str) -> dict:
+    """POST /root/tracking/runs {"request_information": "lineage"}: the run's lineage."""
+    body = {"experiment_id": experiment_id, "run_id": run_id, "request_information": "lineage"}
+    return client.post("/root/tracking/runs", json=body).get_json()["data"]
+
+
 def test_rollback_follows_the_moves_as_a_stack():
     def event(action, champion, previous):
         return {"action": action, "champion": champion, "previous": previous}
@@ -153,25 +159,11 @@ def test_the_loop_adopts_gates_promotes_rolls_back_and_keeps_its_history(loop_st
 
     # Lineage: the challenger's run logged version 2; its deployments and prediction batches.
     run_id = data["challenger"]["run_id"]
-    lineage = client.post(
-        "/root/tracking/runs",
-        json={
-            "experiment_id": data["experiment_id"],
-            "run_id": run_id,
-            "request_information": "lineage",
-        },
-    ).get_json()["data"]
+    lineage = run_lineage(client, data["experiment_id"], run_id)
     assert [v["version"] for v in lineage["registered_versions"] if v["registered_model"] == REGISTERED_MODEL] == ["2"]
     assert [d["registered_version"] for d in lineage["deployments"]] == ["2", "2"]
     assert requests.post(ml.url + "/root/ml", json={"dataset": "testing"}, timeout=30).status_code == 200
-    lineage = client.post(
-        "/root/tracking/runs",
-        json={
-            "experiment_id": data["experiment_id"],
-            "run_id": run_id,
-            "request_information": "lineage",
-        },
-    ).get_json()["data"]
+    lineage = run_lineage(client, data["experiment_id"], run_id)
     assert [(b["set_name"], b["registered_version"]) for b in lineage["prediction_batches"]] == [("testing", "2")]
     # every stored prediction carries the model version (and its set's version) it was made with
     with engine.connect() as connection:
