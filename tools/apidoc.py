@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from flask import Flask
@@ -100,6 +100,15 @@ def build_service_apis(settings: Settings | None = None) -> list[ServiceApi]:
 # --- the answers to the error examples, from the services themselves ------------------------------
 
 
+class Placed(NamedTuple):
+    """An example and where it stands: its service, its operation (METHOD, path) and its index."""
+
+    service: str
+    key: tuple[str, str]
+    index: int
+    example: Example
+
+
 def answer_errors(apis: list[ServiceApi]) -> list[ServiceApi]:
     """The apis with each error example's answer filled in: what the service answers to it.
 
@@ -107,29 +116,36 @@ def answer_errors(apis: list[ServiceApi]) -> list[ServiceApi]:
     nothing stored, so they cannot disturb each other); each example with `given` requests to
     fresh services of its own, after those requests.
     """
-    answers: dict[tuple[str, str, str, int], Any] = {}
-    plain = [(api.name, key, i, ex) for api in apis for key, exs in api.examples.items() for i, ex in enumerate(exs)]
-    errors = [entry for entry in plain if entry[3].status >= 400]
-    typed = [f"{service} {' '.join(key)} {example.title!r}" for service, key, _, example in errors if example.response]
+    errors = [
+        Placed(api.name, key, index, example)
+        for api in apis
+        for key, examples in api.examples.items()
+        for index, example in enumerate(examples)
+        if example.status >= 400
+    ]
+    typed = [f"{e.service} {' '.join(e.key)} {e.example.title!r}" for e in errors if e.example.response is not None]
     if typed:
         raise ValueError(f"error examples with an answer typed by hand (leave it out: the service gives it): {typed}")
+    answers: dict[tuple[str, tuple[str, str], int], Any] = {}
     with fresh_services() as services:
-        for service, key, i, example in (entry for entry in errors if not entry[3].given):
-            answers[(service, *key, i)] = send(services, service, key, example)
-    for service, key, i, example in (entry for entry in errors if entry[3].given):
-        with fresh_services() as services:
-            for given in example.given:
-                status, answer = request(services(given.service), given.method, given.path, given.body)
-                if status >= 400:
-                    raise RuntimeError(f"{given.method} {given.path} answered {status} while preparing {key}: {answer}")
-            answers[(service, *key, i)] = send(services, service, key, example)
+        for e in errors:
+            if not e.example.given:
+                answers[e.service, e.key, e.index] = send(services, e.service, e.key, e.example)
+    for e in errors:
+        if e.example.given:
+            with fresh_services() as services:
+                for given in e.example.given:
+                    status, answer = request(services(given.service), given.method, given.path, given.body)
+                    if status >= 400:
+                        raise RuntimeError(f"{given.method} {given.path} answered {status} preparing {e.key}: {answer}")
+                answers[e.service, e.key, e.index] = send(services, e.service, e.key, e.example)
     return [
         dataclasses.replace(
             api,
             examples={
                 key: [
-                    dataclasses.replace(example, response=answers.get((api.name, *key, i), example.response))
-                    for i, example in enumerate(examples)
+                    dataclasses.replace(example, response=answers.get((api.name, key, index), example.response))
+                    for index, example in enumerate(examples)
                 ]
                 for key, examples in api.examples.items()
             },
@@ -173,6 +189,7 @@ def send(services: Callable[[str], Flask], service: str, key: tuple[str, str], e
 
 
 def request(app: Flask, method: str, target: str, body: Any) -> tuple[int, Any]:
+    """Send a request to the app in-process; its status and its answer (JSON, else text)."""
     client = app.test_client()
     response = client.open(target, method=method, **({} if body is None else {"json": body}))
     return response.status_code, response.get_json(silent=True) if response.is_json else response.get_data(as_text=True)
