@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
+# What a statement raises when the database does not answer (down, unreachable, pool exhausted).
+DATABASE_DOWN = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
 
 # scikit-learn's wine features, in load_wine's order. The names are the API's; the columns
 # replace the "/" of od280/od315 with "__", as the original system did.

@@ -16,6 +16,7 @@ from mlops.kernel.web.state import current_settings, dataset_engine, service_res
 from mlops.ml_service.change_signal import ChangeSignal
 from mlops.ml_service.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
 from mlops.ml_service.inference_routes import protocol
+from mlops.ml_service.kept_pipeline import KeptPipeline
 from mlops.ml_service.metrics import counted_inference, record_set_predicted
 from mlops.ml_service.pipeline import (
     Prediction,
@@ -224,5 +225,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         "ML model",
         settings,
         [bp, protocol],
-        resources=lambda state: PipelineCache(signal=ChangeSignal.beside(settings.data_dir, settings.dataset_db)),
+        resources=lambda state: PipelineCache(
+            kept=KeptPipeline.under(settings.data_dir, settings.dataset_db),
+            signal=ChangeSignal.beside(settings.data_dir, settings.dataset_db),
+        ),
     )

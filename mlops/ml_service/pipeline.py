@@ -102,7 +102,7 @@ def train(engine: Engine, cache: PipelineCache) -> Score:
         trained = save_trained(connection, model, pipeline_bytes, accuracy, training.dataset_id)
         replace_predictions(connection, training.dataset_id, training.features.index, predicted, trained.version)
         record_batch(connection, "training", training.dataset_id, len(predicted), accuracy, trained)
-    cache.put(trained, pipeline)
+    cache.put(trained, pipeline, pipeline_bytes)
     cache.announce_change()
     return Score("training", accuracy, trained, len(predicted))
 
@@ -153,7 +153,7 @@ def install_champion(engine: Engine, cache: PipelineCache, pushed: RegisteredPip
         )
     model, changed = install_registered(engine, pushed)
     if changed and pushed.adopts_version is None:
-        cache.put(model, pipeline)
+        cache.put(model, pipeline, pushed.pipeline_bytes)
     if changed:  # a new pipeline, or the served one now registered (adopted)
         cache.announce_change()
     return model, changed

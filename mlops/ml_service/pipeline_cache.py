@@ -22,9 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from mlops.kernel.db import DATABASE_DOWN
 from mlops.kernel.errors import Conflict
 from mlops.kernel.outages import DATASET_DB, outage
 from mlops.kernel.pipelines import PipelineRefused
@@ -38,9 +37,9 @@ from mlops.ml_service.deployment import (
     require_trained,
 )
 from mlops.ml_service.fastpath import CompiledPipeline, compile_pipeline
+from mlops.ml_service.kept_pipeline import KeptPipeline
 
 log = logging.getLogger(__name__)
-DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def load_pipeline(pipeline_bytes: bytes) -> Any:
@@ -81,20 +80,23 @@ class PipelineCache:
     The key also holds the training time, so a database recreated under a running service
     (versions counting from 1 again) is never mistaken for the one the pipeline came from.
     `degraded` says why prediction serves it without the database's word that it is still the
-    deployed one (None while the database answers).
+    deployed one (None while the database answers). `kept` is the file where the last pipeline
+    served is kept for a process that starts while the database is down (kept_pipeline.py).
     """
 
+    kept: KeptPipeline | None = None
     key: tuple[int, datetime | None] | None = None
     compiled: CompiledPipeline | None = None
     model: DeployedModel | None = None
     degraded: str | None = None
     signal: ChangeSignal = field(default_factory=ChangeSignal)
     _fresh: Fresh | None = None  # one attribute, replaced whole: a reader never sees half of it
+    loaded_from: str = "the database"  # where the pipeline loaded came from, as the degraded answers say
     _recheck_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def put(self, model: DeployedModel, pipeline: Any) -> None:
-        """Remember pipeline as the one trained for model.
+    def put(self, model: DeployedModel, pipeline: Any, pipeline_bytes: bytes) -> None:
+        """Remember pipeline (stored as pipeline_bytes) as the one trained for model.
 
         It was just stored in the database, so the database answers again: an outage this process
         noted is over, and the answers stop saying they are degraded.
@@ -102,8 +104,9 @@ class PipelineCache:
         compiled = compile_pipeline(pipeline)
         with self._lock:
             self.key, self.compiled, self.model = _cache_key(model), compiled, model
-            self.degraded = None
+            self.degraded, self.loaded_from = None, "the database"
             self._fresh = None
+            self._keep(model, pipeline_bytes)
 
     def announce_change(self) -> None:
         """Say that this process committed a change of the deployed model: every process (this
@@ -122,14 +125,41 @@ class PipelineCache:
             model, pipeline_bytes = read_served_pipeline(connection)
             compiled = compile_pipeline(load_pipeline(pipeline_bytes))
             self.key, self.compiled, self.model = _cache_key(model), compiled, model
+            self.loaded_from = "the database"
             log.info("loaded the %s pipeline, version %s", model.model_name, model.version)
+            self._keep(model, pipeline_bytes)
             return model, compiled
+
+    def _keep(self, model: DeployedModel, pipeline_bytes: bytes) -> None:
+        if self.kept is not None:
+            self.kept.keep(model, pipeline_bytes)
+
+    def _load_kept(self) -> bool:
+        """Load the kept pipeline (the database being down and nothing loaded); whether there was one."""
+        kept = self.kept.read() if self.kept is not None else None
+        if kept is None:
+            return False
+        model, pipeline_bytes = kept
+        try:
+            compiled = compile_pipeline(load_pipeline(pipeline_bytes))
+        except Conflict as unusable:
+            log.warning("not using the kept pipeline %s: %s", self.kept.path, unusable.message)
+            return False
+        with self._lock:
+            if self.compiled is None:
+                self.key, self.compiled, self.model = _cache_key(model), compiled, model
+                self.loaded_from = f"the copy kept in {self.kept.path}"
+        log.info(
+            "loaded the kept %s pipeline, version %s (the dataset database is down)", model.model_name, model.version
+        )
+        return True
 
     def serving_pipeline(self, engine: Engine) -> tuple[DeployedModel, CompiledPipeline, str | None]:
         """The model to predict with: the deployed one (loaded if its version moved) or, while
         the database does not answer, the one this process has loaded, with why (else None).
 
-        Without a loaded pipeline an outage is the 503 it always was.
+        A process that has loaded nothing yet (started during the outage) loads the pipeline kept
+        in its file; without one either, an outage is the 503 it always was.
         """
         fresh = self._fresh
         if fresh is not None and time.monotonic() < fresh.until and self.signal.read() == fresh.signal:
@@ -144,13 +174,15 @@ class PipelineCache:
                 serving = self.trained_pipeline(connection)
         except DATABASE_DOWN as error:
             if loaded[1] is None:
-                raise
+                if not self._load_kept():
+                    raise
+                loaded = self.model, self.compiled
             outage(DATASET_DB).failed(error)
             self._recheck_at = time.monotonic() + RECHECK_SECONDS
             self.degraded = degraded = (
                 f"The dataset database is unavailable: answered by the {loaded[0].model_name} model this "
-                f"process has loaded (version {loaded[0].version}); a model deployed meanwhile is served "
-                "once the database is back"
+                f"process has loaded (version {loaded[0].version}, from {self.loaded_from}); a model deployed "
+                "meanwhile is served once the database is back"
             )
             return *loaded, degraded
         self.degraded = None

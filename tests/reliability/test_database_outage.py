@@ -7,6 +7,8 @@ logged in a few lines, not a traceback per request."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -219,6 +221,13 @@ def test_prediction_serves_its_loaded_model_while_the_database_is_down_and_a_new
         assert "dataset database is unavailable" in v2["parameters"]["degraded"]
         invocations = call("POST", ml + "/invocations", json={"dataframe_records": [WINE_SAMPLE]})
         assert invocations == {"predictions": before["predictions"]}
+        # workers (re)started during the outage have loaded nothing: each loads the copy of the
+        # served pipeline kept beside the data, and answers with it, degraded
+        restart_workers(stack["ml"].process.pid)
+        restarted = [call("POST", ml + "/root/ml/predict", json=[WINE_SAMPLE]) for _ in range(20)]
+        assert all(answer["predictions"] == before["predictions"] for answer in restarted)
+        assert all(answer["model"] == before["model"] for answer in restarted)
+        assert all("from the copy kept in" in answer["degraded"] for answer in restarted), restarted[0]
         # what needs the database still says at once that it is unavailable
         started = time.monotonic()
         call("GET", ml + "/root/ml", expect=503)
@@ -235,3 +244,14 @@ def test_prediction_serves_its_loaded_model_while_the_database_is_down_and_a_new
         assert time.monotonic() < deadline, answer
         time.sleep(0.1)
     assert answer["model"]["model_name"] == "LogisticRegression" and "degraded" not in answer
+
+
+def restart_workers(master: int, timeout: float = 60.0) -> None:
+    """kill -9 every worker of a gunicorn master and wait until as many new ones run."""
+    workers = set(process_tree(master)) - {master}
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while (now := set(process_tree(master)) - {master}) & workers or len(now) < len(workers):
+        assert time.monotonic() < deadline, f"gunicorn did not replace its workers {workers}: {now}"
+        time.sleep(0.1)

@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine, event
 
 from mlops.kernel.config import Settings
-from mlops.kernel.db import ensure_schema, make_engine
+from mlops.kernel.db import DATABASE_DOWN, ensure_schema, make_engine
 from mlops.kernel.metrics import ServiceMetrics
 from mlops.kernel.outages import DATASET_DB, outage
 from mlops.kernel.web.operations import Operation
@@ -42,13 +42,21 @@ class ServiceState(Generic[R]):
 
     @property
     def engine(self) -> Engine:
-        """The dataset database engine, created on first use with its schema ensured."""
+        """The dataset database engine, created on first use with its schema ensured.
+
+        While the database is down the schema cannot be ensured; the engine is given all the same
+        (every statement then fails as the outage does, a 503, while prediction can still answer
+        with a model it holds) and the schema is ensured at the first use after the outage.
+        """
         with self._engine_lock:
             if self._engine is None:
                 self._engine = make_engine(self.settings.dataset_db)
                 # a new connection means the database answers: the end of an outage, if there was one
                 event.listen(self._engine, "connect", lambda *_: outage(DATASET_DB).recovered())
-        ensure_schema(self._engine)
+        try:
+            ensure_schema(self._engine)
+        except DATABASE_DOWN as error:
+            outage(DATASET_DB).failed(error)
         return self._engine
 
     def dispose(self) -> None:
