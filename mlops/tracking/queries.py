@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlops.kernel.errors import NotFound
-from mlops.tracking.mlflow import ExperimentRecord, RunRecord
+from mlops.tracking.mlflow import ExperimentCount, ExperimentRecord, RunRecord
 from mlops.tracking.mlflow.naming import (
     METRIC_PREFIXES,
     MODEL_TYPE_TAG,
@@ -43,19 +43,16 @@ def user_tags(tags: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in tags.items() if not key.startswith(SYSTEM_TAG_PREFIXES)}
 
 
-def experiments_overview(experiments: Iterable[ExperimentRecord], runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
+def experiments_overview(counts: Iterable[ExperimentCount]) -> list[dict[str, Any]]:
     """Each experiment's id, name, lifecycle stage and number of (active) runs."""
-    counts: dict[str, int] = {}
-    for run in runs:
-        counts[run.experiment_id] = counts.get(run.experiment_id, 0) + 1
     return [
         {
-            "experiment_id": e.experiment_id,
-            "name": e.name,
-            "lifecycle_stage": e.lifecycle_stage,
-            "run_count": counts.get(e.experiment_id, 0),
+            "experiment_id": c.experiment_id,
+            "name": c.name,
+            "lifecycle_stage": c.lifecycle_stage,
+            "run_count": c.run_count,
         }
-        for e in experiments
+        for c in counts
     ]
 
 

@@ -106,3 +106,50 @@ def test_new_sqlite_stores_are_copies_of_one_template_each_with_its_own_default_
     templates = list((tmp_path / "cache" / "mlops").glob("mlflow-*-empty-store.db"))
     assert len(templates) == 1
     assert locations == [(tmp_path / name / "mlartifacts" / "0").resolve().as_uri() for name in ("first", "second")]
+
+
+def test_the_experiment_list_read_with_plain_sql_is_what_mlflows_client_gives(backend):
+    from collections import Counter
+
+    client = backend.client()
+    made = [writes.find_or_create_experiment(backend, f"counted-{uuid.uuid4().hex[:8]}", {}) for _ in range(3)]
+    for experiment_id, runs in zip(made, (3, 0, 2), strict=True):
+        for _ in range(runs):
+            client.set_terminated(client.create_run(experiment_id).info.run_id, "FINISHED")
+    client.delete_run(client.search_runs([made[0]])[0].info.run_id)  # a deleted run is not counted
+    writes.delete_experiment(backend, made[1])  # nor listed, once deleted
+    experiments = reads.list_experiments(backend)
+    runs = Counter(run.experiment_id for run in reads.list_runs(backend, [e.experiment_id for e in experiments]))
+    through_mlflow = [(e.experiment_id, e.name, e.lifecycle_stage, runs[e.experiment_id]) for e in experiments]
+    counted = [(c.experiment_id, c.name, c.lifecycle_stage, c.run_count) for c in reads.count_runs(backend)]
+    assert counted == through_mlflow
+    assert {(made[0], 2), (made[2], 2)} <= {(c[0], c[3]) for c in counted}
+    assert made[1] not in {c[0] for c in counted}
+
+
+def test_a_new_sqlite_store_is_ready_and_lists_experiments_without_importing_mlflow(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from mlops.kernel.config import Settings
+        from mlops.tracking.app import create_app
+
+        client = create_app(Settings(data_dir=Path({str(tmp_path)!r}))).test_client()
+        ready = client.get("/ready")
+        assert ready.status_code == 200, ready.get_json()
+        listed = client.get("/root/tracking/experiments")
+        assert listed.status_code == 200 and listed.get_json()["data"] == [], listed.get_json()
+        assert "mlflow" not in sys.modules
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)  # a fresh interpreter: nothing imported yet
+    # the store made from the template is one MLflow opens and writes to
+    backend = MlflowBackend.from_settings(Settings(data_dir=tmp_path))
+    experiment_id = writes.find_or_create_experiment(backend, "after", {})
+    assert [c.experiment_id for c in reads.count_runs(backend)] == [experiment_id]
+    backend.dispose()

@@ -8,7 +8,7 @@ import pytest
 
 from mlops.kernel.errors import NotFound
 from mlops.tracking.deploy import model_of_run, parse_param_value
-from mlops.tracking.mlflow import ExperimentRecord, RunRecord
+from mlops.tracking.mlflow import ExperimentCount, ExperimentRecord, RunRecord
 from mlops.tracking.queries import (
     best_run,
     describe,
@@ -255,10 +255,12 @@ def test_general_counts_runs_by_status_with_first_start_and_last_end():
     assert (empty["number_of_runs"], empty["first_run_completed"], empty["last_run_completed"]) == (0, None, None)
 
 
-def test_overview_counts_runs_per_experiment():
-    experiments = [ExperimentRecord(i, f"e{i}", "", "active", {}, 0, 0) for i in ("1", "2")]
-    overview = experiments_overview(experiments, [run(experiment_id="1"), run(experiment_id="1")])
-    assert [(e["experiment_id"], e["run_count"]) for e in overview] == [("1", 2), ("2", 0)]
+def test_overview_shows_each_experiment_with_its_run_count():
+    overview = experiments_overview([ExperimentCount("1", "e1", "active", 2), ExperimentCount("2", "e2", "active", 0)])
+    assert overview == [
+        {"experiment_id": "1", "name": "e1", "lifecycle_stage": "active", "run_count": 2},
+        {"experiment_id": "2", "name": "e2", "lifecycle_stage": "active", "run_count": 0},
+    ]
 
 
 @pytest.mark.parametrize(

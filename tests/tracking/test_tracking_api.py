@@ -472,16 +472,28 @@ def test_control_characters_in_what_is_stored_are_a_400_and_nothing_is_logged(cl
     assert experiment_named(backend, body["experiment_name"]) is None
 
 
-def test_ready_says_what_is_missing_until_the_mlflow_store_is_open(tmp_path):
+def test_a_new_sqlite_store_is_ready_at_the_first_probe(tmp_path):
+    from mlops.kernel.config import Settings
+    from mlops.tracking.app import create_app
+
+    app = create_app(Settings(data_dir=tmp_path))
+    answer = app.test_client().get("/ready")  # the store is made from the template: no MLflow migrations
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["checks"] == {"database": "ok", "mlflow": "ok", "mlflow_store": "ok"}
+    app.extensions["mlops"].dispose()
+    app.extensions["tracking"].dispose()
+
+
+def test_ready_says_what_is_missing_until_mlflow_has_made_its_tables(tmp_path, postgres_database):
     import time
 
     from mlops.kernel.config import Settings
     from mlops.tracking.app import create_app
 
-    app = create_app(Settings(data_dir=tmp_path))
+    app = create_app(Settings(data_dir=tmp_path, mlflow_tracking_uri=postgres_database()))
     client = app.test_client()
     first = client.get("/ready")
-    # the first readiness probe starts opening the MLflow store in the background
+    # a database without MLflow's tables: the first readiness probe starts opening the store in the background
     assert first.status_code == 503 and first.headers["Retry-After"] == "1"
     assert "MLflow store" in first.get_json()["checks"]["mlflow_store"]
     assert first.get_json()["message"].startswith("Not ready: mlflow_store: ")

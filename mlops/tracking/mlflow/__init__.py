@@ -11,6 +11,7 @@ backends side by side.
 
 - store: the backend store's lifecycle (open, ping, errors, runs left by dead processes)
 - reads: experiments and runs as records
+- tables: MLflow's tables read with plain SQL, without importing MLflow (the experiment list)
 - writes: experiments, runs, params, metrics and models logged
 - naming: run names, tags and the prefixes of params and metrics
 - registry: the served model's registered versions, its `champion` alias and the alias's history
@@ -18,5 +19,6 @@ backends side by side.
 
 from mlops.tracking.mlflow.reads import ExperimentRecord, RunRecord
 from mlops.tracking.mlflow.store import MlflowBackend
+from mlops.tracking.mlflow.tables import ExperimentCount
 
-__all__ = ["ExperimentRecord", "MlflowBackend", "RunRecord"]
+__all__ = ["ExperimentCount", "ExperimentRecord", "MlflowBackend", "RunRecord"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.metadata
 import logging
 import os
 import shutil
@@ -35,22 +36,21 @@ def make_sqlite_directory(uri: str) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_sqlite_schema(uri: str, artifact_root: str) -> None:
-    """Create MLflow's schema for a new SQLite store in a side file, then move it into place.
+def create_sqlite_schema(uri: str, artifact_root: str) -> bool:
+    """Create MLflow's schema for a new SQLite store in a side file, then move it into place;
+    return whether it did (False: not a new SQLite store).
 
     The side file is a copy of an empty store of this MLflow version (schema_template), made
     once per machine: MLflow's migrations take seconds, a copy milliseconds. A process stopped
     while the file is made leaves only a side file, never a half-made store that MLflow would
     refuse to open ever after.
     """
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
     url = make_url(uri)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return
+        return False
     path = Path(url.database)
     if path.exists() and path.stat().st_size > 0:  # /health's ping may have created it empty
-        return
+        return False
     # Under the schema lock, a side file still there was left by a process that was stopped.
     for stale in path.parent.glob(f"{path.name}.creating-*"):
         stale.unlink(missing_ok=True)
@@ -59,10 +59,13 @@ def create_sqlite_schema(uri: str, artifact_root: str) -> None:
     if template is not None:
         shutil.copyfile(template, side)
     else:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
         SqlAlchemyStore(
             url.set(database=str(side)).render_as_string(hide_password=False), artifact_root
         ).engine.dispose()
     os.replace(side, path)
+    return True
 
 
 def schema_template() -> Path | None:
@@ -72,13 +75,13 @@ def schema_template() -> Path | None:
     MLflow writes its default experiment, with the artifact location of the store it creates,
     on first open: the template has it removed, so each copy gets its own on first open.
     """
-    import mlflow
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
+    version = importlib.metadata.version("mlflow")  # not `import mlflow` (seconds) when the template exists
     directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlops"
-    template = directory / f"mlflow-{mlflow.__version__}-empty-store.db"
+    template = directory / f"mlflow-{version}-empty-store.db"
     if template.exists():
         return template
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with file_lock(directory / f"{template.name}.lock"):
@@ -94,7 +97,7 @@ def schema_template() -> Path | None:
             os.replace(side, template)
             log.info(
                 "made the empty MLflow %s store %s in %.2f s",
-                mlflow.__version__,
+                version,
                 template,
                 time.perf_counter() - started,
             )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from mlops.kernel.errors import BadRequest, NotFound
-from mlops.tracking.mlflow.store import RUNS_PAGE_SIZE, MlflowBackend, import_libraries, mlflow_errors
+from mlops.tracking.mlflow import tables
+from mlops.tracking.mlflow.store import RUNS_PAGE_SIZE, MlflowBackend, database_errors, import_libraries, mlflow_errors
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,19 @@ def list_experiments(backend: MlflowBackend) -> list[ExperimentRecord]:
                 break
     # MLflow creates experiment 0 ("Default") in every store; this service never logs to it.
     return [_experiment_record(e) for e in experiments if e.experiment_id != "0"]
+
+
+def count_runs(backend: MlflowBackend) -> list[tables.ExperimentCount]:
+    """Every active experiment except Default, oldest first, with its number of active runs: one
+    query on MLflow's tables (no MLflow import), or through MLflow's client on a tracking server."""
+    if not backend.on_server:
+        with database_errors(), backend.tables().connect() as connection:
+            return tables.count_runs(connection)
+    experiments = list_experiments(backend)
+    counts = Counter(run.experiment_id for run in list_runs(backend, [e.experiment_id for e in experiments]))
+    return [
+        tables.ExperimentCount(e.experiment_id, e.name, e.lifecycle_stage, counts[e.experiment_id]) for e in experiments
+    ]
 
 
 def get_experiment(backend: MlflowBackend, experiment_id: str) -> ExperimentRecord:

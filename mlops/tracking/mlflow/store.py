@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, exc, text
+from sqlalchemy import Engine, create_engine, exc, inspect, text
 from sqlalchemy.engine import make_url
 
 from mlops.kernel.config import Settings
@@ -70,7 +70,8 @@ class MlflowBackend:
     lock_path: Path
     _client: Any = None  # mlflow.MlflowClient
     _experiment_store: Any = None  # mlflow's SqlAlchemyStore, for creating experiments
-    _ping_engine: Engine | None = None
+    _engine: Engine | None = None  # plain SQLAlchemy, no MLflow: the health check and tables.py's reads
+    _has_tables: bool = False
     _opening_since: float | None = None  # time.monotonic() when a thread began opening the store
     _open_failure: str | None = None  # why the last attempt to open it failed
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -120,9 +121,21 @@ class MlflowBackend:
         self._opening_since = self._opening_since or time.monotonic()
         threading.Thread(target=self._warm_up, name="mlflow-warm-up", daemon=True).start()
 
+    def require_ready(self) -> None:
+        """Readiness: a database store is ready once it answers and MLflow's tables are there (a new
+        SQLite store is made from the template now); its experiment list is then read without
+        MLflow, and a request that needs MLflow waits for the import under way in the background.
+        A tracking server, or a database whose tables MLflow has yet to make: once MLflow has
+        opened the store."""
+        if not self.on_server:
+            self.require_tables()
+            if self._has_tables:
+                return
+        self.require_open()
+
     def require_open(self) -> None:
-        """Readiness: return if the store is open, else say why not (NotReady), opening it in the
-        background unless a thread is at it already."""
+        """Return if the store is open, else say why not (NotReady), opening it in the background
+        unless a thread is at it already."""
         from mlops.kernel.web.state import NotReady
 
         if self._client is not None:
@@ -160,7 +173,8 @@ class MlflowBackend:
             self.lock_path.parent.mkdir(parents=True, exist_ok=True)
             # Several workers may start on an empty database at once; one creates the schema.
             with file_lock(self.lock_path):
-                create_sqlite_schema(self.tracking_uri, self.artifact_root)
+                if create_sqlite_schema(self.tracking_uri, self.artifact_root):
+                    self.database().dispose()  # its connections still see the empty file the health check made
                 store = SqlAlchemyStore(self.tracking_uri, self.artifact_root)
             if make_url(self.tracking_uri).get_backend_name() == "sqlite":
                 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
@@ -191,6 +205,50 @@ class MlflowBackend:
         self._client, self._experiment_store = client, store
         log.info("MLflow tracking server %s ready in %.2f s", self.tracking_uri, time.perf_counter() - started)
 
+    def tables(self) -> Engine:
+        """A plain SQLAlchemy engine on the store's database, where MLflow's tables exist (for
+        tables.py): a new SQLite store is made from the template now (milliseconds); another
+        database without them is opened through MLflow first (its migrations, seconds)."""
+        engine = self.require_tables()
+        if not self._has_tables:
+            self.client()
+            self._has_tables = True
+        return engine
+
+    def require_tables(self) -> Engine:
+        """The store's database engine, after checking that it answers and that MLflow's tables are
+        there (made from the template if it is a new SQLite store); `_has_tables` says whether they are."""
+        if self.on_server:
+            raise ValueError("an MLflow tracking server's tables are its own")
+        engine = self.database()
+        if not self._has_tables:
+            with database_errors():
+                self._has_tables = inspect(engine).has_table("experiments") or self._make_sqlite_tables()
+        return engine
+
+    def _make_sqlite_tables(self) -> bool:
+        """Make a new SQLite store (a copy of the template); whether MLflow's tables are there now."""
+        if make_url(self.tracking_uri).get_backend_name() != "sqlite":
+            return False
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.lock_path):  # the lock _open takes to make the store
+            if create_sqlite_schema(self.tracking_uri, self.artifact_root):
+                self.database().dispose()  # its connections still see the empty file the health check made
+        return inspect(self.database()).has_table("experiments")
+
+    def database(self) -> Engine:
+        """A plain SQLAlchemy engine on the store's database (no MLflow import)."""
+        with self._ping_lock:
+            if self._engine is None:
+                make_sqlite_directory(self.tracking_uri)
+                self._engine = create_engine(
+                    self.tracking_uri,
+                    pool_pre_ping=True,
+                    pool_size=4,  # a worker's threads
+                    connect_args={"connect_timeout": 5} if self.tracking_uri.startswith("postgresql") else {},
+                )
+            return self._engine
+
     def ping(self) -> None:
         """Raise if MLflow's backend database (or tracking server) does not answer (cheap: no
         MLflow import)."""
@@ -202,22 +260,13 @@ class MlflowBackend:
             except requests.RequestException as error:
                 raise ConnectionError(f"MLflow tracking server {self.tracking_uri}: {error}") from error
             return
-        with self._ping_lock:
-            if self._ping_engine is None:
-                make_sqlite_directory(self.tracking_uri)
-                self._ping_engine = create_engine(
-                    self.tracking_uri,
-                    pool_pre_ping=True,
-                    pool_size=1,
-                    connect_args={"connect_timeout": 5} if self.tracking_uri.startswith("postgresql") else {},
-                )
-        with self._ping_engine.connect() as connection:
+        with self.database().connect() as connection:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
-        """Close the health check's connections (MLflow keeps its own engine per URI)."""
-        if self._ping_engine is not None:
-            self._ping_engine.dispose()
+        """Close the plain engine's connections (MLflow keeps its own engine per URI)."""
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def _is_server_uri(uri: str) -> bool:
@@ -255,6 +304,16 @@ def mlflow_errors() -> Iterator[None]:
         if 400 <= status < 500:  # a name or value MLflow refuses
             raise BadRequest(error.message, error="Refused by MLflow") from error
         raise
+    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
+        raise _store_unavailable(error) from error
+
+
+@contextlib.contextmanager
+def database_errors() -> Iterator[None]:
+    """Plain SQL on the store's database: unreachable is a 503, as through MLflow (no MLflow import)."""
+    try:
+        yield
+        outage(MLFLOW_STORE).recovered()
     except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
         raise _store_unavailable(error) from error
 
