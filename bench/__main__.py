@@ -20,7 +20,7 @@ BENCHMARKS = {
     "p2": ("bench.p2_predict", "online prediction vs MLServer 1.7 and `mlflow models serve`"),
     "p3": ("bench.p3_monitoring", "monitoring report vs raw Evidently; repeat on unchanged data"),
     "p4": ("bench.p4_scale", "scale: load / evaluate / report 10k..1M rows on PostgreSQL"),
-    "p5": ("bench.p5_cold_start", "cold start: `mlops up` to four green /health"),
+    "p5": ("bench.p5_cold_start", "cold start: `mlops up` to four ready services and the first experiment list"),
     "monitoring_quality": (
         "bench.monitoring_quality",
         "re-training verdict: false-alarm and detection rates per fault scenario; verdict time",

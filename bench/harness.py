@@ -254,6 +254,20 @@ def call(method: str, url: str, *, expect: int | tuple[int, ...] = 200, timeout:
 # --- memory --------------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def group_cpu_seconds(leader: int) -> float:
+    """User + system CPU time used so far by the live processes of a process group."""
+    return sum(cpu_seconds(pid) for pid in group_pids(leader))
+
+
 def group_pids(leader: int) -> list[int]:
     """The processes of a process group (a gunicorn master and its workers)."""
     pids = []

@@ -15,7 +15,10 @@ that protocol:
 - `ours threads` (the configuration before this benchmark's change, kept to show the difference):
   the ML service under gunicorn's threaded workers with keep-alive, `POST /root/ml/predict`.
 
-All answer the same classes (checked first). The load is wrk (2 threads, 8 keep-alive connections,
+All answer the same classes (checked first). Each run also measures the CPU time each request cost
+the server (its whole process group: our gunicorn master and workers, MLServer's process, MLflow's
+and its uvicorn) and the load generator: a figure that contention on a shared machine bends far
+less than requests per second. The load is wrk (2 threads, 8 keep-alive connections,
 10 s) where it is installed (`apt-get install wrk`), else bench/load.py's Python client (same
 shape, weaker: it shares the 2 cores with the servers). Three runs each, alternated.
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -42,7 +46,20 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from bench.harness import Config, Goal, Result, bench_settings, call, free_port, profiled, say, services, stop, table
+from bench.harness import (
+    Config,
+    Goal,
+    Result,
+    bench_settings,
+    call,
+    free_port,
+    group_cpu_seconds,
+    profiled,
+    say,
+    services,
+    stop,
+    table,
+)
 from bench.load import run_load
 from bench.p4_scale import WALKTHROUGH_MODEL
 from mlops.kernel.launch import gunicorn_command, settings_environment
@@ -80,6 +97,8 @@ class Run:
     requests: int
     errors: int
     load_average: float
+    server_cpu_us: float  # CPU time of the server's processes per answered request
+    client_cpu_us: float  # the load generator's
 
 
 def run(config: Config) -> Result:
@@ -140,7 +159,18 @@ def run(config: Config) -> Result:
                             say(describe(measured[-1]))
     say(
         table(
-            ["payload", "server", "run", "req/s", "p50 ms", "p99 ms", "errors", "load"],
+            [
+                "payload",
+                "server",
+                "run",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "load",
+                "server CPU µs/req",
+                "wrk CPU µs/req",
+            ],
             [
                 [
                     r.payload,
@@ -151,6 +181,8 @@ def run(config: Config) -> Result:
                     r.p99_ms,
                     str(r.errors),
                     r.load_average,
+                    r.server_cpu_us,
+                    r.client_cpu_us,
                 ]
                 for r in measured
             ],
@@ -189,15 +221,33 @@ def paired(runs: list[Run], ours: str, theirs: str, payload: str) -> list[tuple[
 def describe(r: Run) -> str:
     return (
         f"p2: run {r.attempt} {r.payload:>8} {r.target:>16}: {r.requests_per_s:8.1f} req/s, "
-        f"p50 {r.p50_ms:6.1f} ms, p99 {r.p99_ms:6.1f} ms, {r.errors} errors, load {r.load_average:.2f}"
+        f"p50 {r.p50_ms:6.1f} ms, p99 {r.p99_ms:6.1f} ms, {r.errors} errors, load {r.load_average:.2f}, "
+        f"CPU per request: server {r.server_cpu_us:.0f} µs, load generator {r.client_cpu_us:.0f} µs"
     )
 
 
 def measure(wrk: str | None, target: Target, payload: str, attempt: int, seconds: float) -> Run:
-    """One load run: requests/s, latency percentiles, errors, and the load average before it."""
+    """One load run: requests/s, latency percentiles, errors, the load average before it, and the
+    CPU time per answered request of the server and of the load generator (wrk, a child process)."""
     load_average = os.getloadavg()[0]
+    server_before, client_before = group_cpu_seconds(target.leader), _children_cpu_seconds()
     figures = load(wrk, target.url, target.bodies[payload], seconds=seconds, timeout=10)
-    return Run(target.name, payload, attempt, load_average=load_average, **figures)
+    server, client = group_cpu_seconds(target.leader) - server_before, _children_cpu_seconds() - client_before
+    answered = max(1, figures["requests"] - figures["errors"])
+    return Run(
+        target.name,
+        payload,
+        attempt,
+        load_average=load_average,
+        server_cpu_us=server / answered * 1e6,
+        client_cpu_us=client / answered * 1e6 if wrk else 0.0,  # bench/load.py runs in this process
+        **figures,
+    )
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def load(wrk: str | None, url: str, body: bytes, *, seconds: float, timeout: float) -> dict:
