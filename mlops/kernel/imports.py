@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
+import os
 import sys
 import threading
 
@@ -29,3 +31,12 @@ def import_heavy(*modules: str) -> None:
             importlib.import_module(name)
         if fresh:
             gc.freeze()
+
+
+def behind_other_work(niceness: int = 10) -> None:
+    """Lower the calling thread's CPU priority by `niceness` (Linux: each thread has its own nice
+    value; the process's other threads keep theirs), for work that should yield the cores, such as
+    a warm-up while other processes start on the same machine. Nothing where that is not allowed."""
+    with contextlib.suppress(OSError, AttributeError):
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(os.getpriority(os.PRIO_PROCESS, thread) + niceness, 19))

@@ -480,8 +480,8 @@ def test_a_new_sqlite_store_is_ready_at_the_first_probe(tmp_path):
     answer = app.test_client().get("/ready")  # the store is made from the template: no MLflow migrations
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["checks"] == {"database": "ok", "mlflow": "ok", "mlflow_store": "ok"}
-    app.extensions["mlops"].dispose()
-    app.extensions["tracking"].dispose()
+    state_of(app).dispose()
+    state_of(app).resources.mlflow.dispose()
 
 
 def test_ready_says_what_is_missing_until_mlflow_has_made_its_tables(tmp_path, postgres_database):

@@ -36,6 +36,16 @@ def make_sqlite_directory(uri: str) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def make_sqlite_store(backend) -> bool:
+    """Make a new SQLite store of an MlflowBackend (a copy of the template), under the lock that
+    opening the store takes; whether it made one (False: not SQLite, or already there)."""
+    if make_url(backend.tracking_uri).get_backend_name() != "sqlite":
+        return False
+    backend.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(backend.lock_path):
+        return create_sqlite_schema(backend.tracking_uri, backend.artifact_root)
+
+
 def create_sqlite_schema(uri: str, artifact_root: str) -> bool:
     """Create MLflow's schema for a new SQLite store in a side file, then move it into place;
     return whether it did (False: not a new SQLite store).

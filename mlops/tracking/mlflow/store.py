@@ -20,16 +20,21 @@ from sqlalchemy.engine import make_url
 from mlops.kernel.config import Settings
 from mlops.kernel.db import normalize_url
 from mlops.kernel.errors import BadRequest, NotFound, Unavailable
-from mlops.kernel.imports import import_heavy
+from mlops.kernel.imports import behind_other_work, import_heavy
 from mlops.kernel.launch import pid_alive
 from mlops.kernel.outages import MLFLOW_STORE, QuietOutages, outage
-from mlops.tracking.mlflow.files import create_sqlite_schema, file_lock, make_sqlite_directory, use_write_ahead_log
+from mlops.tracking.mlflow.files import (
+    create_sqlite_schema,
+    file_lock,
+    make_sqlite_directory,
+    make_sqlite_store,
+    use_write_ahead_log,
+)
 from mlops.tracking.mlflow.naming import PROCESS_TAG
 
 log = logging.getLogger(__name__)
 
 RUNS_PAGE_SIZE = 50_000  # MLflow's largest page of search_runs
-WARM_UP_NICENESS = 10  # added to the warm-up thread's nice value (lower priority)
 FINISHED, FAILED = "FINISHED", "FAILED"
 
 
@@ -123,16 +128,11 @@ class MlflowBackend:
         threading.Thread(target=self._warm_up, name="mlflow-warm-up", daemon=True).start()
 
     def require_ready(self) -> None:
-        """Readiness: a database store is ready once it answers and MLflow's tables are there (a new
-        SQLite store is made from the template now); its experiment list is then read without
-        MLflow, and a request that needs MLflow waits for the import under way in the background.
-        A tracking server, or a database whose tables MLflow has yet to make: once MLflow has
-        opened the store."""
-        if not self.on_server:
-            self.require_tables()
-            if self._has_tables:
-                return
-        self.require_open()
+        """Readiness: a database store once MLflow's tables answer (the experiment list needs no
+        more; a request that needs MLflow waits for its import, under way in the background), a
+        tracking server or a database without MLflow's tables yet once MLflow has opened the store."""
+        if self.on_server or not self._found_tables():
+            self.require_open()
 
     def require_open(self) -> None:
         """Return if the store is open, else say why not (NotReady), opening it in the background
@@ -151,13 +151,9 @@ class MlflowBackend:
         raise NotReady("the MLflow store is not open yet; opening it now")
 
     def _warm_up(self) -> None:
-        # Behind every other process: at a stack's start the other services' workers import their
-        # own libraries on the same cores, and this service answers its experiment list without
-        # MLflow meanwhile. A Linux thread has its own nice value; the request threads keep theirs.
-        with contextlib.suppress(OSError, AttributeError):
-            thread = threading.get_native_id()
-            niceness = os.getpriority(os.PRIO_PROCESS, thread) + WARM_UP_NICENESS
-            os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
+        # at a stack's start the other services' workers import their own libraries on the same
+        # cores, and this service answers its experiment list without MLflow meanwhile
+        behind_other_work()
         try:
             self.client()
         except Exception as error:  # the first request will open it again and report the problem
@@ -214,35 +210,22 @@ class MlflowBackend:
         log.info("MLflow tracking server %s ready in %.2f s", self.tracking_uri, time.perf_counter() - started)
 
     def tables(self) -> Engine:
-        """A plain SQLAlchemy engine on the store's database, where MLflow's tables exist (for
-        tables.py): a new SQLite store is made from the template now (milliseconds); another
-        database without them is opened through MLflow first (its migrations, seconds)."""
-        engine = self.require_tables()
-        if not self._has_tables:
-            self.client()
-            self._has_tables = True
-        return engine
+        """A plain engine on a database store with MLflow's tables, for tables.py: a new SQLite store
+        is copied from the template now (milliseconds), another database gets them from MLflow."""
+        if not self._found_tables():
+            self.client()  # MLflow's migrations make them (seconds)
+        return self.database()
 
-    def require_tables(self) -> Engine:
-        """The store's database engine, after checking that it answers and that MLflow's tables are
-        there (made from the template if it is a new SQLite store); `_has_tables` says whether they are."""
-        if self.on_server:
-            raise ValueError("an MLflow tracking server's tables are its own")
-        engine = self.database()
+    def _found_tables(self) -> bool:
+        """Whether MLflow's tables are there (made now if this is a new SQLite store); 503 if the
+        database does not answer."""
         if not self._has_tables:
+            engine = self.database()
             with database_errors():
-                self._has_tables = inspect(engine).has_table("experiments") or self._make_sqlite_tables()
-        return engine
-
-    def _make_sqlite_tables(self) -> bool:
-        """Make a new SQLite store (a copy of the template); whether MLflow's tables are there now."""
-        if make_url(self.tracking_uri).get_backend_name() != "sqlite":
-            return False
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.lock_path):  # the lock _open takes to make the store
-            if create_sqlite_schema(self.tracking_uri, self.artifact_root):
-                self.database().dispose()  # its connections still see the empty file the health check made
-        return inspect(self.database()).has_table("experiments")
+                if not inspect(engine).has_table("experiments") and make_sqlite_store(self):
+                    engine.dispose()  # its connections still see the empty file the health check made
+                self._has_tables = inspect(engine).has_table("experiments")
+        return self._has_tables
 
     def database(self) -> Engine:
         """A plain SQLAlchemy engine on the store's database (no MLflow import)."""
