@@ -35,6 +35,12 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5
 WORKERS_TIMEOUT_S = 10
 WATCH_EVERY_S = 1.0
+# How many batches of a search's fits each worker thread of a cluster is given (two: a worker
+# that finishes early takes a batch of a slower one)...
+BATCHES_PER_THREAD = 2
+# ... of at most this many fits: the search's progress is counted a batch at a time, and a worker
+# that is lost takes only its batches' fits with it.
+MAX_BATCH_FITS = 64
 
 
 class ClusterUnavailable(Unavailable):
@@ -172,14 +178,32 @@ class LocalThreadsBackend(CountsFits, ThreadingBackend):
     """joblib's threading backend, counting the fits done."""
 
 
-def fits_backend(client: Client | None, on_done: Callable[[int], None] | None = None) -> Any:
+def fits_backend(
+    client: Client | None,
+    on_done: Callable[[int], None] | None = None,
+    *,
+    fits: int = 0,
+    data: tuple[Any, ...] = (),
+) -> Any:
     """The joblib backend for a search's fits: local threads without a client, else the cluster;
-    on_done(n) is called as fits complete."""
+    on_done(n) is called as fits complete.
+
+    On the cluster, a search of `fits` fits is handed over (all at once: see
+    optimize.search_model) in batches that give each worker thread BATCHES_PER_THREAD of them,
+    of at most MAX_BATCH_FITS fits: a small search is then a round trip or two, not one per fit.
+    `data` (the training arrays) is sent to every worker once, up front: joblib would send it to
+    one worker, whose copy then draws every task of the search to that worker."""
     if client is None:
         backend = LocalThreadsBackend()
     else:
         from mlops.tracking.dask_backend import OneTaskPerFitBackend
 
-        backend = OneTaskPerFitBackend(client=client, wait_for_workers_timeout=WORKERS_TIMEOUT_S)
+        threads = sum(client.nthreads().values()) or 1
+        backend = OneTaskPerFitBackend(
+            client=client,
+            wait_for_workers_timeout=WORKERS_TIMEOUT_S,
+            scatter=list(data),
+            batch_size=max(1, min(MAX_BATCH_FITS, fits // (threads * BATCHES_PER_THREAD))),
+        )
     backend.on_done = on_done
     return backend

@@ -23,7 +23,17 @@ class SequentialBatch(Batch):
 
 
 class OneTaskPerFitBackend(CountsFits, DaskDistributedBackend):
-    """joblib's dask backend whose tasks run their own joblib calls sequentially, counting the fits done."""
+    """joblib's dask backend whose tasks run their own joblib calls sequentially, counting the fits done.
+
+    At most one task per fit, and fewer: every task costs the scheduler, the network and a worker
+    a fixed overhead that fits of a few milliseconds do not hide, so the search hands the fits
+    over in batches of `batch_size` (cluster.fits_backend chooses it; joblib's own choice starts
+    at one fit a task and splits the end of a search into one-fit tasks again).
+    """
+
+    def __init__(self, *args, batch_size: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._effective_batch_size = batch_size
 
     async def _to_func_args(self, func):
         _, tasks = await super()._to_func_args(func)

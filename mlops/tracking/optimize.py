@@ -107,7 +107,6 @@ def search_model(
     from sklearn.base import clone
     from sklearn.metrics import accuracy_score, get_scorer, precision_recall_fscore_support
     from sklearn.model_selection import GridSearchCV, check_cv, cross_val_predict
-    from sklearn.utils.parallel import Parallel, delayed
 
     from mlops.tracking import cluster as cluster_module
 
@@ -119,7 +118,9 @@ def search_model(
     fold_predictions = FoldPredictions(get_scorer(scoring), list(search.grid)) if cluster is None else None
     # plan_searches checked every candidate value and check_against_data that the features are
     # finite: scikit-learn need not check them again in each of the hundreds of fits.
-    fits_backend = cluster_module.fits_backend(cluster, on_fits_done)
+    fits_backend = cluster_module.fits_backend(
+        cluster, on_fits_done, fits=search.candidates * len(folds), data=(features, target)
+    )
     with (
         parallel_config(backend=fits_backend),
         sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
@@ -130,6 +131,9 @@ def search_model(
             scoring=fold_predictions or scoring,
             cv=folds,
             n_jobs=n_jobs,
+            # on a cluster every fit is handed over at once, in the backend's batches (joblib would
+            # otherwise dispatch a few at a time and split the search's end into one-fit tasks)
+            pre_dispatch="all" if cluster is not None else "2*n_jobs",
             error_score=np.nan,
             refit=False,
         )
@@ -144,11 +148,12 @@ def search_model(
             best_estimator = clone(grid_search.estimator).set_params(**grid_search.best_params_)
             predicted = fold_predictions.of(grid_search.best_params_, features, folds) if fold_predictions else None
             if predicted is None:
-                fits_backend.on_done = None  # the search's fits are counted, not these
-                # one task: on a cluster, a task per fold would be as many more tasks per model
-                [predicted] = Parallel(n_jobs=n_jobs)(
-                    [delayed(cross_val_predict)(best_estimator, features, target, cv=folds)]
-                )
+                # On a cluster the scorer ran on the workers and kept nothing here: the best
+                # candidate's fold predictions are made again, here on local threads like the
+                # final fit below. A task on the cluster would cost a round trip at the end of
+                # every model's search, longer than these five fits of the search's kind.
+                with parallel_config(backend="threading"):
+                    predicted = cross_val_predict(best_estimator, features, target, cv=folds, n_jobs=n_jobs)
             # here, and sequential as on local threads: not a task per tree on the cluster
             with parallel_config(backend="sequential"):
                 best_estimator.fit(X, y)

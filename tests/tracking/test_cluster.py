@@ -9,7 +9,7 @@ import time
 import pytest
 
 from mlops.kernel.web.state import state_of
-from mlops.tracking.cluster import connected
+from mlops.tracking.cluster import BATCHES_PER_THREAD, connected
 from mlops.tracking.mlflow import reads
 from mlops.tracking.optimize import search_model
 from mlops.tracking.plan import fit_count, plan_searches
@@ -73,6 +73,12 @@ def test_the_walkthrough_grid_on_the_cluster_finds_what_local_threads_find_with_
     # per tree of a forest (RandomForest alone would make hundreds)
     assert 0 < len(stream.data) <= fits + len(searches), [t["key"] for t in stream.data][:20]
     assert all("_fit_and_score" in t["key"] or "cross_val_predict" in t["key"] for t in stream.data)
+    # and far fewer: each model's fits go in BATCHES_PER_THREAD batches per worker thread (one
+    # more for a remainder); its best candidate's fold predictions are made in tracking
+    per_model = 2 * BATCHES_PER_THREAD + 1
+    assert len(stream.data) <= per_model * len(searches), len(stream.data)
+    # both workers computed: the training data was sent to each, so no worker's copy drew every task
+    assert len({t["worker"] for t in stream.data}) == 2
 
 
 def test_an_optimization_on_the_cluster_logs_the_same_best_run_and_metrics(
