@@ -25,6 +25,8 @@ from mlops.stack.plan import (
 )
 
 DEFAULT_EXPERIMENT = "wine_test_1"
+# How long stopping the services may take before they are killed (SIGKILL).
+GRACE_SECONDS = 10.0
 
 # command-line flag -> (Settings field, type, what it is)
 SETTINGS_FLAGS = {
@@ -57,6 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def add_grace_flag(parser: argparse.ArgumentParser) -> None:
+    """--grace: how long stopping may take before SIGKILL (`up` on Ctrl-C, and `down`)."""
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=GRACE_SECONDS,
+        metavar="SECONDS",
+        help=f"how long stopping may take before SIGKILL (default {GRACE_SECONDS:g})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -68,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser(
         "up",
-        help="start the services, wait until healthy, stream their logs; Ctrl-C stops them",
-        description="Start the services as gunicorn processes, wait for each /health, print where they are "
+        help="start the services, wait until ready, stream their logs; Ctrl-C stops them",
+        description="Start the services as gunicorn processes, wait for each /ready, print where they are "
         "and stream their logs until Ctrl-C or SIGTERM, which stops them all.",
     )
     up.add_argument(
@@ -79,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-d",
         "--detach",
         action="store_true",
-        help="return once all are healthy, leaving a supervisor in the background; logs go to DATA_DIR/logs; stop with `make down`",
+        help="return once all are ready, leaving a supervisor in the background; logs go to DATA_DIR/logs; stop with `make down`",
     )
     up.add_argument("--mlflow-ui", action="store_true", help="also start MLflow's own UI on the same backend store")
     up.add_argument(
@@ -90,15 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"port of MLflow's UI (default {DEFAULT_MLFLOW_UI_PORT})",
     )
     up.add_argument(
-        "--timeout", type=float, default=60.0, metavar="SECONDS", help="how long to wait for each /health (default 60)"
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="how long to wait for each /ready (default 60)"
     )
-    up.add_argument(
-        "--grace",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="how long stopping may take before SIGKILL (default 10)",
-    )
+    add_grace_flag(up)
     add_settings_flags(up, SETTINGS_FLAGS)
     # the background supervisor that `up --detach` leaves behind runs `up ... --supervise`
     up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)
@@ -110,20 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stop the stack recorded in the data dir's state file. The configuration flags of `up` are "
         "accepted too, so that `make down` takes the MLOPS_ARGS given to `make up`.",
     )
-    down.add_argument(
-        "--grace",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="how long stopping may take before SIGKILL (default 10)",
-    )
+    add_grace_flag(down)
     add_settings_flags(down, SETTINGS_FLAGS)
     down.set_defaults(run=run_down)
 
     status = commands.add_parser(
         "status",
-        help="show whether each service answers /health, its restarts and last exit (exit 1 unless all answer)",
-        description="Check /health of what `mlops up` started from the data dir, at the ports its state file "
+        help="show whether each service is ready (/ready), its restarts and last exit (exit 1 unless all are)",
+        description="Check /ready (MLflow's UI: /health) of what `mlops up` started from the data dir, at the ports its state file "
         "records, with each service's restarts and last exit; with no stack recorded there, check the "
         "configured ports and say so. Exit 1 unless all answer 200.",
     )
