@@ -14,10 +14,10 @@ from mlops.kernel.web.operations import ApiBlueprint
 from mlops.kernel.web.parsing import request_body, validate
 from mlops.kernel.web.state import dataset_engine, service_resources, service_state
 from mlops.ml_service import inference_protocol as v2
-from mlops.ml_service.inference_schemas import InferenceRequest
 from mlops.ml_service.metrics import counted_inference
 from mlops.ml_service.pipeline import predict_with, served_pipeline
 from mlops.ml_service.pipeline_cache import PipelineCache
+from mlops.ml_service.schemas import InferenceRequest
 
 # The Open Inference Protocol's routes, apart so that their errors take the protocol's shape.
 protocol = ApiBlueprint("inference_protocol", __name__)
