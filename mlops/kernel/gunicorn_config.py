@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
+import importlib
 import json
 import os
 import shutil
@@ -38,6 +40,22 @@ def on_starting(server) -> None:
         path = Path(tempfile.mkdtemp(prefix=f"{server.proc_name}-metrics-"))
         os.environ[METRICS_DIRECTORY] = str(path)
         server.mlops_temporary_metrics = path
+    if server.cfg.workers > 1:
+        import_app_module(server)
+
+
+def import_app_module(server) -> None:
+    """Import the app's module in the arbiter, before it forks several workers.
+
+    Each worker then starts with the libraries imported (pages shared copy-on-write) instead of
+    importing them again: at a stack's start the ML service's workers otherwise spend a CPU-second
+    each on the same imports while the other services wait for the cores (docs/performance.md,
+    P5), and a worker that replaces a dead one answers sooner. What the imports built is frozen out
+    of the collector, so no worker's collection writes to those pages. The app itself is still made
+    in each worker (its connections, caches and metrics), and after the metrics directory is set.
+    """
+    importlib.import_module(server.app.app_uri.split(":", 1)[0])
+    gc.freeze()
 
 
 def child_exit(server, worker) -> None:

@@ -4,6 +4,7 @@ free memory handed back after long requests."""
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import textwrap
@@ -47,3 +48,27 @@ def test_memory_is_trimmed_after_a_long_request_only(monkeypatch):
 def test_malloc_trim_is_found_on_glibc():
     assert gunicorn_config._malloc_trim() is not None or sys.platform != "linux"
     assert gc.isenabled()  # nothing here turned the collector off
+
+
+def test_an_arbiter_of_several_workers_imports_the_app_module_before_forking_them(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys
+        from types import SimpleNamespace
+        from mlops.kernel import gunicorn_config
+
+        def arbiter(workers):
+            return SimpleNamespace(cfg=SimpleNamespace(workers=workers), proc_name="test",
+                                   app=SimpleNamespace(app_uri="mlops.ml_service.app:create_app()"))
+
+        gunicorn_config.on_starting(arbiter(1))
+        assert "mlops.ml_service.app" not in sys.modules  # one worker imports it itself
+        gunicorn_config.on_starting(arbiter(3))
+        assert "mlops.ml_service.app" in sys.modules and "pandas" in sys.modules
+        # prometheus_client was imported after the metrics directory was set: multiprocess mode
+        import prometheus_client.values
+        assert prometheus_client.values.ValueClass is not prometheus_client.values.MutexValue
+        """
+    )
+    env = os.environ | {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path)
