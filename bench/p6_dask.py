@@ -72,7 +72,9 @@ def run(config: Config) -> Result:
             fits = _fits(request)
             searches = _searches(request)
             if not rows:
-                _search(searches, training, None)  # warm-up: imports, first fits
+                # warm-up of both arms: imports and first fits, here and in the workers
+                _search(searches, training, None)
+                _on_cluster(cluster.address, searches, training)
             local_times, dask_times, tasks = [], [], []
             for _ in range(repeats[name]):
                 local_times.append(timed(lambda searches=searches: _search(searches, training, None))[0])
