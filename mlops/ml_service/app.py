@@ -30,6 +30,7 @@ from mlops.ml_service.pipeline import (
     train,
 )
 from mlops.ml_service.pipeline_cache import PipelineCache
+from mlops.ml_service.readiness import READY_CHECKS
 from mlops.ml_service.schemas import (
     MAX_MODEL_BYTES,
     InstallModel,
@@ -225,6 +226,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         "ML model",
         settings,
         [bp, protocol],
+        ready_checks=READY_CHECKS,
         resources=lambda state: PipelineCache(
             kept=KeptPipeline.under(settings.data_dir, settings.dataset_db),
             signal=ChangeSignal.beside(settings.data_dir, settings.dataset_db),

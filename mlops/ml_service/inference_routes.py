@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Response, request
 
-from mlops.kernel.errors import Conflict, UnsupportedMediaType
+from mlops.kernel.errors import UnsupportedMediaType
 from mlops.kernel.web.operations import ApiBlueprint
 from mlops.kernel.web.parsing import request_body, validate
 from mlops.kernel.web.state import dataset_engine, service_resources, service_state
@@ -17,6 +17,7 @@ from mlops.ml_service import inference_protocol as v2
 from mlops.ml_service.metrics import counted_inference
 from mlops.ml_service.pipeline import predict_with, served_pipeline
 from mlops.ml_service.pipeline_cache import PipelineCache
+from mlops.ml_service.readiness import model_readiness
 from mlops.ml_service.schemas import InferenceRequest
 
 # The Open Inference Protocol's routes, apart so that their errors take the protocol's shape.
@@ -61,23 +62,30 @@ def server_live():
 @protocol.operation(
     "/v2/health/ready",
     "GET",
-    responses={200: "The model is ready", 503: "No trained model, or its store is unavailable"},
+    responses={
+        200: "A trained model is loaded in this worker (`degraded` says why if it answers without the database)",
+        503: "No trained model loaded: the error says what is missing",
+    },
 )
 def server_ready():
-    """Say whether the server can predict: a trained model is loaded (Open Inference Protocol readiness)."""
+    """Say whether the server can infer: a trained model is loaded in the worker that answers (Open Inference
+    Protocol readiness)."""
     answer, status = _model_ready(None)
     del answer["name"]
     return answer, status
 
 
 def _model_ready(version: str | None) -> tuple[dict[str, Any], int]:
-    """Whether the served model (of this version) can predict: 200, or 503 saying why not."""
-    try:
-        model, _ = served_pipeline(dataset_engine(), service_resources(PipelineCache))
-    except Conflict as error:
-        return {"name": v2.MODEL_NAME, "ready": False, "error": f"{error.error}: {error.message}"}, 503
-    v2.check_model(v2.MODEL_NAME, version, model)
-    return {"name": v2.MODEL_NAME, "ready": True}, 200
+    """Whether this worker can infer with the served model (of this version): 200 (saying
+    `degraded` if it does so without the database), or 503 saying what is missing."""
+    readiness = model_readiness(dataset_engine(), service_resources(PipelineCache))
+    if readiness.model is None:
+        return {"name": v2.MODEL_NAME, "ready": False, "error": readiness.detail}, 503
+    v2.check_model(v2.MODEL_NAME, version, readiness.model)
+    answer: dict[str, Any] = {"name": v2.MODEL_NAME, "ready": True}
+    if readiness.degraded is not None:
+        answer["degraded"] = readiness.degraded
+    return answer, 200
 
 
 MODEL_ERRORS = {404: "Unknown model or version", 409: "No trained model"}

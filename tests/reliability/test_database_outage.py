@@ -221,6 +221,7 @@ def test_prediction_serves_its_loaded_model_while_the_database_is_down_and_a_new
         assert "dataset database is unavailable" in v2["parameters"]["degraded"]
         invocations = call("POST", ml + "/invocations", json={"dataframe_records": [WINE_SAMPLE]})
         assert invocations == {"predictions": before["predictions"]}
+        assert_ready_and_degraded(ml, "dataset database is unavailable")
         # workers (re)started during the outage have loaded nothing: each loads the copy of the
         # served pipeline kept beside the data, and answers with it, degraded
         restart_workers(stack["ml"].process.pid)
@@ -228,6 +229,7 @@ def test_prediction_serves_its_loaded_model_while_the_database_is_down_and_a_new
         assert all(answer["predictions"] == before["predictions"] for answer in restarted)
         assert all(answer["model"] == before["model"] for answer in restarted)
         assert all("from the copy kept in" in answer["degraded"] for answer in restarted), restarted[0]
+        assert_ready_and_degraded(ml, "from the copy kept in")
         # what needs the database still says at once that it is unavailable
         started = time.monotonic()
         call("GET", ml + "/root/ml", expect=503)
@@ -244,6 +246,20 @@ def test_prediction_serves_its_loaded_model_while_the_database_is_down_and_a_new
         assert time.monotonic() < deadline, answer
         time.sleep(0.1)
     assert answer["model"]["model_name"] == "LogisticRegression" and "degraded" not in answer
+    for _ in range(10):  # every worker ready, none degraded
+        assert "degraded" not in call("GET", ml + "/ready", headers={"Connection": "close"})
+        assert call("GET", ml + "/v2/health/ready", headers={"Connection": "close"}) == {"ready": True}
+
+
+def assert_ready_and_degraded(ml: str, reason: str) -> None:
+    """While the database is down, /ready and the protocol's ready routes answer 200 and say why degraded."""
+    for _ in range(6):  # new connections: several workers answer
+        readiness = call("GET", ml + "/ready", headers={"Connection": "close"})
+        assert readiness["status"] == "ready" and readiness["checks"]["database"] == "degraded", readiness
+        assert reason in readiness["degraded"] and readiness["checks"]["model"].endswith("loaded"), readiness
+        for path in ("/v2/health/ready", "/v2/models/wine/ready"):
+            answer = call("GET", ml + path, headers={"Connection": "close"})
+            assert answer["ready"] is True and reason in answer["degraded"], (path, answer)
 
 
 def restart_workers(master: int, timeout: float = 60.0) -> None:

@@ -10,7 +10,7 @@ from mlops.kernel.outages import DATASET_DB, MLFLOW_STORE, outage
 from mlops.kernel.web.docs_page import docs_page
 from mlops.kernel.web.openapi import openapi_document
 from mlops.kernel.web.operations import ApiBlueprint
-from mlops.kernel.web.state import NotReady, service_state
+from mlops.kernel.web.state import Degraded, NotReady, service_state
 
 # the dependency each health check is about, as outages are logged
 HEALTH_DEPENDENCIES = {"database": DATASET_DB, "mlflow": MLFLOW_STORE}
@@ -44,7 +44,7 @@ def plumbing_blueprint() -> ApiBlueprint:
         "/ready",
         "GET",
         responses={
-            200: "Ready: the service can answer its main requests",
+            200: "Ready: the service can answer its main requests (`degraded` says why if it does so without a dependency)",
             503: "Not ready: the message says what is missing",
         },
     )
@@ -52,18 +52,22 @@ def plumbing_blueprint() -> ApiBlueprint:
         """Say whether the service can answer its main requests now (readiness), else what is missing."""
         state = service_state()
         checks: dict[str, str] = {}
-        missing = []
+        missing, degraded = [], []
         for name, check in {**state.health_checks, **state.ready_checks}.items():
             try:
-                check()
-                checks[name] = "ok"
+                checks[name] = check() or "ok"
             except NotReady as why:
                 checks[name] = str(why)
                 missing.append(f"{name}: {why}")
+            except Degraded as why:
+                checks[name] = "degraded"
+                degraded.append(str(why))
             except Exception as error:  # a probe reports any failure, it never raises
                 checks[name] = "unavailable"
                 missing.append(f"{name}: {type(error).__name__}")
         body = {"status": "ready" if not missing else "not ready", "service": state.service, "checks": checks}
+        if degraded:
+            body["degraded"] = "; ".join(degraded)
         if missing:
             body |= {"error": "Service Unavailable", "message": "Not ready: " + "; ".join(missing)}
             return body, 503, {"Retry-After": "1"}

@@ -21,6 +21,8 @@ from mlops.kernel.web.state import EXTENSION, ServiceState
 
 R = TypeVar("R")
 Check = Callable[[ServiceState[Any]], None]
+# A readiness check may also return what it found (shown in /ready instead of "ok").
+ReadyCheck = Callable[[ServiceState[Any]], str | None]
 
 
 def create_service_app(
@@ -31,7 +33,7 @@ def create_service_app(
     *,
     resources: Callable[[ServiceState[Any]], R] | None = None,
     health_checks: dict[str, Check] | None = None,
-    ready_checks: dict[str, Check] | None = None,
+    ready_checks: dict[str, ReadyCheck] | None = None,
 ) -> Flask:
     """Build a service's Flask app: its blueprints plus health, OpenAPI, docs, errors, limits.
 

@@ -30,8 +30,9 @@ class ServiceState(Generic[R]):
     settings: Settings
     operations: list[Operation]
     health_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
-    # what /ready checks besides the health checks (e.g. the MLflow store open)
-    ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    # what /ready checks besides the health checks (e.g. the MLflow store open); one named as a
+    # health check replaces it in /ready. A check may return what it found (shown instead of "ok").
+    ready_checks: dict[str, Callable[[], str | None]] = field(default_factory=dict)
     # Prometheus metrics of the app (every worker's, under gunicorn): mlops.kernel.metrics
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     # what the service itself keeps per app (the ML service's pipeline cache, tracking's MLflow
@@ -66,6 +67,12 @@ class ServiceState(Generic[R]):
 
 class NotReady(Exception):
     """Raised by a readiness check to say what is still missing (a 503 from /ready)."""
+
+
+class Degraded(Exception):
+    """Raised by a readiness check whose dependency is down while the service still answers its
+    main requests without it (the ML service predicting with the model it holds): /ready stays
+    200 and says why in `degraded`."""
 
 
 def state_of(app: Flask) -> ServiceState[Any]:
