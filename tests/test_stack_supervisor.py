@@ -232,3 +232,15 @@ def test_status_without_a_state_file_does_not_call_strangers_ours(tmp_path, caps
         for process in processes:
             process.kill()
             process.wait()
+
+
+def test_status_says_when_a_ready_service_answers_degraded():
+    import json
+
+    from mlops.stack.commands import _health_shown
+
+    ready = {"status": "ready", "service": "ml", "checks": {"database": "ok", "model": "RandomForest version 3 loaded"}}
+    assert _health_shown("ml", 200, json.dumps(ready), "running") == ("healthy", True)
+    degraded = ready | {"checks": {"database": "degraded"}, "degraded": "The dataset database is unavailable: ..."}
+    assert _health_shown("ml", 200, json.dumps(degraded), "running") == ("healthy, degraded", True)
+    assert _health_shown("ml", 503, json.dumps({"service": "ml"}), "running") == ("unhealthy (503)", False)

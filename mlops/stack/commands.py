@@ -273,4 +273,15 @@ def _health_shown(name: str, code: int | None, body: str, state: str | None) -> 
         return "something else answers here", False
     if code != 200:
         return f"unhealthy ({code})", False
-    return ("healthy" if state is not None else "healthy, not started from this data dir"), True
+    shown = "healthy" if state is not None else "healthy, not started from this data dir"
+    return shown + (", degraded" if _degraded(body) else ""), True
+
+
+def _degraded(body: str) -> bool:
+    """Whether a ready answer says the service answers without one of its dependencies (the ML
+    service predicting with the model it holds while the dataset DB is down)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and bool(answer.get("degraded"))
