@@ -153,3 +153,27 @@ def test_a_new_sqlite_store_is_ready_and_lists_experiments_without_importing_mlf
     experiment_id = writes.find_or_create_experiment(backend, "after", {})
     assert [c.experiment_id for c in reads.count_runs(backend)] == [experiment_id]
     backend.dispose()
+
+
+def test_a_store_made_by_another_worker_meanwhile_is_read_without_importing_mlflow(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from mlops.kernel.config import Settings
+        from mlops.tracking.mlflow import MlflowBackend, reads
+        from mlops.tracking.mlflow.files import make_sqlite_store
+
+        settings = Settings(data_dir=Path({str(tmp_path)!r}))
+        this, other = MlflowBackend.from_settings(settings), MlflowBackend.from_settings(settings)
+        this.ping()  # the health check's connection, on the empty file
+        assert make_sqlite_store(other)  # another worker makes the store
+        assert reads.count_runs(this) == []
+        assert "mlflow" not in sys.modules
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)

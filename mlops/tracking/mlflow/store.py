@@ -222,8 +222,9 @@ class MlflowBackend:
         if not self._has_tables:
             engine = self.database()
             with database_errors():
-                if not inspect(engine).has_table("experiments") and make_sqlite_store(self):
-                    engine.dispose()  # its connections still see the empty file the health check made
+                if not inspect(engine).has_table("experiments"):
+                    make_sqlite_store(self)  # unless another thread or worker made it meanwhile
+                    engine.dispose()  # its connections may still see the empty file the health check made
                 self._has_tables = inspect(engine).has_table("experiments")
         return self._has_tables
 
