@@ -402,8 +402,8 @@ def server(
 
 @contextmanager
 def threaded_ml_service(settings, data_dir: Path) -> Iterator[Server]:
-    """A second ML service on the same database, under gunicorn's threaded workers with keep-alive:
-    how the ML service ran before (2 workers x 4 threads)."""
+    """A second ML service on the same database, under gunicorn's threaded workers with keep-alive
+    (4 threads each, as many workers as the ML service): how it ran before the sync workers."""
     port = free_port()
     command = gunicorn_command("ml", settings)
     command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
