@@ -17,7 +17,7 @@ from mlops.ml_service.change_signal import ChangeSignal
 from mlops.ml_service.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
 from mlops.ml_service.inference_routes import protocol
 from mlops.ml_service.kept_pipeline import KeptPipeline
-from mlops.ml_service.metrics import counted_inference, record_set_predicted
+from mlops.ml_service.metrics import counted_inference, loaded_model_gauge, record_set_predicted
 from mlops.ml_service.pipeline import (
     Prediction,
     columns_frame,
@@ -229,6 +229,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         ready_checks=READY_CHECKS,
         resources=lambda state: PipelineCache(
             kept=KeptPipeline.under(settings.data_dir, settings.dataset_db),
+            on_loaded=loaded_model_gauge(state.metrics),
             signal=ChangeSignal.beside(settings.data_dir, settings.dataset_db),
         ),
     )

@@ -12,7 +12,7 @@ answered, or, for a failure, the one this worker has loaded ("None" if none).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -46,6 +46,13 @@ PREDICTED_ROWS = Metric(
     "model_predicted_rows",
     "Rows predicted, by model, version and source: online (the predict routes) or the set trained or evaluated",
     (*MODEL_LABELS, "source"),
+)
+MODEL_LOADED = Metric(
+    "gauge",
+    "model_loaded",
+    "Workers that have this model version loaded to predict with (each worker 1 or 0, summed over the live ones)",
+    MODEL_LABELS,
+    gauge_mode="livesum",
 )
 ONLINE = "online"
 
@@ -91,3 +98,15 @@ def counted_inference(metrics: ServiceMetrics, cache: PipelineCache) -> Iterator
 def record_set_predicted(metrics: ServiceMetrics, model: DeployedModel, set_name: str, rows: int) -> None:
     """Count the rows of a set the model predicted (and stored) when trained or evaluated."""
     metrics.get(PREDICTED_ROWS).labels(MODEL_NAME, version_label(model), set_name).inc(rows)
+
+
+def loaded_model_gauge(metrics: ServiceMetrics) -> Callable[[DeployedModel | None, DeployedModel], None]:
+    """What PipelineCache tells when this worker starts serving a pipeline: model_loaded moves to its version."""
+    gauge = metrics.get(MODEL_LOADED)
+
+    def loaded(previous: DeployedModel | None, current: DeployedModel) -> None:
+        if previous is not None and previous.version != current.version:
+            gauge.labels(MODEL_NAME, version_label(previous)).set(0)
+        gauge.labels(MODEL_NAME, version_label(current)).set(1)
+
+    return loaded

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -91,6 +92,8 @@ class PipelineCache:
     degraded: str | None = None
     signal: ChangeSignal = field(default_factory=ChangeSignal)
     _fresh: Fresh | None = None  # one attribute, replaced whole: a reader never sees half of it
+    # told of every pipeline this process starts serving (the previous model, the new one): metrics
+    on_loaded: Callable[[DeployedModel | None, DeployedModel], None] | None = None
     loaded_from: str = "the database"  # where the pipeline loaded came from, as the degraded answers say
     _recheck_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -103,8 +106,8 @@ class PipelineCache:
         """
         compiled = compile_pipeline(pipeline)
         with self._lock:
-            self.key, self.compiled, self.model = _cache_key(model), compiled, model
-            self.degraded, self.loaded_from = None, "the database"
+            self._serve(model, compiled, "the database")
+            self.degraded = None
             self._fresh = None
             self._keep(model, pipeline_bytes)
 
@@ -124,11 +127,17 @@ class PipelineCache:
             # Spec and bytes in one SELECT, so they belong together even if the version moved again.
             model, pipeline_bytes = read_served_pipeline(connection)
             compiled = compile_pipeline(load_pipeline(pipeline_bytes))
-            self.key, self.compiled, self.model = _cache_key(model), compiled, model
-            self.loaded_from = "the database"
+            self._serve(model, compiled, "the database")
             log.info("loaded the %s pipeline, version %s", model.model_name, model.version)
             self._keep(model, pipeline_bytes)
             return model, compiled
+
+    def _serve(self, model: DeployedModel, compiled: CompiledPipeline, loaded_from: str) -> None:
+        """Predict with this pipeline from now on (the caller holds the lock)."""
+        previous = self.model
+        self.key, self.compiled, self.model, self.loaded_from = _cache_key(model), compiled, model, loaded_from
+        if self.on_loaded is not None:
+            self.on_loaded(previous, model)
 
     def _keep(self, model: DeployedModel, pipeline_bytes: bytes) -> None:
         if self.kept is not None:
@@ -147,8 +156,7 @@ class PipelineCache:
             return False
         with self._lock:
             if self.compiled is None:
-                self.key, self.compiled, self.model = _cache_key(model), compiled, model
-                self.loaded_from = f"the copy kept in {self.kept.path}"
+                self._serve(model, compiled, f"the copy kept in {self.kept.path}")
         log.info(
             "loaded the kept %s pipeline, version %s (the dataset database is down)", model.model_name, model.version
         )

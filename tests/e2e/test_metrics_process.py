@@ -123,5 +123,13 @@ def test_the_domain_metrics_add_up_over_the_workers(tmp_path, monkeypatch, postg
             assert sample(samples, "model_predicted_rows_total", **labels, source="online") == 2 * REQUESTS
             training_rows = sample(samples, "model_predicted_rows_total", **labels, source="training")
             assert training_rows > 0
+            assert 1 <= sample(samples, "model_loaded", **labels) <= WORKERS
+
+        # model_loaded is a sum over the live workers: it reaches WORKERS once each has predicted
+        deadline = time.monotonic() + 60
+        while sample(scrape(ml.url), "model_loaded", **labels) < WORKERS:
+            assert time.monotonic() < deadline, "not every worker loaded the model"
+            concurrently(lambda: requests.post(predict, json=WINE_SAMPLE, timeout=30, headers=CLOSE))
+        assert sample(scrape(ml.url), "model_loaded", **labels) == WORKERS
     finally:
         ml.stop()

@@ -59,3 +59,14 @@ def test_training_and_evaluation_count_the_rows_they_predicted_by_set(client, tr
     labels = {**WINE, "version": version}
     assert sample(samples, "model_predicted_rows_total", **labels, source="training") == sizes["training"]
     assert sample(samples, "model_predicted_rows_total", **labels, source="testing") == sizes["testing"]
+
+
+def test_the_loaded_model_gauge_follows_the_version_this_worker_serves(client, trained):
+    first = str(client.get("/root/ml").get_json()["model"]["version"])
+    assert sample(app_samples(client), "model_loaded", **WINE, version=first) == 1
+    assert use(client, "training").status_code == 200  # a new version, put in this worker
+    second = str(client.get("/root/ml").get_json()["model"]["version"])
+    samples = app_samples(client)
+    assert second != first
+    assert sample(samples, "model_loaded", **WINE, version=first) == 0
+    assert sample(samples, "model_loaded", **WINE, version=second) == 1
