@@ -289,13 +289,22 @@ def _render_operation(api: ServiceApi, path: str, method: str, item: dict[str, A
     if "requestBody" in item:
         ref = item["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         out += _render_body(_ref_name(ref), schemas)
-    out += ["**Responses**\n", "| status | meaning |", "|---|---|"]
+    out += ["**Responses**\n", "| status | meaning | body |", "|---|---|---|"]
     for status, response in sorted(item["responses"].items()):
-        out.append(f"| {status} | {_cell(response['description'])} |")
+        out.append(f"| {status} | {_cell(response['description'])} | {_answer_body(response)} |")
     out.append("")
     for example in api.examples.get((method.upper(), path), []):
         out += _render_example(api.base_url, path, method.upper(), example)
     return out
+
+
+def _answer_body(response: dict[str, Any]) -> str:
+    """What an answer's body is: its model's name (a JSON object) or its media type."""
+    shown = []
+    for media_type, content in response.get("content", {}).items():
+        ref = content.get("schema", {}).get("$ref")
+        shown.append(f"`{_ref_name(ref)}`" if ref else media_type)
+    return " or ".join(shown)
 
 
 def _render_body(name: str, schemas: dict[str, Any]) -> list[str]:

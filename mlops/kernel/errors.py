@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 
 class ApiError(Exception):
     """An error the client is told about: a short `error` title, a `message` saying what to do."""
@@ -61,3 +63,10 @@ class Unavailable(ApiError):
 
     status = 503
     error = "Service Unavailable"
+
+
+class ErrorAnswer(BaseModel):
+    """The body of every error answer (the OpenAPI document's `Error`)."""
+
+    error: str
+    message: str

@@ -11,7 +11,7 @@ from flask import Flask, request
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
 from mlops.kernel.web.factory import create_service_app
-from mlops.kernel.web.operations import ApiBlueprint
+from mlops.kernel.web.operations import Answer, ApiBlueprint
 from mlops.kernel.web.state import current_settings, dataset_engine, service_resources, service_state
 from mlops.ml_service.change_signal import ChangeSignal
 from mlops.ml_service.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
@@ -36,9 +36,15 @@ from mlops.ml_service.schemas import (
     InstallModel,
     InvocationInputs,
     InvocationInstances,
+    InvocationPredictions,
     InvocationRows,
+    Message,
+    MlStatus,
+    ModelInstalled,
+    Predictions,
     PredictRows,
     RecordRows,
+    ServedModel,
     SetModel,
     SplitRows,
     UseModel,
@@ -65,7 +71,9 @@ def describe_model(model: DeployedModel | None) -> dict[str, Any] | None:
     }
 
 
-@bp.operation("/root/ml", "GET", responses={200: "The component, and the deployed model (null if none)"})
+@bp.operation(
+    "/root/ml", "GET", responses={200: Answer("The component, and the deployed model (null if none)", MlStatus)}
+)
 def status():
     """Name the component and say which model is deployed and when it was trained."""
     with dataset_engine().connect() as connection:
@@ -77,7 +85,7 @@ def status():
     "/root/ml/set_model",
     "POST",
     body=SetModel,
-    responses={200: "Model deployed (untrained)", 400: "Unknown model or invalid hyperparameter"},
+    responses={200: Answer("Model deployed (untrained)", Message), 400: "Unknown model or invalid hyperparameter"},
 )
 def deploy(body: SetModel):
     """Deploy a model with its hyperparameters, replacing the current one; it must be trained next."""
@@ -89,7 +97,7 @@ def deploy(body: SetModel):
     "/root/ml",
     "POST",
     body=UseModel,
-    responses={200: "Score on the set", 409: "No model set, model not trained or set not loaded"},
+    responses={200: Answer("Score on the set", Message), 409: "No model set, model not trained or set not loaded"},
 )
 def use(body: UseModel):
     """Train the deployed model on the training set, or evaluate it on testing/production; store the predictions."""
@@ -113,7 +121,11 @@ PREDICT_ERRORS = {
     "POST",
     body=PredictRows,
     responses={
-        200: "Predicted classes (and probabilities); `degraded` says why, when the model answered while the dataset DB was down",
+        200: Answer(
+            "Predicted classes (and probabilities); `degraded` says why, when the model answered while the dataset "
+            "DB was down",
+            Predictions,
+        ),
         **PREDICT_ERRORS,
     },
 )
@@ -139,7 +151,9 @@ def predict_rows(body: PredictRows):
     "POST",
     body=InvocationRows,
     responses={
-        200: 'The predicted classes, as MLflow\'s scoring server answers: {"predictions": [...]}',
+        200: Answer(
+            'The predicted classes, as MLflow\'s scoring server answers: {"predictions": [...]}', InvocationPredictions
+        ),
         **PREDICT_ERRORS,
     },
 )
@@ -188,7 +202,10 @@ def allow_large_models():
 @bp.operation(
     "/root/ml/model",
     "GET",
-    responses={200: "The served model and its trained pipeline (skops, base64)", 409: "No trained model"},
+    responses={
+        200: Answer("The served model and its trained pipeline (skops, base64)", ServedModel),
+        409: "No trained model",
+    },
 )
 def served_model():
     """Give the served model's trained pipeline, for the tracking service to register it."""
@@ -202,7 +219,7 @@ def served_model():
     "PUT",
     body=InstallModel,
     responses={
-        200: "The pushed version is served (every worker swaps to it on its next request)",
+        200: Answer("The pushed version is served (every worker swaps to it on its next request)", ModelInstalled),
         400: "Invalid request, or the pipeline is not one of the catalogue's",
     },
 )

@@ -10,18 +10,27 @@ from typing import Any
 from flask import Response, request
 
 from mlops.kernel.errors import UnsupportedMediaType
-from mlops.kernel.web.operations import ApiBlueprint
+from mlops.kernel.web.operations import JSON, Answer, ApiBlueprint
 from mlops.kernel.web.parsing import request_body, validate
 from mlops.kernel.web.state import dataset_engine, service_resources, service_state
 from mlops.ml_service import inference_protocol as v2
 from mlops.ml_service.metrics import counted_inference
 from mlops.ml_service.pipeline import predict_with, served_pipeline
 from mlops.ml_service.pipeline_cache import PipelineCache
+from mlops.ml_service.protocol_schemas import (
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    ModelReady,
+    ProtocolError,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+)
 from mlops.ml_service.readiness import model_readiness
-from mlops.ml_service.schemas import InferenceRequest
 
 # The Open Inference Protocol's routes, apart so that their errors take the protocol's shape.
-protocol = ApiBlueprint("inference_protocol", __name__)
+protocol = ApiBlueprint("inference_protocol", __name__, error_model=ProtocolError)
 
 
 @protocol.after_request
@@ -47,13 +56,15 @@ def read_inference_request(model: type[InferenceRequest]) -> InferenceRequest:
     return parsed
 
 
-@protocol.operation("/v2", "GET", responses={200: "Server name, version and protocol extensions"})
+@protocol.operation(
+    "/v2", "GET", responses={200: Answer("Server name, version and protocol extensions", ServerMetadata)}
+)
 def server_metadata():
     """Describe this inference server (Open Inference Protocol)."""
     return {"name": "mlops-ml", "version": metadata.version("mlops-microservices"), "extensions": v2.EXTENSIONS}
 
 
-@protocol.operation("/v2/health/live", "GET", responses={200: "The server is alive"})
+@protocol.operation("/v2/health/live", "GET", responses={200: Answer("The server is alive", ServerLive)})
 def server_live():
     """Say the server is alive (Open Inference Protocol liveness)."""
     return {"live": True}
@@ -63,7 +74,10 @@ def server_live():
     "/v2/health/ready",
     "GET",
     responses={
-        200: "A trained model is loaded in this worker (`degraded` says why if it answers without the database)",
+        200: Answer(
+            "A trained model is loaded in this worker (`degraded` says why if it answers without the database)",
+            ServerReady,
+        ),
         503: "No trained model loaded: the error says what is missing",
     },
 )
@@ -92,7 +106,9 @@ MODEL_ERRORS = {404: "Unknown model or version", 409: "No trained model"}
 
 
 @protocol.operation(
-    "/v2/models/<model_name>", "GET", responses={200: "The model's inputs, outputs and versions", **MODEL_ERRORS}
+    "/v2/models/<model_name>",
+    "GET",
+    responses={200: Answer("The model's inputs, outputs and versions", ModelMetadata), **MODEL_ERRORS},
 )
 def model_metadata(model_name: str):
     """Describe the served model: its input tensor, its outputs and its version."""
@@ -102,7 +118,7 @@ def model_metadata(model_name: str):
 @protocol.operation(
     "/v2/models/<model_name>/versions/<version>",
     "GET",
-    responses={200: "The model's inputs, outputs and versions", **MODEL_ERRORS},
+    responses={200: Answer("The model's inputs, outputs and versions", ModelMetadata), **MODEL_ERRORS},
 )
 def model_version_metadata(model_name: str, version: str):
     """Describe one version of the served model (only the served version is known)."""
@@ -117,7 +133,9 @@ def _model_metadata(model_name: str, version: str | None) -> dict[str, Any]:
 
 
 @protocol.operation(
-    "/v2/models/<model_name>/ready", "GET", responses={200: "Ready", 404: "Unknown model", 503: "No trained model"}
+    "/v2/models/<model_name>/ready",
+    "GET",
+    responses={200: Answer("Ready", ModelReady), 404: "Unknown model", 503: "No trained model"},
 )
 def model_ready(model_name: str):
     """Say whether the model can predict."""
@@ -128,7 +146,7 @@ def model_ready(model_name: str):
 @protocol.operation(
     "/v2/models/<model_name>/versions/<version>/ready",
     "GET",
-    responses={200: "Ready", 404: "Unknown model or version", 503: "No trained model"},
+    responses={200: Answer("Ready", ModelReady), 404: "Unknown model or version", 503: "No trained model"},
 )
 def model_version_ready(model_name: str, version: str):
     """Say whether this version of the model can predict (it must be the served version)."""
@@ -137,7 +155,12 @@ def model_version_ready(model_name: str, version: str):
 
 
 INFER_RESPONSES = {
-    200: "The outputs predict (classes) and predict_proba (class probabilities), as JSON or binary tensor data",
+    200: Answer(
+        "The outputs predict (classes) and predict_proba (class probabilities), as JSON or binary tensor data "
+        "(its JSON header first, Inference-Header-Content-Length bytes long)",
+        InferenceResponse,
+        (JSON, "application/octet-stream"),
+    ),
     400: "Wrong tensor, features or values",
     404: "Unknown model or version",
     409: "No trained model",

@@ -10,7 +10,6 @@ from pydantic import (
     Discriminator,
     Field,
     FiniteFloat,
-    PrivateAttr,
     RootModel,
     Tag,
     WithJsonSchema,
@@ -20,6 +19,7 @@ from mlops.kernel.catalogue import MODEL_NAMES, HyperparameterScalar, Int64, Mod
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, SetName
 from mlops.kernel.text import Name
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL, WINE_SAMPLE
+from mlops.kernel.web.parsing import WholeNumber
 
 MAX_PREDICT_ROWS = 100_000
 
@@ -231,99 +231,6 @@ class InvocationRows(RootModel):
     ]
 
 
-# --- Open Inference Protocol (V2): POST /v2/models/wine/infer --------------------------------------
-
-V2Datatype = Literal[
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-    "FP16", "FP32", "FP64", "BF16", "BYTES",
-]  # fmt: skip  # the protocol's datatypes in two rows, not fourteen lines
-# Flat, or nested by rows; null is a missing value (imputed), and so is NaN, which JSON lacks but
-# tritonclient writes for numpy's missing values (rapidjson's NaN literal). Infinities are refused.
-TensorValue = Annotated[float, Field(allow_inf_nan=True)] | None
-TensorData = list[TensorValue] | list[list[TensorValue]]
-
-
-class TensorParameters(BaseModel):
-    """An input tensor's parameters: the protocol allows any; these two mean something here."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    content_type: str | None = None
-    binary_data_size: int | None = Field(
-        None, ge=0, description="binary tensor data extension: the tensor's bytes follow the JSON header"
-    )
-
-
-class RequestInput(BaseModel):
-    """One input tensor."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    name: str = Field(min_length=1, max_length=256, examples=["input-0"])
-    shape: list[Annotated[int, Field(ge=0, le=MAX_PREDICT_ROWS)]] = Field(
-        min_length=1, max_length=4, examples=[[1, 13]]
-    )
-    datatype: V2Datatype = Field(examples=["FP64"])
-    parameters: TensorParameters | None = None
-    data: TensorData | None = Field(None, max_length=MAX_PREDICT_ROWS * len(FEATURES))
-
-
-class OutputParameters(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    binary_data: bool | None = Field(None, description="binary tensor data extension: answer this output as bytes")
-
-
-class RequestOutput(BaseModel):
-    """An output wanted in the answer: `predict` or `predict_proba`."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    name: str = Field(min_length=1, max_length=256, examples=["predict_proba"])
-    parameters: OutputParameters | None = None
-
-
-class InferenceParameters(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    content_type: str | None = Field(
-        None, description='"pd": one [n] tensor per feature, named by the feature (MLServer\'s pandas codec)'
-    )
-    binary_data_output: bool = Field(False, description="answer every output as bytes (binary tensor data extension)")
-
-
-class InferenceRequest(BaseModel):
-    """An inference request of the Open Inference Protocol (V2)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "42",
-                    "inputs": [
-                        {
-                            "name": "input-0",
-                            "shape": [1, len(FEATURES)],
-                            "datatype": "FP64",
-                            "data": list(WINE_SAMPLE.values()),
-                        }
-                    ],
-                    "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
-                }
-            ]
-        },
-    )
-
-    id: str | None = Field(None, max_length=256, description="echoed in the answer")
-    parameters: InferenceParameters | None = None
-    inputs: list[RequestInput] = Field(min_length=1, max_length=4 * len(FEATURE_NAMES))
-    outputs: list[RequestOutput] | None = Field(None, max_length=8)
-    # the binary tensor data that followed the JSON header (binary tensor data extension)
-    _binary: bytes = PrivateAttr(b"")
-
-
 # A pushed pipeline may be far larger than a request's usual limit (a forest of deep trees).
 MAX_MODEL_BYTES = 64_000_000
 
@@ -339,9 +246,77 @@ class InstallModel(BaseModel):
     run_id: str | None = Field(None, max_length=64, description="the MLflow run the version was logged in")
     model_name: ModelName
     hyperparameters: dict[Name, HyperparameterValue] = Field(default_factory=dict)
-    training_dataset_id: Int64 | None = Field(None, description="the training set version it was fitted on")
+    training_dataset_id: Annotated[Int64, WholeNumber] | None = Field(
+        None, description="the training set version it was fitted on"
+    )
     training_accuracy: FiniteFloat | None = None
     pipeline: str = Field(min_length=1, description="the fitted pipeline, skops bytes in base64")
-    adopts_version: Int64 | None = Field(
+    adopts_version: Annotated[Int64, WholeNumber] | None = Field(
         None, description="this service's own trained version that the registered version is (adoption)"
     )
+
+
+# --- answers ---------------------------------------------------------------------------------------
+
+
+class Message(BaseModel):
+    """The walkthrough's answers: one sentence (e.g. "Score on testing set: 94.44%")."""
+
+    message: str
+
+
+class ModelView(BaseModel):
+    """The deployed model as GET /root/ml shows it; the registry fields are set for a pushed champion."""
+
+    model_name: str
+    hyperparameters: dict[str, Any]
+    version: int
+    set_at: str = Field(description="ISO 8601")
+    trained_at: str | None
+    training_accuracy: float | None
+    registered_model: str | None
+    registered_version: str | None
+    run_id: str | None
+    training_dataset_id: int | None
+
+
+class MlStatus(BaseModel):
+    name: Literal["ml_model"]
+    message: str
+    model: ModelView | None
+
+
+class ModelInstalled(Message):
+    model: ModelView
+
+
+class ServedModel(BaseModel):
+    """The served model and its trained pipeline, for the tracking service to register."""
+
+    model: ModelView
+    format: Literal["skops"]
+    pipeline: str = Field(description="the pipeline's skops bytes, base64")
+
+
+class PredictingModel(BaseModel):
+    model_name: str
+    version: int
+    registered_version: str | None
+
+
+class Predictions(BaseModel):
+    """One predicted class per row; probabilities per class where the model gives them."""
+
+    predictions: list[int]
+    probabilities: list[list[float]] | None = Field(None, description="absent for a model without them")
+    classes: list[int]
+    model: PredictingModel
+    degraded: str | None = Field(
+        None, description="present when the dataset DB was down: why the loaded model answered"
+    )
+
+
+class InvocationPredictions(BaseModel):
+    """MLflow's scoring server's answer."""
+
+    predictions: list[int]

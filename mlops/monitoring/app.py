@@ -8,7 +8,7 @@ from flask import Flask, Response
 
 from mlops.kernel.config import Settings
 from mlops.kernel.web.factory import create_service_app
-from mlops.kernel.web.operations import ApiBlueprint
+from mlops.kernel.web.operations import HTML, Answer, ApiBlueprint
 from mlops.kernel.web.state import current_settings, dataset_engine, service_resources, service_state
 from mlops.monitoring.checks import summary_of
 from mlops.monitoring.metrics import record_verdict
@@ -22,7 +22,7 @@ from mlops.monitoring.monitor import (
     run_verdict,
 )
 from mlops.monitoring.page import with_verdict_section
-from mlops.monitoring.schemas import MonitoringRequest, TestsQuery
+from mlops.monitoring.schemas import MonitoringAnswer, MonitoringRequest, MonitoringStatus, TestsQuery
 
 CACHE_HEADER = "X-Monitoring-Cache"
 REPORT_MESSAGE = "Report of the production set (current) against the testing set (reference)"
@@ -35,7 +35,7 @@ HTML_POLICY = (
 bp = ApiBlueprint("monitoring", __name__)
 
 
-@bp.operation("/root/monitoring", "GET")
+@bp.operation("/root/monitoring", "GET", responses={200: Answer("The component", MonitoringStatus)})
 def status():
     """Name the component."""
     return {"name": "monitoring", "message": "Monitoring"}
@@ -46,7 +46,7 @@ def status():
     "POST",
     body=MonitoringRequest,
     responses={
-        200: "The report, the test suite, its summary or the re-training verdict, as JSON",
+        200: Answer("The report, the test suite, its summary or the re-training verdict, as JSON", MonitoringAnswer),
         409: "The testing/production sets are not loaded or not evaluated by the ML service yet",
     },
 )
@@ -87,7 +87,10 @@ def monitor(body: MonitoringRequest):
 @bp.operation(
     "/root/monitoring/report.html",
     "GET",
-    responses={200: "The report as a self-contained HTML page", 409: "Data not loaded or not evaluated yet"},
+    responses={
+        200: Answer("The report as a self-contained HTML page", media_types=(HTML,)),
+        409: "Data not loaded or not evaluated yet",
+    },
 )
 def report_page():
     """Show Evidently's report of the production set against the testing set as an HTML page."""
@@ -99,7 +102,10 @@ def report_page():
     "/root/monitoring/tests.html",
     "GET",
     query=TestsQuery,
-    responses={200: "The test suite as a self-contained HTML page", 409: "Data not loaded or not evaluated yet"},
+    responses={
+        200: Answer("The test suite as a self-contained HTML page", media_types=(HTML,)),
+        409: "Data not loaded or not evaluated yet",
+    },
 )
 def tests_page(query: TestsQuery):
     """Show Evidently's test suite (the presets in `tests`, all five when absent) as an HTML page."""

@@ -1,7 +1,8 @@
-"""The monitoring service's request models."""
+"""The monitoring service's request models and the models of its answers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
@@ -12,6 +13,8 @@ from mlops.monitoring.checks import TEST_PRESETS
 from mlops.monitoring.monitor import VerdictReference
 
 TEST_NAMES = ", ".join(f"'{name}'" for name in TEST_PRESETS)
+_PRESET = "(?:" + "|".join(TEST_PRESETS) + ")"
+TESTS_PATTERN = rf"^ *{_PRESET}(?: *, *{_PRESET})* *$"
 
 
 # One flag per preset of TEST_PRESETS, so that the presets are named in one place.
@@ -23,10 +26,46 @@ TestFlags = create_model(
 )
 
 
+def _one_of_metrics(metrics: list[str], field: str, then: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON Schema for "`field` is given (not null) only with one of these metrics"."""
+    rule: dict[str, Any] = {
+        "if": {"properties": {"metric": {"enum": metrics}}, "required": ["metric"]},
+        "else": {"properties": {field: {"type": "null"}}},
+    }
+    if then:
+        rule["then"] = then
+    return rule
+
+
+# What the validators below check across fields, stated in the schema too.
+MONITORING_RULES = {
+    "allOf": [
+        _one_of_metrics(["verdict"], "reference"),
+        _one_of_metrics(
+            ["tests", "summary"],
+            "tests",
+            {
+                "properties": {
+                    "tests": {  # at least one preset set to true
+                        "anyOf": [
+                            {"type": "null"},
+                            *(
+                                {"type": "object", "properties": {name: {"const": True}}, "required": [name]}
+                                for name in TEST_PRESETS
+                            ),
+                        ]
+                    }
+                }
+            },
+        ),
+    ]
+}
+
+
 class MonitoringRequest(BaseModel):
     """Which check to compute; `tests` picks the test presets of `tests` and `summary` (all five when absent)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=MONITORING_RULES)
 
     metric: Literal["report", "tests", "summary", "verdict"] = Field(
         description="report: data drift, data quality, target drift and classification metrics; "
@@ -97,8 +136,11 @@ class TestsQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # the schema says what presets() accepts: known names, separated by commas (and spaces)
     tests: str | None = Field(
-        None, description="comma-separated test presets, e.g. data_drift,data_quality (all five when absent)"
+        None,
+        description="comma-separated test presets, e.g. data_drift,data_quality (all five when absent)",
+        json_schema_extra={"pattern": TESTS_PATTERN},
     )
 
     def presets(self) -> tuple[str, ...]:
@@ -107,9 +149,48 @@ class TestsQuery(BaseModel):
             return TEST_PRESETS
         names = {name.strip() for name in self.tests.split(",") if name.strip()}
         unknown = sorted(names - set(TEST_PRESETS))
-        if unknown or not names:
-            problem = f"unknown tests {', '.join(map(repr, unknown))}" if unknown else "no test named"
+        if unknown or not re.fullmatch(TESTS_PATTERN, self.tests):
+            if unknown:
+                problem = f"unknown tests {', '.join(map(repr, unknown))}"
+            else:
+                problem = "no test named" if not names else f"{self.tests!r} is not a list of names"
             raise BadRequest(
                 f"tests: {problem}; give a comma-separated list of some of {TEST_NAMES}", error="Invalid request"
             )
         return tuple(name for name in TEST_PRESETS if name in names)
+
+
+# --- answers ---------------------------------------------------------------------------------------
+
+
+class MonitoringStatus(BaseModel):
+    name: Literal["monitoring"]
+    message: str
+
+
+class ComparedSet(BaseModel):
+    """One set compared: which version, whose predictions, how many rows stored and how many used."""
+
+    set: str
+    dataset_id: int
+    model_version: int | None
+    rows: int
+    rows_used: int = Field(description="fewer than `rows` when the set was sampled (MLOPS_MONITORING_MAX_ROWS)")
+
+
+class ComparedSets(BaseModel):
+    reference: ComparedSet
+    current: ComparedSet
+    training: ComparedSet | None = Field(None, description="the verdict's training reference, when used")
+
+
+class MonitoringAnswer(BaseModel):
+    """report: Evidently's report; tests: its test suite; summary: the suite's summary (all_passed,
+    counts); verdict: retraining_advised, the rule and the reasons. With the sets compared and notes."""
+
+    message: str
+    data: dict[str, Any]
+    tests: list[str] | None = Field(None, description="tests and summary: the presets run")
+    reference: VerdictReference | None = Field(None, description="verdict: the reference it compared against")
+    datasets: ComparedSets
+    notes: list[str]

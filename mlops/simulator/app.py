@@ -9,24 +9,29 @@ from flask import Flask
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
 from mlops.kernel.web.factory import create_service_app
-from mlops.kernel.web.operations import ApiBlueprint
+from mlops.kernel.web.operations import Answer, ApiBlueprint
 from mlops.kernel.web.state import dataset_engine, service_state
 from mlops.simulator.metrics import record_load
 from mlops.simulator.scenarios import DEFAULT_SIZE, draw_scenario, ground_truth
-from mlops.simulator.schemas import MAX_SCENARIO_SIZE, LoadSet
+from mlops.simulator.schemas import MAX_SCENARIO_SIZE, LoadSet, SetLoaded, SimulatorStatus
 from mlops.simulator.splits import SEED, load_split, resampled_production
 from mlops.simulator.store import loaded_sets, replace_set, replace_set_blocks
 
 bp = ApiBlueprint("simulator", __name__)
 
 
-@bp.operation("/root/simulator", "GET")
+@bp.operation("/root/simulator", "GET", responses={200: Answer("The component and the loaded sets", SimulatorStatus)})
 def status():
     """Name the component, and list the loaded sets with the seed and scenario each was drawn with (ground truth)."""
     return {"name": "simulator", "message": "Simulator", "sets": loaded_sets(dataset_engine())}
 
 
-@bp.operation("/root/simulator", "POST", body=LoadSet, responses={200: "Set loaded", 400: "Unknown set or bad size"})
+@bp.operation(
+    "/root/simulator",
+    "POST",
+    body=LoadSet,
+    responses={200: Answer("Set loaded", SetLoaded), 400: "Unknown set or bad size"},
+)
 def load(body: LoadSet):
     """Load (or reload, replacing it) the training, testing or production set into the dataset DB."""
     for field in ("size", "seed", "scenario"):

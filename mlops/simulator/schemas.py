@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -109,10 +109,24 @@ class Scenario(BaseModel):
         )
 
 
+# What load() checks across fields, stated in the schema too: size, seed and scenario are for the
+# production set only, and a scenario draws at most MAX_SCENARIO_SIZE rows.
+PRODUCTION_ONLY = {
+    "if": {"properties": {"set_name": {"const": "production"}}, "required": ["set_name"]},
+    "then": {
+        "if": {"properties": {"scenario": {"type": "object"}}, "required": ["scenario"]},
+        "then": {
+            "properties": {"size": {"anyOf": [{"type": "integer", "maximum": MAX_SCENARIO_SIZE}, {"type": "null"}]}}
+        },
+    },
+    "else": {"properties": {"size": {"type": "null"}, "seed": {"type": "null"}, "scenario": {"type": "null"}}},
+}
+
+
 class LoadSet(BaseModel):
     """Which set to load; production may be resampled to `size` rows, seeded, or drawn with a fault scenario."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=PRODUCTION_ONLY)
 
     set_name: SetName
     size: Annotated[int, Field(ge=1, le=MAX_PRODUCTION_SIZE), WholeNumber] | None = Field(
@@ -127,3 +141,30 @@ class LoadSet(BaseModel):
         description="production only: draw clean rows from the reference's population, then apply these faults "
         "(without it, production is the walkthrough's fouled split)",
     )
+
+
+# --- answers ---------------------------------------------------------------------------------------
+
+
+class LoadedSet(BaseModel):
+    """One loaded set: its version, size, load time, and the seed and scenario it was drawn with."""
+
+    dataset_id: int
+    rows: int
+    loaded_at: str = Field(description="ISO 8601")
+    seed: int | None
+    scenario: dict[str, Any] | None = Field(description="the faults drawn and their ground truth, or null")
+
+
+class SimulatorStatus(BaseModel):
+    """The component, and the sets loaded now."""
+
+    name: Literal["simulator"]
+    message: str
+    sets: dict[SetName, LoadedSet]
+
+
+class SetLoaded(BaseModel):
+    """The walkthrough's answer to a load: "Load <set_name> set"."""
+
+    message: str = Field(examples=["Load training set"])

@@ -14,7 +14,7 @@ from mlops.kernel.config import Settings
 from mlops.kernel.db import ping
 from mlops.kernel.errors import NotFound
 from mlops.kernel.web.factory import create_service_app
-from mlops.kernel.web.operations import ApiBlueprint
+from mlops.kernel.web.operations import Answer, ApiBlueprint
 from mlops.kernel.web.state import (
     ServiceState,
     current_settings,
@@ -36,16 +36,25 @@ from mlops.tracking.plan import fit_count, plan_searches
 from mlops.tracking.retrain import retrain
 from mlops.tracking.schemas import (
     BestModelQuery,
+    ChampionHistory,
+    Deleted,
+    ExperimentInformation,
+    ExperimentList,
     ExperimentQuery,
     ExperimentSelector,
     GeneralQuery,
+    JobAnswer,
     LineageQuery,
+    ManagementAnswer,
     ModelManagement,
+    OptimizationLogged,
     OptimizationRequest,
     ParametersQuery,
     PromotionRequest,
     RetrainingRequest,
     RollbackRequest,
+    RunInformation,
+    RunList,
     RunQuery,
     RunSelector,
 )
@@ -83,10 +92,15 @@ def _runs_of(experiment_id: str) -> tuple[ExperimentRecord, list[RunRecord]]:
     "POST",
     body=ModelManagement,
     responses={
-        201: "Optimization logged: experiment id and one run id per model",
-        202: 'With "wait": false: the optimization is queued; its job (GET /root/tracking/jobs/<job_id>)',
-        200: "Setting: the ML service's answer, relayed. Retraining: the gate's decision and both models' "
-        "scores. Promotion, rollback: the champion's move",
+        201: Answer("Optimization logged: experiment id and one run id per model", OptimizationLogged),
+        202: Answer(
+            'With "wait": false: the optimization is queued; its job (GET /root/tracking/jobs/<job_id>)', JobAnswer
+        ),
+        200: Answer(
+            "Setting: the ML service's answer, relayed. Retraining: the gate's decision and both models' "
+            "scores. Promotion, rollback: the champion's move",
+            ManagementAnswer,
+        ),
         400: "Invalid request, grid, scoring or cv; or a model's grid search failed (its run is FAILED)",
         404: "Run or registered version not found",
         409: "A set is not loaded, the experiment name is deleted, the run has no model, there is no "
@@ -138,7 +152,11 @@ def move_view(event: dict[str, Any], previous) -> dict[str, Any]:
 @bp.operation(
     "/root/tracking/model_management",
     "GET",
-    responses={200: "The champion, what the ML service serves, and the champion's history (oldest first)"},
+    responses={
+        200: Answer(
+            "The champion, what the ML service serves, and the champion's history (oldest first)", ChampionHistory
+        )
+    },
 )
 def champion_history():
     """Tell which registered version is the champion, whether the ML service serves it, and who moved it when and why."""
@@ -155,7 +173,7 @@ def optimization_answer(result: Optimization) -> tuple[dict[str, Any], int]:
     "/root/tracking/jobs/<job_id>",
     "GET",
     responses={
-        200: "The job: state, fits done of total, elapsed seconds, and its answer once ended",
+        200: Answer("The job: state, fits done of total, elapsed seconds, and its answer once ended", JobAnswer),
         404: "No such job",
     },
 )
@@ -184,7 +202,7 @@ def run_optimization_job(state: ServiceState, backend: MlflowBackend) -> Runner:
     return run
 
 
-@bp.operation("/root/tracking/experiments", "GET", responses={200: "The active experiments"})
+@bp.operation("/root/tracking/experiments", "GET", responses={200: Answer("The active experiments", ExperimentList)})
 def list_experiments():
     """List the active experiments with their number of runs."""
     counts = reads.count_runs(mlflow_backend())
@@ -195,7 +213,10 @@ def list_experiments():
     "/root/tracking/experiments",
     "POST",
     body=ExperimentQuery,
-    responses={200: "The information asked for", 404: "Experiment not found, or no run has the metrics"},
+    responses={
+        200: Answer("The information asked for", ExperimentInformation),
+        404: "Experiment not found, or no run has the metrics",
+    },
 )
 def query_experiment(body: ExperimentQuery):
     """Tell about one experiment: general information, its best run, or statistics of its runs."""
@@ -217,7 +238,7 @@ def query_experiment(body: ExperimentQuery):
     "/root/tracking/experiments",
     "DELETE",
     query=ExperimentSelector,
-    responses={200: "Experiment deleted (MLflow's soft delete)", 404: "Experiment not found"},
+    responses={200: Answer("Experiment deleted (MLflow's soft delete)", Deleted), 404: "Experiment not found"},
 )
 def delete_experiment(query: ExperimentSelector):
     """Delete an experiment and its runs (they move to MLflow's "deleted" lifecycle stage)."""
@@ -229,7 +250,10 @@ def delete_experiment(query: ExperimentSelector):
     "/root/tracking/runs",
     "GET",
     query=ExperimentSelector,
-    responses={200: "The experiment's runs, newest first", 404: "Experiment not found, or it has no runs"},
+    responses={
+        200: Answer("The experiment's runs, newest first", RunList),
+        404: "Experiment not found, or it has no runs",
+    },
 )
 def list_runs(query: ExperimentSelector):
     """List an experiment's runs with status, times, name and tags, newest first."""
@@ -244,7 +268,7 @@ def list_runs(query: ExperimentSelector):
     "POST",
     body=RunQuery,
     responses={
-        200: "The run's params or metrics (prefixes stripped), or its lineage",
+        200: Answer("The run's params or metrics (prefixes stripped), or its lineage", RunInformation),
         404: "Experiment or run not found",
     },
 )
@@ -265,7 +289,7 @@ def query_run(body: RunQuery):
     "/root/tracking/runs",
     "DELETE",
     query=RunSelector,
-    responses={200: "Run deleted (MLflow's soft delete)", 404: "Experiment or run not found"},
+    responses={200: Answer("Run deleted (MLflow's soft delete)", Deleted), 404: "Experiment or run not found"},
 )
 def delete_run(query: RunSelector):
     """Delete one run of an experiment (it moves to MLflow's "deleted" lifecycle stage)."""

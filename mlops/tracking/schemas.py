@@ -1,4 +1,5 @@
-"""The tracking service's request models: optimization, setting, experiment and run queries."""
+"""The tracking service's request models (optimization, setting, experiment and run queries) and
+the models of its answers."""
 
 from __future__ import annotations
 
@@ -149,7 +150,9 @@ class RetrainingRequest(BaseModel):
         None, description="per model: hyperparameter -> candidates (default: the champion's optimization)"
     )
     scoring: Name | None = Field(None, description="a scikit-learn scorer (default: the champion's optimization)")
-    cv: int | None = Field(None, ge=2, le=1000, description="folds (default: the champion's optimization)")
+    cv: Annotated[int, Field(ge=2, le=1000), WholeNumber] | None = Field(
+        None, description="folds (default: the champion's optimization)"
+    )
     include_production_labels: bool = Field(
         False, description="train on training plus the labelled production set (then only testing is held out)"
     )
@@ -202,3 +205,145 @@ class RunSelector(BaseModel):
     model_config = STRICT
     experiment_id: ExperimentId
     run_id: RunId
+
+
+# --- answers: {"message": ..., "data": ...} as the walkthrough shows them -------------------------------
+
+
+class RunIds(BaseModel):
+    experiment_id: str
+    run_ids: dict[str, str] = Field(description="model name -> the id of its run")
+
+
+class OptimizationLogged(BaseModel):
+    message: str
+    data: RunIds
+
+
+class Job(BaseModel):
+    """An optimization sent with "wait": false."""
+
+    job_id: str
+    state: Literal["queued", "running", "done", "failed"]
+    fits_done: int
+    fits_total: int
+    elapsed_seconds: float
+    submitted_at: str
+    status_code: int | None = Field(description="the status of its answer, once ended")
+    answer: dict[str, Any] | None = Field(description="what the blocking request would have answered, once ended")
+
+
+class JobAnswer(BaseModel):
+    message: str
+    data: Job
+
+
+class ManagementAnswer(BaseModel):
+    """Setting: the ML service's answer; retraining: the gate's decision; promotion, rollback: the move."""
+
+    message: str
+    data: dict[str, Any] | None = None
+
+
+class ChampionReport(BaseModel):
+    registered_model: str
+    alias: str
+    champion: dict[str, Any] | None = Field(description="the version the alias names, null before the first")
+    served: dict[str, Any] | str | None = Field(description="the ML service's model, or why it is unknown")
+    in_step: bool = Field(description="the alias, the latest move and the served model name the same version")
+    rollback_to: str | None = Field(description="the version a rollback moves the champion to")
+    history: list[dict[str, Any]] = Field(description="the champion's moves, oldest first")
+    note: str | None = None
+
+
+class ChampionHistory(BaseModel):
+    message: str
+    data: ChampionReport
+
+
+class ExperimentOverview(BaseModel):
+    experiment_id: str
+    name: str
+    lifecycle_stage: str
+    run_count: int
+
+
+class ExperimentList(BaseModel):
+    message: str
+    data: list[ExperimentOverview]
+
+
+class ExperimentInfo(BaseModel):
+    experiment_id: str
+    experiment_name: str
+    artifact_location: str | None
+    lifecycle_stage: str
+    tags: dict[str, str]
+    data_creation: str | None
+    last_updated: str | None
+
+
+class ExperimentRuns(BaseModel):
+    number_of_runs: int
+    completed_runs: int
+    failed_runs: int
+    active_runs: int
+    stopped_runs: int
+    first_run_completed: str | None
+    last_run_completed: str | None
+
+
+class ExperimentGeneral(BaseModel):
+    experiment_info: ExperimentInfo
+    experiment_runs: ExperimentRuns
+
+
+class BestRun(BaseModel):
+    run_id: str
+    run_name: str | None
+    model: str | None
+    metrics: dict[str, float]
+
+
+class Statistics(BaseModel):
+    mean: float
+    median: float
+    std_dev: float
+    variance: float
+    min: float
+    max: float
+    mode: float
+    iqr: float
+
+
+class ExperimentInformation(BaseModel):
+    """general: the experiment and its runs counted; best_model: the best run; statistics: per metric."""
+
+    message: str
+    data: ExperimentGeneral | BestRun | dict[str, Statistics]
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    status: str
+    start_time: str | None
+    end_time: str | None
+    run_name: str | None
+    tags: dict[str, str]
+
+
+class RunList(BaseModel):
+    message: str
+    data: list[RunSummary]
+
+
+class RunInformation(BaseModel):
+    """parameters: name -> logged string; metrics: name -> number; lineage: versions, deployments, batches."""
+
+    message: str
+    data: dict[str, Any]
+
+
+class Deleted(BaseModel):
+    message: str
+    data: dict[str, str] = Field(description="the ids of what was deleted")

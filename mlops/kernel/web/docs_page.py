@@ -1,38 +1,68 @@
-"""The /docs page: every endpoint with its request schema, in one self-contained HTML page."""
+"""The /docs page: Swagger UI on the service's /openapi.json, its files served by the service
+itself (from the flask-swagger-ui package), so that the page works offline and loads nothing from
+elsewhere."""
 
 from __future__ import annotations
 
 import html
 import json
-from typing import Any
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+# Swagger UI's files the page loads, and what they are
+ASSETS = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui-standalone-preset.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+}
+# Everything from this service, nothing from anywhere else. Swagger UI's bundle builds its
+# renderers at run time (new Function) and styles elements inline; "Try it out" calls this service.
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self' data:"
+)
 
 
-def docs_page(document: dict[str, Any]) -> str:
-    """A self-contained HTML page listing every endpoint and its request schema."""
-    rows = []
-    for path, methods in document["paths"].items():
-        for method, item in methods.items():
-            body = item.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-            schema = ""
-            if body:
-                name = body["$ref"].rsplit("/", 1)[-1]
-                schema = json.dumps(document["components"]["schemas"][name], indent=2)
-            params = ", ".join(p["name"] for p in item.get("parameters", []))
-            rows.append(
-                f"<section><h2><code>{method.upper()} {html.escape(path)}</code></h2>"
-                f"<p>{html.escape(item['summary'])}</p>"
-                + (f"<p>Query: <code>{html.escape(params)}</code></p>" if params else "")
-                + (f"<pre>{html.escape(schema)}</pre>" if schema else "")
-                + "<p>Responses: "
-                + ", ".join(f"{s} {html.escape(r['description'])}" for s, r in item["responses"].items())
-                + "</p></section>"
-            )
-    title = html.escape(document["info"]["title"])
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title} API</title>"
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "pre{background:#f4f4f4;padding:.5em;overflow:auto}</style></head>"
-        f"<body><h1>{title} API</h1><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"
-        + "".join(rows)
-        + "</body></html>"
-    )
+@cache
+def assets_dir() -> Path:
+    """Where the installed flask-swagger-ui keeps Swagger UI's distribution."""
+    return Path(str(resources.files("flask_swagger_ui") / "dist"))
+
+
+def docs_page(title: str, openapi_url: str, assets_url: str) -> str:
+    """The HTML of the docs page: Swagger UI showing the document at openapi_url."""
+    config = {
+        "url": openapi_url,
+        "dom_id": "#swagger-ui",
+        "deepLinking": True,
+        "validatorUrl": None,  # Swagger UI would send the document to validator.swagger.io
+        "defaultModelsExpandDepth": 1,
+        "tryItOutEnabled": False,
+    }
+    name = html.escape(title)
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{name} API</title>
+<link rel="stylesheet" href="{assets_url}/swagger-ui.css">
+<link rel="icon" type="image/png" href="{assets_url}/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{assets_url}/swagger-ui-bundle.js"></script>
+<script src="{assets_url}/swagger-ui-standalone-preset.js"></script>
+<script>
+window.onload = function () {{
+  window.ui = SwaggerUIBundle(Object.assign({json.dumps(config)}, {{
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
+    layout: "BaseLayout"
+  }}));
+}};
+</script>
+</body>
+</html>
+"""

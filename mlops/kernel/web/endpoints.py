@@ -3,23 +3,49 @@ its OpenAPI document and its docs page."""
 
 from __future__ import annotations
 
-from flask import Response
+from typing import Literal
 
+from flask import Response, send_from_directory
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlops.kernel.errors import NotFound
 from mlops.kernel.metrics import EXPOSITION_TYPE
 from mlops.kernel.outages import DATASET_DB, MLFLOW_STORE, outage
-from mlops.kernel.web.docs_page import docs_page
+from mlops.kernel.web.docs_page import ASSETS, DOCS_POLICY, assets_dir, docs_page
 from mlops.kernel.web.openapi import openapi_document
-from mlops.kernel.web.operations import ApiBlueprint
+from mlops.kernel.web.operations import Answer, ApiBlueprint
 from mlops.kernel.web.state import Degraded, NotReady, service_state
 
 # the dependency each health check is about, as outages are logged
 HEALTH_DEPENDENCIES = {"database": DATASET_DB, "mlflow": MLFLOW_STORE}
 
 
+class Health(BaseModel):
+    """Alive, with each dependency the service checks (`database`, tracking's `mlflow`) as "ok"."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": {"type": "string"}})
+
+    status: Literal["ok"]
+    service: str
+
+
+class Readiness(BaseModel):
+    """Ready to answer the main requests: every check "ok"."""
+
+    status: Literal["ready"]
+    service: str
+    checks: dict[str, str]
+    degraded: str | None = Field(None, description="why it answers without a dependency, when it does")
+
+
 def plumbing_blueprint() -> ApiBlueprint:
     bp = ApiBlueprint("plumbing", __name__)
 
-    @bp.operation("/health", "GET", responses={200: "Alive, dependencies reachable", 503: "A dependency is down"})
+    @bp.operation(
+        "/health",
+        "GET",
+        responses={200: Answer("Alive, dependencies reachable", Health), 503: "A dependency is down"},
+    )
     def health():
         """Say whether the service is alive and its dependencies answer."""
         state = service_state()
@@ -44,7 +70,11 @@ def plumbing_blueprint() -> ApiBlueprint:
         "/ready",
         "GET",
         responses={
-            200: "Ready: the service can answer its main requests (`degraded` says why if it does so without a dependency)",
+            200: Answer(
+                "Ready: the service can answer its main requests (`degraded` says why if it does so without a "
+                "dependency)",
+                Readiness,
+            ),
             503: "Not ready: the message says what is missing",
         },
     )
@@ -84,6 +114,17 @@ def plumbing_blueprint() -> ApiBlueprint:
 
     @bp.get("/docs")
     def docs():
-        return docs_page(openapi_document(service_state())), 200, {"Content-Type": "text/html; charset=utf-8"}
+        """Swagger UI on this service's OpenAPI document, served offline."""
+        page = docs_page(f"{service_state().title}", "/openapi.json", "/docs/assets")
+        return page, 200, {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": DOCS_POLICY}
+
+    @bp.get("/docs/assets/<name>")
+    def docs_asset(name: str):
+        """One of Swagger UI's files, from the installed package."""
+        if name not in ASSETS:
+            raise NotFound(f"No docs asset {name!r}", error="Not Found")
+        response = send_from_directory(assets_dir(), name, mimetype=ASSETS[name], max_age=86400)
+        response.headers["Content-Security-Policy"] = DOCS_POLICY
+        return response
 
     return bp
