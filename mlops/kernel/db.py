@@ -10,6 +10,7 @@ from typing import Literal
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Engine,
@@ -106,7 +107,8 @@ set_scenarios = Table(
     "set_scenarios",
     metadata,
     Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
-    Column("seed", Integer, nullable=True),
+    # numpy's seeds go up to 2**32 - 1, beyond PostgreSQL's INTEGER
+    Column("seed", BigInteger, nullable=True),
     Column("scenario", JSON, nullable=True),
 )
 
@@ -240,6 +242,7 @@ def ensure_schema(engine: Engine) -> None:
             log.info("schema created concurrently by another process; checking again")
             metadata.create_all(engine)
         add_missing_columns(engine)
+        widen_integer_columns(engine)
         _engines_with_schema.add(engine)
 
 
@@ -263,6 +266,22 @@ def add_missing_columns(engine: Engine) -> None:
             except (exc.OperationalError, exc.ProgrammingError):
                 # Another worker added it between our look and our ALTER.
                 log.info("column %s.%s added concurrently by another process", table.name, column.name)
+
+
+def widen_integer_columns(engine: Engine) -> None:
+    """Make the BIGINT a newer release declares out of the INTEGER an older one created (PostgreSQL;
+    SQLite's INTEGER holds 64 bits already), so that values beyond 2**31 - 1 can be stored."""
+    if engine.dialect.name != "postgresql":
+        return
+    inspector = inspect(engine)
+    for table in metadata.sorted_tables:
+        existing = {column["name"]: column["type"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            found = existing.get(column.name)
+            if isinstance(column.type, BigInteger) and isinstance(found, Integer) and not isinstance(found, BigInteger):
+                with engine.begin() as connection:
+                    connection.execute(text(f'ALTER TABLE {table.name} ALTER COLUMN "{column.name}" TYPE BIGINT'))
+                log.info("widened column %s.%s to BIGINT", table.name, column.name)
 
 
 def ping(engine: Engine) -> None:

@@ -193,3 +193,27 @@ def test_metrics_count_the_rows_loaded_by_set(client):
     assert sample(samples, "simulator_loads_total", set_name="production") == 2
     assert sample(samples, "simulator_rows_loaded_total", set_name="production") == 1040
     assert not [key for key in samples if dict(key[1]).get("set_name") == "nope"]
+
+
+def test_a_seed_up_to_2_32_is_stored_on_either_backend(client):
+    """numpy takes seeds up to 2**32 - 1; PostgreSQL's INTEGER holds 2**31 - 1 (a 500 found by R7)."""
+    answer = client.post("/root/simulator", json={"set_name": "production", "seed": 2**32 - 1})
+    assert answer.status_code == 200, answer.get_json()
+    assert client.get("/root/simulator").get_json()["sets"]["production"]["seed"] == 2**32 - 1
+
+
+def test_an_older_integer_seed_column_is_widened(postgres_database):
+    """A dataset DB created by a release whose seed column was INTEGER takes a 2**32 - 1 seed too."""
+    from sqlalchemy import BigInteger, inspect, text
+
+    from mlops.kernel.db import ensure_schema, make_engine
+
+    engine = make_engine(postgres_database())
+    with engine.begin() as connection:
+        connection.execute(
+            text("CREATE TABLE set_scenarios (dataset_id INTEGER PRIMARY KEY, seed INTEGER, scenario JSON)")
+        )
+    ensure_schema(engine)
+    seed = next(c for c in inspect(engine).get_columns("set_scenarios") if c["name"] == "seed")
+    assert isinstance(seed["type"], BigInteger)
+    engine.dispose()
