@@ -296,7 +296,7 @@ def stored_pipeline(dataset_db: str):
     from sqlalchemy import select
 
     from mlops.kernel.db import deployed_model, make_engine
-    from mlops.ml_service.pipeline_cache import load_pipeline
+    from mlops.ml.pipeline_cache import load_pipeline
 
     engine = make_engine(dataset_db)
     with engine.connect() as connection:

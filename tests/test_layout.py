@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mlops"
-SERVICES = ("simulator", "ml_service", "tracking", "monitoring")
+SERVICES = ("simulator", "ml", "tracking", "monitoring")
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -11,7 +11,7 @@ from mlops.kernel.config import ENVIRONMENT_VARIABLES, Settings
 # short name -> gunicorn app spec (module:factory call); the order is the start order
 SERVICE_APPS = {
     "simulator": "mlops.simulator.app:create_app()",
-    "ml": "mlops.ml_service.app:create_app()",
+    "ml": "mlops.ml.app:create_app()",
     "tracking": "mlops.tracking.app:create_app()",
     "monitoring": "mlops.monitoring.app:create_app()",
 }

@@ -10,7 +10,7 @@ import pytest
 
 from mlops.kernel.config import Settings
 from mlops.kernel.web.state import state_of
-from mlops.ml_service.app import create_app as ml_app
+from mlops.ml.app import create_app as ml_app
 from mlops.monitoring.app import create_app as monitoring_app
 from mlops.simulator.app import create_app as simulator_app
 from mlops.simulator.schemas import SetLoaded

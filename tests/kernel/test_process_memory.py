@@ -59,12 +59,12 @@ def test_an_arbiter_of_several_workers_imports_the_app_module_before_forking_the
 
         def arbiter(workers):
             return SimpleNamespace(cfg=SimpleNamespace(workers=workers), proc_name="test",
-                                   app=SimpleNamespace(app_uri="mlops.ml_service.app:create_app()"))
+                                   app=SimpleNamespace(app_uri="mlops.ml.app:create_app()"))
 
         gunicorn_config.on_starting(arbiter(1))
-        assert "mlops.ml_service.app" not in sys.modules  # one worker imports it itself
+        assert "mlops.ml.app" not in sys.modules  # one worker imports it itself
         gunicorn_config.on_starting(arbiter(3))
-        assert "mlops.ml_service.app" in sys.modules and "pandas" in sys.modules
+        assert "mlops.ml.app" in sys.modules and "pandas" in sys.modules
         # prometheus_client was imported after the metrics directory was set: multiprocess mode
         import prometheus_client.values
         assert prometheus_client.values.ValueClass is not prometheus_client.values.MutexValue

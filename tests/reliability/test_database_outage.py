@@ -14,7 +14,7 @@ import time
 import pytest
 
 from mlops.kernel.walkthrough import WINE_SAMPLE
-from mlops.ml_service.pipeline_cache import VERSION_CHECK_SECONDS
+from mlops.ml.pipeline_cache import VERSION_CHECK_SECONDS
 from tests.support.clients import Clients, Probe, describe, is_json_error
 from tests.support.processes import settings_on_free_ports
 from tests.support.reliability import pick, process_tree

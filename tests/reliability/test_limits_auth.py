@@ -13,7 +13,7 @@ import requests
 from mlops.kernel.config import Settings
 from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 from mlops.kernel.walkthrough import WINE_SAMPLE
-from mlops.ml_service.pipeline_cache import VERSION_CHECK_SECONDS
+from mlops.ml.pipeline_cache import VERSION_CHECK_SECONDS
 from tests.support.processes import settings_on_free_ports
 from tests.support.reliability import ALL_SERVICES, assert_json_error, listening_addresses
 from tests.support.stack import MODEL, call

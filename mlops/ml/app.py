@@ -13,12 +13,12 @@ from mlops.kernel.errors import BadRequest
 from mlops.kernel.web.factory import create_service_app
 from mlops.kernel.web.operations import Answer, ApiBlueprint
 from mlops.kernel.web.state import current_settings, dataset_engine, service_resources, service_state
-from mlops.ml_service.change_signal import ChangeSignal
-from mlops.ml_service.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
-from mlops.ml_service.inference_routes import protocol
-from mlops.ml_service.kept_pipeline import KeptPipeline
-from mlops.ml_service.metrics import counted_inference, loaded_model_gauge, record_set_predicted
-from mlops.ml_service.pipeline import (
+from mlops.ml.change_signal import ChangeSignal
+from mlops.ml.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
+from mlops.ml.inference_routes import protocol
+from mlops.ml.kept_pipeline import KeptPipeline
+from mlops.ml.metrics import counted_inference, loaded_model_gauge, record_set_predicted
+from mlops.ml.pipeline import (
     Prediction,
     columns_frame,
     evaluate,
@@ -29,9 +29,9 @@ from mlops.ml_service.pipeline import (
     set_model,
     train,
 )
-from mlops.ml_service.pipeline_cache import PipelineCache
-from mlops.ml_service.readiness import READY_CHECKS
-from mlops.ml_service.schemas import (
+from mlops.ml.pipeline_cache import PipelineCache
+from mlops.ml.readiness import READY_CHECKS
+from mlops.ml.schemas import (
     MAX_MODEL_BYTES,
     InstallModel,
     InvocationInputs,

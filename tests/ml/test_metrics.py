@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mlops.kernel.walkthrough import WINE_SAMPLE
 from tests.support.metrics import app_samples, sample
-from tests.support.ml_service import use
+from tests.support.ml import use
 
 WINE = {"model": "wine"}
 ROW = list(WINE_SAMPLE.values())

@@ -24,7 +24,7 @@ from mlops.kernel.errors import BadRequest, Conflict
 from mlops.kernel.pipelines import PipelineRefused, dump_pipeline, make_pipeline
 from mlops.kernel.pipelines import load_pipeline as load_trusted_pipeline
 from mlops.kernel.read_ahead import read_ahead
-from mlops.ml_service.deployment import (
+from mlops.ml.deployment import (
     SET_MODEL_HINT,
     TRAIN_HINT,
     DeployedModel,
@@ -36,8 +36,8 @@ from mlops.ml_service.deployment import (
     save_model,
     save_trained,
 )
-from mlops.ml_service.fastpath import CHUNK_ROWS, CompiledPipeline, NonFiniteValues
-from mlops.ml_service.pipeline_cache import PipelineCache
+from mlops.ml.fastpath import CHUNK_ROWS, CompiledPipeline, NonFiniteValues
+from mlops.ml.pipeline_cache import PipelineCache
 
 # The SQL spelling of a feature (od280__od315_of_diluted_wines) is accepted as well as the API's.
 FEATURE_INDEX = pd.Index(FEATURES)

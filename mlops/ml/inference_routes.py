@@ -13,11 +13,11 @@ from mlops.kernel.errors import UnsupportedMediaType
 from mlops.kernel.web.operations import JSON, Answer, ApiBlueprint
 from mlops.kernel.web.parsing import request_body, validate
 from mlops.kernel.web.state import dataset_engine, service_resources, service_state
-from mlops.ml_service import inference_protocol as v2
-from mlops.ml_service.metrics import counted_inference
-from mlops.ml_service.pipeline import predict_with, served_pipeline
-from mlops.ml_service.pipeline_cache import PipelineCache
-from mlops.ml_service.protocol_schemas import (
+from mlops.ml import inference_protocol as v2
+from mlops.ml.metrics import counted_inference
+from mlops.ml.pipeline import predict_with, served_pipeline
+from mlops.ml.pipeline_cache import PipelineCache
+from mlops.ml.protocol_schemas import (
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
@@ -27,7 +27,7 @@ from mlops.ml_service.protocol_schemas import (
     ServerMetadata,
     ServerReady,
 )
-from mlops.ml_service.readiness import model_readiness
+from mlops.ml.readiness import model_readiness
 
 # The Open Inference Protocol's routes, apart so that their errors take the protocol's shape.
 protocol = ApiBlueprint("inference_protocol", __name__, error_model=ProtocolError)

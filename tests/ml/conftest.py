@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mlops.kernel.web.state import state_of
-from mlops.ml_service.app import create_app
-from tests.support.ml_service import set_model, use
+from mlops.ml.app import create_app
+from tests.support.ml import set_model, use
 from tests.support.sets import load_sets
 
 

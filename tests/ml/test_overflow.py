@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from mlops.kernel.db import FEATURES
-from mlops.ml_service.fastpath import NonFiniteValues, compile_pipeline
-from mlops.ml_service.pipeline import make_pipeline
+from mlops.ml.fastpath import NonFiniteValues, compile_pipeline
+from mlops.ml.pipeline import make_pipeline
 from mlops.simulator.splits import load_split
 
 MODELS = [

@@ -13,10 +13,10 @@ from sqlalchemy import event, update
 from mlops.kernel.db import deployed_model
 from mlops.kernel.walkthrough import WINE_SAMPLE
 from mlops.kernel.web.state import state_of
-from mlops.ml_service.app import create_app
-from mlops.ml_service.change_signal import ChangeSignal
-from mlops.ml_service.pipeline_cache import VERSION_CHECK_SECONDS
-from tests.support.ml_service import set_model, use
+from mlops.ml.app import create_app
+from mlops.ml.change_signal import ChangeSignal
+from mlops.ml.pipeline_cache import VERSION_CHECK_SECONDS
+from tests.support.ml import set_model, use
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from sqlalchemy.exc import OperationalError
 
 from mlops.kernel.db import make_engine
 from mlops.kernel.walkthrough import WINE_SAMPLE
-from mlops.ml_service.kept_pipeline import FILE_NAME, KeptPipeline
-from mlops.ml_service.pipeline import predict, records_frame
-from mlops.ml_service.pipeline_cache import PipelineCache
-from tests.support.ml_service import set_model, use
+from mlops.ml.kept_pipeline import FILE_NAME, KeptPipeline
+from mlops.ml.pipeline import predict, records_frame
+from mlops.ml.pipeline_cache import PipelineCache
+from tests.support.ml import set_model, use
 
 # Nothing listens on port 1: connecting is refused at once, as for a database that is down.
 DOWN_URL = "postgresql://postgres@127.0.0.1:1/gone"

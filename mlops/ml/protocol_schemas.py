@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from mlops.kernel.db import FEATURES
 from mlops.kernel.walkthrough import WINE_SAMPLE
 from mlops.kernel.web.parsing import WholeNumber
-from mlops.ml_service.schemas import FEATURE_NAMES, MAX_PREDICT_ROWS
+from mlops.ml.schemas import FEATURE_NAMES, MAX_PREDICT_ROWS
 
 V2Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",

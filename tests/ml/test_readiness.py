@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import update
 
 from mlops.kernel.db import deployed_model, make_engine
-from mlops.ml_service.app import create_app
-from mlops.ml_service.kept_pipeline import KeptPipeline
-from mlops.ml_service.pipeline_cache import PipelineCache
-from mlops.ml_service.readiness import NOTHING_TO_SERVE, model_readiness
-from tests.support.ml_service import set_model, use
+from mlops.ml.app import create_app
+from mlops.ml.kept_pipeline import KeptPipeline
+from mlops.ml.pipeline_cache import PipelineCache
+from mlops.ml.readiness import NOTHING_TO_SERVE, model_readiness
+from tests.support.ml import set_model, use
 
 V2_READY = ("/v2/health/ready", "/v2/models/wine/ready")
 DOWN_URL = "postgresql://postgres@127.0.0.1:1/gone"  # nothing listens on port 1: refused at once

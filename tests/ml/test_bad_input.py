@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mlops.kernel.db import FEATURES
-from tests.support.ml_service import stored_state, use
+from tests.support.ml import stored_state, use
 
 JSON = "application/json"
 SQL_LIKE = "training'; DROP TABLE deployed_model; --"

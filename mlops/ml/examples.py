@@ -1,4 +1,4 @@
-"""Examples of the ml_service service's operations, in the walkthrough's words: docs/API.md shows them."""
+"""Examples of the ML service's operations, in the walkthrough's words: docs/API.md shows them."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.ml_service.deployment import DeployedModel
+from mlops.ml.deployment import DeployedModel
 
 log = logging.getLogger(__name__)
 

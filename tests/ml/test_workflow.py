@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURES, predictions
 from mlops.kernel.web.state import state_of
-from mlops.ml_service.app import create_app
-from tests.support.ml_service import WALKTHROUGH_FOREST, set_model, use
+from mlops.ml.app import create_app
+from tests.support.ml import WALKTHROUGH_FOREST, set_model, use
 from tests.support.sets import load_sets
 
 SCORE = re.compile(r"Score on (training|testing|production) set: (\d+\.\d{2})%")
@@ -176,7 +176,7 @@ def test_the_service_starts_without_importing_scikit_learn(tmp_path):
     script = (
         "import sys\n"
         "from mlops.kernel.config import Settings\n"
-        "from mlops.ml_service.app import create_app\n"
+        "from mlops.ml.app import create_app\n"
         f"app = create_app(Settings(data_dir={str(tmp_path)!r}))\n"
         "assert app.test_client().get('/root/ml').status_code == 200\n"
         "print(sorted(m for m in ('sklearn', 'skops') if m in sys.modules))\n"

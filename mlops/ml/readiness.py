@@ -24,8 +24,8 @@ from sqlalchemy import Engine
 from mlops.kernel.db import DATABASE_DOWN, ping
 from mlops.kernel.errors import Conflict
 from mlops.kernel.web.state import Degraded, NotReady, ServiceState
-from mlops.ml_service.deployment import DeployedModel
-from mlops.ml_service.pipeline_cache import PipelineCache
+from mlops.ml.deployment import DeployedModel
+from mlops.ml.pipeline_cache import PipelineCache
 
 NOTHING_TO_SERVE = (
     "The dataset database is unavailable and this worker has no model loaded (nor a usable copy kept beside the data)"

@@ -9,8 +9,8 @@ import pytest
 
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES
-from mlops.ml_service.schemas import MAX_PREDICT_ROWS
-from tests.support.ml_service import set_model, use
+from mlops.ml.schemas import MAX_PREDICT_ROWS
+from tests.support.ml import set_model, use
 
 SQL_SPELLING = "od280__od315_of_diluted_wines"
 

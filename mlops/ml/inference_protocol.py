@@ -26,9 +26,9 @@ import pandas as pd
 
 from mlops.kernel.db import FEATURES
 from mlops.kernel.errors import BadRequest, NotFound
-from mlops.ml_service.deployment import DeployedModel
-from mlops.ml_service.fastpath import CompiledPipeline
-from mlops.ml_service.pipeline import Prediction, columns_frame
+from mlops.ml.deployment import DeployedModel
+from mlops.ml.fastpath import CompiledPipeline
+from mlops.ml.pipeline import Prediction, columns_frame
 
 MODEL_NAME = "wine"
 INPUT_NAME = "input-0"

@@ -7,7 +7,7 @@ turns a fitted imputer -> scaler -> model pipeline into plain numpy for the mode
 arithmetic is simple (random forest, logistic regression) and computes the probabilities once,
 taking the class as their argmax exactly as those models' own `predict` does. Other models (SVC,
 whose `predict` is not the argmax of its Platt probabilities) get the imputed and scaled rows
-and keep their own methods. Results equal the pipeline's; tests/ml_service/test_fastpath.py
+and keep their own methods. Results equal the pipeline's; tests/ml/test_fastpath.py
 checks it.
 
 Values that are finite on input can overflow on the way: a feature of 1e308 divided by a

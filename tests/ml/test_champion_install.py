@@ -11,7 +11,7 @@ from sqlalchemy import select
 from mlops.kernel.db import model_deployments, prediction_batches
 from mlops.kernel.pipelines import dump_pipeline
 from mlops.kernel.walkthrough import WINE_SAMPLE
-from tests.support.ml_service import set_model, use
+from tests.support.ml import set_model, use
 
 
 def pushed(pipeline_b64: str, version: str = "1", **changes) -> dict:

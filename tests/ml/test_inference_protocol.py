@@ -10,7 +10,7 @@ import pytest
 
 from mlops.kernel.datasets import read_set
 from mlops.kernel.db import FEATURE_COLUMNS, FEATURES
-from tests.support.ml_service import set_model, use
+from tests.support.ml import set_model, use
 
 INFER = "/v2/models/wine/infer"
 

@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from mlops.kernel.metrics import Metric, ServiceMetrics
-from mlops.ml_service.deployment import DeployedModel
-from mlops.ml_service.inference_protocol import MODEL_NAME
-from mlops.ml_service.pipeline import Prediction
-from mlops.ml_service.pipeline_cache import PipelineCache
+from mlops.ml.deployment import DeployedModel
+from mlops.ml.inference_protocol import MODEL_NAME
+from mlops.ml.pipeline import Prediction
+from mlops.ml.pipeline_cache import PipelineCache
 
 MODEL_LABELS = ("model", "version")
 INFER_SUCCESS = Metric(

@@ -8,13 +8,13 @@ import time
 import pytest
 from sqlalchemy import update
 
-import mlops.ml_service.pipeline as pipeline_module
+import mlops.ml.pipeline as pipeline_module
 from mlops.kernel.db import FEATURES, deployed_model
 from mlops.kernel.pipelines import dump_pipeline
-from mlops.ml_service.deployment import save_model
-from mlops.ml_service.pipeline_cache import VERSION_CHECK_SECONDS
+from mlops.ml.deployment import save_model
+from mlops.ml.pipeline_cache import VERSION_CHECK_SECONDS
 from mlops.simulator.splits import load_split
-from tests.support.ml_service import set_model, stored_state, use
+from tests.support.ml import set_model, stored_state, use
 from tests.support.sets import load_sets
 
 RECORD = {name: 1.0 for name in FEATURES}
@@ -36,7 +36,7 @@ def test_a_stored_pipeline_with_untrusted_types_is_refused(client, trained, capl
 
     calls_print = Pipeline([("scale", FunctionTransformer(print))])  # skops names builtins.print untrusted
     store_pipeline_bytes(trained, dump_pipeline(calls_print))
-    with caplog.at_level(logging.ERROR, logger="mlops.ml_service.deployment"):
+    with caplog.at_level(logging.ERROR, logger="mlops.ml.deployment"):
         for response in (client.post("/root/ml/predict", json=RECORD), use(client, "testing")):
             assert response.status_code == 409
             answer = response.get_json()

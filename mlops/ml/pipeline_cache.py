@@ -29,16 +29,16 @@ from mlops.kernel.errors import Conflict
 from mlops.kernel.outages import DATASET_DB, outage
 from mlops.kernel.pipelines import PipelineRefused
 from mlops.kernel.pipelines import load_pipeline as load_trusted_pipeline
-from mlops.ml_service.change_signal import ChangeSignal
-from mlops.ml_service.deployment import (
+from mlops.ml.change_signal import ChangeSignal
+from mlops.ml.deployment import (
     SET_MODEL_HINT,
     DeployedModel,
     read_deployed,
     read_served_pipeline,
     require_trained,
 )
-from mlops.ml_service.fastpath import CompiledPipeline, compile_pipeline
-from mlops.ml_service.kept_pipeline import KeptPipeline
+from mlops.ml.fastpath import CompiledPipeline, compile_pipeline
+from mlops.ml.kept_pipeline import KeptPipeline
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import pytest
 
 from mlops.kernel.pipelines import make_pipeline
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL
-from mlops.ml_service import fastpath
-from mlops.ml_service.fastpath import compile_pipeline
+from mlops.ml import fastpath
+from mlops.ml.fastpath import compile_pipeline
 from mlops.simulator.splits import load_split
 
 MODELS = [
@@ -46,7 +46,7 @@ def test_compiled_prediction_equals_the_pipeline(data, model_name, hyperparamete
 
 @pytest.mark.parametrize(("model_name", "hyperparameters", "compiled"), MODELS[1::2])
 def test_batch_classes_in_chunks_equal_the_pipeline(data, model_name, hyperparameters, compiled, monkeypatch):
-    from mlops.ml_service import fastpath
+    from mlops.ml import fastpath
 
     training, production = data
     pipeline = make_pipeline(model_name, hyperparameters).fit(training.features, training.target)
