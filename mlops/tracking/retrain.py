@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.kernel.errors import ApiError, Conflict
 from mlops.kernel.pipelines import load_pipeline, make_pipeline
-from mlops.tracking.champion.loop import REGISTERED_MODEL, Loop, spec_tags
+from mlops.tracking.champion.loop import REGISTERED_MODEL, Loop, ModelSpec
 from mlops.tracking.champion.moves import promote, record_kept
 from mlops.tracking.champion.sync import reconcile
 from mlops.tracking.gate import classification_scores, judge
@@ -52,8 +52,13 @@ def search_spec(loop: Loop, request: RetrainingRequest, champion: ModelVersionRe
     """What to search: the request's choices, else those of the champion's optimization."""
     defaults = _champion_search(loop, champion) if champion is not None else None
     if request.models is None and defaults is None:
+        missing = (
+            "There is no champion yet"
+            if champion is None
+            else f"The champion (version {champion.version}) was not registered by this service"
+        )
         raise Conflict(
-            "There is no champion yet, so nothing to take the models and grids from: give `models` (and "
+            f"{missing}, so nothing to take the models and grids from: give `models` (and "
             f"`hyperparameters`), or make a champion first ({OPTIMIZATION_HINT}, then setting and "
             'POST /root/ml {"dataset": "training"})',
             error="No champion",
@@ -74,16 +79,17 @@ def search_spec(loop: Loop, request: RetrainingRequest, champion: ModelVersionRe
     )
 
 
-def _champion_search(loop: Loop, champion: ModelVersionRecord) -> SearchSpec:
-    """The search that produced the champion: the latest FINISHED run of each model in its experiment."""
+def _champion_search(loop: Loop, champion: ModelVersionRecord) -> SearchSpec | None:
+    """The search that produced the champion: the latest FINISHED run of each model in its experiment
+    (None for a champion this service did not register)."""
     run = reads.get_run(loop.backend, champion.run_id) if champion.run_id else None
     searched = run is not None and run.tags.get(EXPERIMENT_TYPE_TAG) in (EXPERIMENT_TYPE, RETRAINING_TYPE)
     if not searched:
-        name = champion.tags.get("mlops.model_name", "")
-        hyperparameters = json.loads(champion.tags.get("mlops.hyperparameters", "{}"))
-        return SearchSpec(
-            [name], {name: {k: [v] for k, v in hyperparameters.items()}}, "accuracy", 5, DEFAULT_EXPERIMENT
-        )
+        spec = ModelSpec.of(champion)
+        if spec is None:
+            return None
+        grid = {key: [value] for key, value in spec.hyperparameters.items()}
+        return SearchSpec([spec.model_name], {spec.model_name: grid}, "accuracy", 5, DEFAULT_EXPERIMENT)
     experiment = reads.get_experiment(loop.backend, run.experiment_id)
     latest: dict[str, RunRecord] = {}
     for other in reads.list_runs(loop.backend, [run.experiment_id]):  # newest first
@@ -213,7 +219,9 @@ def retrain(loop: Loop, request: RetrainingRequest) -> dict[str, Any]:
         REGISTERED_MODEL,
         features=data.raw_features,
         artifact_name="pipeline",
-        version_tags=spec_tags(best, _plain(result.best_params), data.trained_on["training"], training_accuracy)
+        version_tags=ModelSpec(
+            best, _plain(result.best_params), data.trained_on["training"], training_accuracy
+        ).as_tags()
         | {"mlops.trained_on": json.dumps(data.trained_on)},
     )
     challenger = registry.get_version(loop.backend, REGISTERED_MODEL, version)
@@ -268,16 +276,7 @@ def retrain(loop: Loop, request: RetrainingRequest) -> dict[str, Any]:
         "decision": gate.decision,
         "reason": gate.reason,
         "challenger": _model_view(challenger, best, result.best_params, run_id, challenger_scores, challenger_by_set),
-        "champion": _model_view(
-            champion,
-            champion.tags.get("mlops.model_name") if champion else None,
-            json.loads(champion.tags.get("mlops.hyperparameters", "{}")) if champion else None,
-            champion.run_id if champion else None,
-            champion_scores,
-            champion_by_set,
-        )
-        if champion
-        else None,
+        "champion": _champion_view(champion, champion_scores, champion_by_set) if champion else None,
         "margins": dict(request.gate),
         "gate": record["gate"],
         "held_out": held_out,
@@ -299,6 +298,12 @@ def _model_view(version, model_name, hyperparameters, run_id, scores, by_set) ->
         "scores": scores,
         "scores_by_set": by_set,
     }
+
+
+def _champion_view(champion: ModelVersionRecord, scores, by_set) -> dict[str, Any]:
+    spec = ModelSpec.of(champion)
+    name, hyperparameters = (spec.model_name, spec.hyperparameters) if spec else (None, None)
+    return _model_view(champion, name, hyperparameters, champion.run_id, scores, by_set)
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

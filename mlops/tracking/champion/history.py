@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +9,15 @@ from sqlalchemy import or_, select
 
 from mlops.kernel.db import model_deployments, prediction_batches
 from mlops.kernel.errors import Unavailable, UpstreamError
-from mlops.tracking.champion.loop import REGISTERED_MODEL, Loop, served_model, serves
+from mlops.tracking.champion.loop import (
+    CHAMPION_SINCE_TAG,
+    PROMOTED_BY_TAG,
+    REGISTERED_MODEL,
+    Loop,
+    ModelSpec,
+    served_model,
+    serves,
+)
 from mlops.tracking.champion.moves import rollback_target
 from mlops.tracking.mlflow import registry
 from mlops.tracking.mlflow.registry import ModelVersionRecord
@@ -53,14 +60,14 @@ def champion_report(loop: Loop) -> dict[str, Any]:
 def _version_view(version: ModelVersionRecord | None) -> dict[str, Any] | None:
     if version is None:
         return None
-    tags = version.tags
+    spec = ModelSpec.of(version)
     return {
         "version": version.version,
         "run_id": version.run_id,
-        "model_name": tags.get("mlops.model_name"),
-        "hyperparameters": json.loads(tags["mlops.hyperparameters"]) if "mlops.hyperparameters" in tags else None,
-        "champion_since": tags.get("mlops.champion_since"),
-        "promoted_by": tags.get("mlops.promoted_by"),
+        "model_name": spec.model_name if spec else None,
+        "hyperparameters": spec.hyperparameters if spec else None,
+        "champion_since": version.tags.get(CHAMPION_SINCE_TAG),
+        "promoted_by": version.tags.get(PROMOTED_BY_TAG),
     }
 
 

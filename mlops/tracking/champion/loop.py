@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -27,8 +28,12 @@ log = logging.getLogger(__name__)
 # The registered model whose `champion` alias the ML service serves (the V2 protocol's model name too).
 REGISTERED_MODEL = "wine"
 ML_STATUS_PATH, ML_MODEL_PATH = "/root/ml", "/root/ml/model"
-# What each registered version carries, so that it can be pushed without loading it first.
-SPEC_TAGS = ("mlops.model_name", "mlops.hyperparameters", "mlops.training_dataset_id", "mlops.training_accuracy")
+# The tags a move writes on the version it makes champion (and on the one it replaces).
+CHAMPION_SINCE_TAG, CHAMPION_UNTIL_TAG, PROMOTED_BY_TAG = (
+    "mlops.champion_since",
+    "mlops.champion_until",
+    "mlops.promoted_by",
+)
 # Models trained through the ML service are logged in MLflow's Default experiment (id 0), which
 # the experiment listing leaves out, so the walkthrough's answers do not change.
 ADOPTION_EXPERIMENT_ID = "0"
@@ -63,16 +68,43 @@ def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def spec_tags(
-    model_name: str, hyperparameters: dict[str, Any], training_dataset_id: int | None, accuracy: float | None
-) -> dict[str, str]:
-    """The tags that let a registered version be pushed to the ML service as it is."""
-    return {
-        "mlops.model_name": model_name,
-        "mlops.hyperparameters": json.dumps(hyperparameters),
-        "mlops.training_dataset_id": "" if training_dataset_id is None else str(training_dataset_id),
-        "mlops.training_accuracy": "" if accuracy is None else repr(accuracy),
-    }
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a registered version needs to be served as it is, without loading it. The versions
+    this service registers carry it as tags, one per field: `mlops.model_name`, ..."""
+
+    model_name: str
+    hyperparameters: dict[str, Any]
+    training_dataset_id: int | None
+    training_accuracy: float | None
+
+    @staticmethod
+    def tag(field_name: str) -> str:
+        return f"mlops.{field_name}"
+
+    def as_tags(self) -> dict[str, str]:
+        values = dataclasses.asdict(self)
+        values["hyperparameters"] = json.dumps(self.hyperparameters)
+        return {self.tag(name): "" if value is None else str(value) for name, value in values.items()}
+
+    @classmethod
+    def missing_tag(cls, version: ModelVersionRecord) -> str | None:
+        """The first of the spec's tags the version lacks (it was not registered by this service)."""
+        tags = (cls.tag(field.name) for field in dataclasses.fields(cls))
+        return next((tag for tag in tags if tag not in version.tags), None)
+
+    @classmethod
+    def of(cls, version: ModelVersionRecord) -> ModelSpec | None:
+        """The version's spec, or None for a version registered by someone else."""
+        if cls.missing_tag(version) is not None:
+            return None
+        text = {field.name: version.tags[cls.tag(field.name)] for field in dataclasses.fields(cls)}
+        return cls(
+            model_name=text["model_name"],
+            hyperparameters=json.loads(text["hyperparameters"]),
+            training_dataset_id=int(text["training_dataset_id"]) if text["training_dataset_id"] else None,
+            training_accuracy=float(text["training_accuracy"]) if text["training_accuracy"] else None,
+        )
 
 
 # --- what the ML service serves ---------------------------------------------------------------
@@ -95,22 +127,19 @@ def serves(served: dict[str, Any] | None, version: ModelVersionRecord | None) ->
 
 def push(loop: Loop, version: ModelVersionRecord, *, adopts_version: int | None = None) -> dict[str, Any]:
     """Give the ML service a registered version's pipeline to serve; return its model as it now is."""
-    tags = version.tags
-    missing = [tag for tag in SPEC_TAGS if tag not in tags]
-    if missing:
+    spec = ModelSpec.of(version)
+    if spec is None:
         raise Conflict(
-            f"Version {version.version} of {version.name!r} was not registered by this service (no {missing[0]} "
-            "tag) and cannot be served: promote a version logged by retraining or adopted from the ML service",
+            f"Version {version.version} of {version.name!r} was not registered by this service (no "
+            f"{ModelSpec.missing_tag(version)} tag) and cannot be served: promote a version logged by retraining or "
+            "adopted from the ML service",
             error="Version not servable",
         )
     body = {
         "registered_model": version.name,
         "registered_version": version.version,
         "run_id": version.run_id,
-        "model_name": tags["mlops.model_name"],
-        "hyperparameters": json.loads(tags["mlops.hyperparameters"]),
-        "training_dataset_id": int(tags["mlops.training_dataset_id"]) if tags["mlops.training_dataset_id"] else None,
-        "training_accuracy": float(tags["mlops.training_accuracy"]) if tags["mlops.training_accuracy"] else None,
+        **dataclasses.asdict(spec),
         "pipeline": base64.b64encode(registry.pipeline_bytes(loop.backend, version)).decode(),
         "adopts_version": adopts_version,
     }
@@ -163,14 +192,14 @@ def move(
         },
     )
     tags = {
-        "mlops.champion_since": at,
-        "mlops.promoted_by": by,
+        CHAMPION_SINCE_TAG: at,
+        PROMOTED_BY_TAG: by,
         "mlops.promotion_reason": reason[:5000],
         "mlops.promotion_event": str(event["sequence"]),
     }
     registry.point_champion(loop.backend, REGISTERED_MODEL, version.version, tags)
     if current is not None and current.version != version.version:
-        registry.tag_version(loop.backend, REGISTERED_MODEL, current.version, {"mlops.champion_until": at})
+        registry.tag_version(loop.backend, REGISTERED_MODEL, current.version, {CHAMPION_UNTIL_TAG: at})
     try:
         push(loop, version, adopts_version=adopts)
     except (Unavailable, UpstreamError) as error:

@@ -20,11 +20,11 @@ from mlops.tracking.champion.loop import (
     ML_MODEL_PATH,
     REGISTERED_MODEL,
     Loop,
+    ModelSpec,
     move,
     push,
     served_model,
     serves,
-    spec_tags,
     unexpected_reply,
 )
 from mlops.tracking.deploy import ML_SERVICE, call_ml
@@ -123,9 +123,9 @@ def _adopt(loop: Loop, served: dict[str, Any], champion: ModelVersionRecord | No
             REGISTERED_MODEL,
             features=sample,
             artifact_name="pipeline",
-            version_tags=spec_tags(
+            version_tags=ModelSpec(
                 name, hyperparameters, model.get("training_dataset_id"), model.get("training_accuracy")
-            ),
+            ).as_tags(),
         )
     except BaseException as error:
         writes.end_run(backend, run_id, error)
