@@ -6,8 +6,9 @@ docs/api-introduction.md. Documentation tooling: not part of the installed packa
 
 Each service's app is built in-process (nothing is started or connected) and asked for its
 /openapi.json, so the reference lists exactly the endpoints, fields, enumerations and statuses the
-code validates with. The examples sit beside the operations (each service's examples.py); every
-example request is validated with the same request models, every endpoint must have an example,
+code validates with. The examples are the operations' own (declared with each route, kept in its
+service's examples.py); every example request is validated with the same request models, every
+endpoint must have an example,
 and an error's answer is not typed by hand: it is what the service answers to the example's
 request, on fresh services in a temporary directory (brought to the example's state by its
 `given` requests). An endpoint, field or example that changes without docs/API.md fails `--check`
@@ -37,7 +38,7 @@ from flask import Flask
 from pydantic import ValidationError
 
 from mlops.kernel.config import Settings
-from mlops.kernel.examples import Example, Examples
+from mlops.kernel.examples import Example
 from mlops.kernel.launch import SERVICE_APPS
 from mlops.kernel.web.openapi import openapi_path
 from mlops.kernel.web.operations import Operation
@@ -58,12 +59,12 @@ tests/test_api_doc.py fails when this file differs. -->
 @dataclass(frozen=True)
 class ServiceApi:
     """A service's OpenAPI document, the operations (with request models) it was built from, and
-    their examples by (METHOD, OpenAPI path)."""
+    their examples by (METHOD, OpenAPI path), error answers filled in by answer_errors."""
 
     name: str
     document: dict[str, Any]
     operations: list[Operation]
-    examples: Examples
+    examples: dict[tuple[str, str], list[Example]]
 
     @property
     def base_url(self) -> str:
@@ -76,10 +77,9 @@ def create_app(service: str, settings: Settings) -> Flask:
     return getattr(importlib.import_module(module), factory)(settings)
 
 
-def service_examples(service: str) -> Examples:
-    """The examples beside a service's operations: EXAMPLES of its package's examples.py."""
-    package = SERVICE_APPS[service].split(":")[0].rsplit(".", 1)[0]
-    return importlib.import_module(f"{package}.examples").EXAMPLES
+def examples_of(operations: list[Operation]) -> dict[tuple[str, str], list[Example]]:
+    """The operations' own examples, by (METHOD, OpenAPI path)."""
+    return {(op.method, openapi_path(op.rule)): list(op.examples) for op in operations}
 
 
 def build_service_apis(settings: Settings | None = None) -> list[ServiceApi]:
@@ -93,7 +93,7 @@ def build_service_apis(settings: Settings | None = None) -> list[ServiceApi]:
             if response.status_code != 200:
                 raise RuntimeError(f"{service}: GET /openapi.json answered {response.status_code}")
             operations = list(state_of(app).operations)
-            apis.append(ServiceApi(service, response.get_json(), operations, service_examples(service)))
+            apis.append(ServiceApi(service, response.get_json(), operations, examples_of(operations)))
     return answer_errors(apis)
 
 
@@ -199,22 +199,18 @@ def request(app: Flask, method: str, target: str, body: Any) -> tuple[int, Any]:
 
 
 def check_examples(apis: list[ServiceApi]) -> list[str]:
-    """Problems with the examples: endpoints without one, examples of no endpoint, requests the
-    models refuse, statuses not documented, answers missing."""
+    """Problems with the examples: endpoints without one, requests the models refuse, statuses not
+    documented, answers missing."""
     problems = []
     for api in apis:
         operations = {(op.method, openapi_path(op.rule)): op for op in api.operations}
         documented = {
             (method.upper(), path): set(item["responses"]) for path, method, item in _operations(api.document)
         }
-        for key in operations.keys() - api.examples.keys():
-            problems.append(f"no example for {api.name} {' '.join(key)}: add one to its examples.py")
-        for key in api.examples.keys() - operations.keys():
-            problems.append(f"an example for {api.name} {' '.join(key)}, which the service does not have")
         for key, examples in api.examples.items():
-            op = operations.get(key)
-            if op is None:
-                continue
+            op = operations[key]
+            if not examples:
+                problems.append(f"no example for {api.name} {' '.join(key)}: give its route examples=")
             for example in examples:
                 found = _request_problems(op, example)
                 if str(example.status) not in documented.get(key, set()):

@@ -1,6 +1,7 @@
-"""Examples of requests and answers, kept next to the operations they show (each service's
-examples.py): the API reference (docs/API.md, written by tools/apidoc.py) shows them, checked
-against the request models, and an error's answer is what the service itself answers.
+"""Examples of requests and answers. Each route declares its own (`bp.operation(..., examples=...)`,
+the data kept in its service's examples.py): its OpenAPI document shows them, and so does the API
+reference (docs/API.md, written by tools/apidoc.py), checked against the request models, an
+error's answer being what the service itself answers.
 
 Also the few facts of the example run that two services' examples show (its ids, the champion
 the ML service serves), defined once here.
@@ -43,9 +44,6 @@ class Example:
     path: str = ""
     given: tuple[Given, ...] = ()
 
-
-# (METHOD, path as in the OpenAPI document) -> the operation's examples
-Examples = dict[tuple[str, str], list[Example]]
 
 # The example run's ids and the champion the ML service serves, as a real run showed them.
 RETRAIN_RUN = "015cf55562d04437ae22392bda4aed33"

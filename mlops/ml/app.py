@@ -15,6 +15,15 @@ from mlops.kernel.web.operations import Answer, ApiBlueprint
 from mlops.kernel.web.state import current_settings, dataset_engine, service_resources, service_state
 from mlops.ml.change_signal import ChangeSignal
 from mlops.ml.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
+from mlops.ml.examples import (
+    INSTALL_MODEL_EXAMPLES,
+    INVOCATIONS_EXAMPLES,
+    PREDICT_EXAMPLES,
+    SERVED_MODEL_EXAMPLES,
+    SET_MODEL_EXAMPLES,
+    STATUS_EXAMPLES,
+    USE_MODEL_EXAMPLES,
+)
 from mlops.ml.inference_routes import protocol
 from mlops.ml.kept_pipeline import KeptPipeline
 from mlops.ml.metrics import counted_inference, loaded_model_gauge, record_set_predicted
@@ -72,7 +81,10 @@ def describe_model(model: DeployedModel | None) -> dict[str, Any] | None:
 
 
 @bp.operation(
-    "/root/ml", "GET", responses={200: Answer("The component, and the deployed model (null if none)", MlStatus)}
+    "/root/ml",
+    "GET",
+    responses={200: Answer("The component, and the deployed model (null if none)", MlStatus)},
+    examples=STATUS_EXAMPLES,
 )
 def status():
     """Name the component and say which model is deployed and when it was trained."""
@@ -86,6 +98,7 @@ def status():
     "POST",
     body=SetModel,
     responses={200: Answer("Model deployed (untrained)", Message), 400: "Unknown model or invalid hyperparameter"},
+    examples=SET_MODEL_EXAMPLES,
 )
 def deploy(body: SetModel):
     """Deploy a model with its hyperparameters, replacing the current one; it must be trained next."""
@@ -98,6 +111,7 @@ def deploy(body: SetModel):
     "POST",
     body=UseModel,
     responses={200: Answer("Score on the set", Message), 409: "No model set, model not trained or set not loaded"},
+    examples=USE_MODEL_EXAMPLES,
 )
 def use(body: UseModel):
     """Train the deployed model on the training set, or evaluate it on testing/production; store the predictions."""
@@ -128,6 +142,7 @@ PREDICT_ERRORS = {
         ),
         **PREDICT_ERRORS,
     },
+    examples=PREDICT_EXAMPLES,
 )
 def predict_rows(body: PredictRows):
     """Predict the class of one or many rows of features with the trained model."""
@@ -156,6 +171,7 @@ def predict_rows(body: PredictRows):
         ),
         **PREDICT_ERRORS,
     },
+    examples=INVOCATIONS_EXAMPLES,
 )
 def invocations(body: InvocationRows):
     """Predict rows sent in any input format of MLflow's scoring server (`mlflow models serve`)."""
@@ -206,6 +222,7 @@ def allow_large_models():
         200: Answer("The served model and its trained pipeline (skops, base64)", ServedModel),
         409: "No trained model",
     },
+    examples=SERVED_MODEL_EXAMPLES,
 )
 def served_model():
     """Give the served model's trained pipeline, for the tracking service to register it."""
@@ -222,6 +239,7 @@ def served_model():
         200: Answer("The pushed version is served (every worker swaps to it on its next request)", ModelInstalled),
         400: "Invalid request, or the pipeline is not one of the catalogue's",
     },
+    examples=INSTALL_MODEL_EXAMPLES,
 )
 def install_model(body: InstallModel):
     """Serve a registered model version's pipeline, pushed by the tracking service (the champion)."""

@@ -14,6 +14,17 @@ from mlops.kernel.web.operations import JSON, Answer, ApiBlueprint
 from mlops.kernel.web.parsing import request_body, validate
 from mlops.kernel.web.state import dataset_engine, service_resources, service_state
 from mlops.ml import inference_protocol as v2
+from mlops.ml.examples import (
+    V2_INFER_EXAMPLES,
+    V2_LIVE_EXAMPLES,
+    V2_MODEL_EXAMPLES,
+    V2_MODEL_READY_EXAMPLES,
+    V2_READY_EXAMPLES,
+    V2_SERVER_EXAMPLES,
+    V2_VERSION_EXAMPLES,
+    V2_VERSION_INFER_EXAMPLES,
+    V2_VERSION_READY_EXAMPLES,
+)
 from mlops.ml.metrics import counted_inference
 from mlops.ml.pipeline import predict_with, served_pipeline
 from mlops.ml.pipeline_cache import PipelineCache
@@ -57,14 +68,19 @@ def read_inference_request(model: type[InferenceRequest]) -> InferenceRequest:
 
 
 @protocol.operation(
-    "/v2", "GET", responses={200: Answer("Server name, version and protocol extensions", ServerMetadata)}
+    "/v2",
+    "GET",
+    responses={200: Answer("Server name, version and protocol extensions", ServerMetadata)},
+    examples=V2_SERVER_EXAMPLES,
 )
 def server_metadata():
     """Describe this inference server (Open Inference Protocol)."""
     return {"name": "mlops-ml", "version": metadata.version("mlops-microservices"), "extensions": v2.EXTENSIONS}
 
 
-@protocol.operation("/v2/health/live", "GET", responses={200: Answer("The server is alive", ServerLive)})
+@protocol.operation(
+    "/v2/health/live", "GET", responses={200: Answer("The server is alive", ServerLive)}, examples=V2_LIVE_EXAMPLES
+)
 def server_live():
     """Say the server is alive (Open Inference Protocol liveness)."""
     return {"live": True}
@@ -80,6 +96,7 @@ def server_live():
         ),
         503: "No trained model loaded: the error says what is missing",
     },
+    examples=V2_READY_EXAMPLES,
 )
 def server_ready():
     """Say whether the server can infer: a trained model is loaded in the worker that answers (Open Inference
@@ -109,6 +126,7 @@ MODEL_ERRORS = {404: "Unknown model or version", 409: "No trained model"}
     "/v2/models/<model_name>",
     "GET",
     responses={200: Answer("The model's inputs, outputs and versions", ModelMetadata), **MODEL_ERRORS},
+    examples=V2_MODEL_EXAMPLES,
 )
 def model_metadata(model_name: str):
     """Describe the served model: its input tensor, its outputs and its version."""
@@ -119,6 +137,7 @@ def model_metadata(model_name: str):
     "/v2/models/<model_name>/versions/<version>",
     "GET",
     responses={200: Answer("The model's inputs, outputs and versions", ModelMetadata), **MODEL_ERRORS},
+    examples=V2_VERSION_EXAMPLES,
 )
 def model_version_metadata(model_name: str, version: str):
     """Describe one version of the served model (only the served version is known)."""
@@ -136,6 +155,7 @@ def _model_metadata(model_name: str, version: str | None) -> dict[str, Any]:
     "/v2/models/<model_name>/ready",
     "GET",
     responses={200: Answer("Ready", ModelReady), 404: "Unknown model", 503: "No trained model"},
+    examples=V2_MODEL_READY_EXAMPLES,
 )
 def model_ready(model_name: str):
     """Say whether the model can predict."""
@@ -147,6 +167,7 @@ def model_ready(model_name: str):
     "/v2/models/<model_name>/versions/<version>/ready",
     "GET",
     responses={200: Answer("Ready", ModelReady), 404: "Unknown model or version", 503: "No trained model"},
+    examples=V2_VERSION_READY_EXAMPLES,
 )
 def model_version_ready(model_name: str, version: str):
     """Say whether this version of the model can predict (it must be the served version)."""
@@ -175,6 +196,7 @@ INFER_RESPONSES = {
     body=InferenceRequest,
     reader=read_inference_request,
     responses=INFER_RESPONSES,
+    examples=V2_INFER_EXAMPLES,
 )
 def infer(model_name: str, body: InferenceRequest):
     """Predict an [n, 13] FP64 tensor of features (or one tensor per feature, content_type "pd")."""
@@ -187,6 +209,7 @@ def infer(model_name: str, body: InferenceRequest):
     body=InferenceRequest,
     reader=read_inference_request,
     responses=INFER_RESPONSES,
+    examples=V2_VERSION_INFER_EXAMPLES,
 )
 def infer_version(model_name: str, version: str, body: InferenceRequest):
     """Predict with this version of the model (it must be the served version)."""

@@ -11,6 +11,7 @@ from mlops.kernel.web.factory import create_service_app
 from mlops.kernel.web.operations import HTML, Answer, ApiBlueprint
 from mlops.kernel.web.state import current_settings, dataset_engine, service_resources, service_state
 from mlops.monitoring.checks import summary_of
+from mlops.monitoring.examples import MONITORING_EXAMPLES, REPORT_PAGE_EXAMPLES, STATUS_EXAMPLES, TESTS_PAGE_EXAMPLES
 from mlops.monitoring.metrics import record_verdict
 from mlops.monitoring.monitor import (
     CheckResult,
@@ -35,7 +36,9 @@ HTML_POLICY = (
 bp = ApiBlueprint("monitoring", __name__)
 
 
-@bp.operation("/root/monitoring", "GET", responses={200: Answer("The component", MonitoringStatus)})
+@bp.operation(
+    "/root/monitoring", "GET", responses={200: Answer("The component", MonitoringStatus)}, examples=STATUS_EXAMPLES
+)
 def status():
     """Name the component."""
     return {"name": "monitoring", "message": "Monitoring"}
@@ -49,6 +52,7 @@ def status():
         200: Answer("The report, the test suite, its summary or the re-training verdict, as JSON", MonitoringAnswer),
         409: "The testing/production sets are not loaded or not evaluated by the ML service yet",
     },
+    examples=MONITORING_EXAMPLES,
 )
 def monitor(body: MonitoringRequest):
     """Compute Evidently's report, test suite or test summary, or the re-training verdict, of the production set
@@ -91,6 +95,7 @@ def monitor(body: MonitoringRequest):
         200: Answer("The report as a self-contained HTML page", media_types=(HTML,)),
         409: "Data not loaded or not evaluated yet",
     },
+    examples=REPORT_PAGE_EXAMPLES,
 )
 def report_page():
     """Show Evidently's report of the production set against the testing set as an HTML page."""
@@ -106,6 +111,7 @@ def report_page():
         200: Answer("The test suite as a self-contained HTML page", media_types=(HTML,)),
         409: "Data not loaded or not evaluated yet",
     },
+    examples=TESTS_PAGE_EXAMPLES,
 )
 def tests_page(query: TestsQuery):
     """Show Evidently's test suite (the presets in `tests`, all five when absent) as an HTML page."""

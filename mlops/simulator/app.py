@@ -11,6 +11,7 @@ from mlops.kernel.errors import BadRequest
 from mlops.kernel.web.factory import create_service_app
 from mlops.kernel.web.operations import Answer, ApiBlueprint
 from mlops.kernel.web.state import dataset_engine, service_state
+from mlops.simulator.examples import LOAD_SET_EXAMPLES, STATUS_EXAMPLES
 from mlops.simulator.metrics import record_load
 from mlops.simulator.scenarios import DEFAULT_SIZE, draw_scenario, ground_truth
 from mlops.simulator.schemas import MAX_SCENARIO_SIZE, LoadSet, SetLoaded, SimulatorStatus
@@ -20,7 +21,12 @@ from mlops.simulator.store import loaded_sets, replace_set, replace_set_blocks
 bp = ApiBlueprint("simulator", __name__)
 
 
-@bp.operation("/root/simulator", "GET", responses={200: Answer("The component and the loaded sets", SimulatorStatus)})
+@bp.operation(
+    "/root/simulator",
+    "GET",
+    responses={200: Answer("The component and the loaded sets", SimulatorStatus)},
+    examples=STATUS_EXAMPLES,
+)
 def status():
     """Name the component, and list the loaded sets with the seed and scenario each was drawn with (ground truth)."""
     return {"name": "simulator", "message": "Simulator", "sets": loaded_sets(dataset_engine())}
@@ -31,6 +37,7 @@ def status():
     "POST",
     body=LoadSet,
     responses={200: Answer("Set loaded", SetLoaded), 400: "Unknown set or bad size"},
+    examples=LOAD_SET_EXAMPLES,
 )
 def load(body: LoadSet):
     """Load (or reload, replacing it) the training, testing or production set into the dataset DB."""

@@ -23,7 +23,7 @@ from mlops.kernel.web.state import (
     service_state,
     state_of,
 )
-from mlops.tracking import queries
+from mlops.tracking import examples, queries, query_examples
 from mlops.tracking.champion.history import champion_report, run_lineage
 from mlops.tracking.champion.loop import Loop
 from mlops.tracking.champion.moves import promote, rollback
@@ -109,6 +109,7 @@ def _runs_of(experiment_id: str) -> tuple[ExperimentRecord, list[RunRecord]]:
         502: "The ML service refused the tracking service's token, or failed",
         503: "The ML service, the MLflow store or the Dask cluster (MLOPS_DASK_SCHEDULER) is unreachable",
     },
+    examples=examples.MODEL_MANAGEMENT_EXAMPLES,
 )
 def model_management(body: ModelManagement):
     """Run a grid-search optimization logged to MLflow, or deploy a run's model to the ML service."""
@@ -157,6 +158,7 @@ def move_view(event: dict[str, Any], previous) -> dict[str, Any]:
             "The champion, what the ML service serves, and the champion's history (oldest first)", ChampionHistory
         )
     },
+    examples=examples.CHAMPION_EXAMPLES,
 )
 def champion_history():
     """Tell which registered version is the champion, whether the ML service serves it, and who moved it when and why."""
@@ -176,6 +178,7 @@ def optimization_answer(result: Optimization) -> tuple[dict[str, Any], int]:
         200: Answer("The job: state, fits done of total, elapsed seconds, and its answer once ended", JobAnswer),
         404: "No such job",
     },
+    examples=examples.JOB_EXAMPLES,
 )
 def get_job(job_id: str):
     """Tell how far an optimization sent with "wait": false has got, and its answer once done."""
@@ -202,7 +205,12 @@ def run_optimization_job(state: ServiceState, backend: MlflowBackend) -> Runner:
     return run
 
 
-@bp.operation("/root/tracking/experiments", "GET", responses={200: Answer("The active experiments", ExperimentList)})
+@bp.operation(
+    "/root/tracking/experiments",
+    "GET",
+    responses={200: Answer("The active experiments", ExperimentList)},
+    examples=query_examples.EXPERIMENT_LIST_EXAMPLES,
+)
 def list_experiments():
     """List the active experiments with their number of runs."""
     counts = reads.count_runs(mlflow_backend())
@@ -217,6 +225,7 @@ def list_experiments():
         200: Answer("The information asked for", ExperimentInformation),
         404: "Experiment not found, or no run has the metrics",
     },
+    examples=query_examples.EXPERIMENT_QUERY_EXAMPLES,
 )
 def query_experiment(body: ExperimentQuery):
     """Tell about one experiment: general information, its best run, or statistics of its runs."""
@@ -239,6 +248,7 @@ def query_experiment(body: ExperimentQuery):
     "DELETE",
     query=ExperimentSelector,
     responses={200: Answer("Experiment deleted (MLflow's soft delete)", Deleted), 404: "Experiment not found"},
+    examples=query_examples.EXPERIMENT_DELETE_EXAMPLES,
 )
 def delete_experiment(query: ExperimentSelector):
     """Delete an experiment and its runs (they move to MLflow's "deleted" lifecycle stage)."""
@@ -254,6 +264,7 @@ def delete_experiment(query: ExperimentSelector):
         200: Answer("The experiment's runs, newest first", RunList),
         404: "Experiment not found, or it has no runs",
     },
+    examples=query_examples.RUN_LIST_EXAMPLES,
 )
 def list_runs(query: ExperimentSelector):
     """List an experiment's runs with status, times, name and tags, newest first."""
@@ -271,6 +282,7 @@ def list_runs(query: ExperimentSelector):
         200: Answer("The run's params or metrics (prefixes stripped), or its lineage", RunInformation),
         404: "Experiment or run not found",
     },
+    examples=query_examples.RUN_QUERY_EXAMPLES,
 )
 def query_run(body: RunQuery):
     """Tell a run's params (data, grid_search, model), metrics (system, model) or lineage."""
@@ -290,6 +302,7 @@ def query_run(body: RunQuery):
     "DELETE",
     query=RunSelector,
     responses={200: Answer("Run deleted (MLflow's soft delete)", Deleted), 404: "Experiment or run not found"},
+    examples=query_examples.RUN_DELETE_EXAMPLES,
 )
 def delete_run(query: RunSelector):
     """Delete one run of an experiment (it moves to MLflow's "deleted" lifecycle stage)."""

@@ -4,7 +4,7 @@ request into them, and the OpenAPI document describes the same operations."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -12,6 +12,7 @@ from flask import Blueprint
 from pydantic import BaseModel
 
 from mlops.kernel.errors import ErrorAnswer
+from mlops.kernel.examples import Example
 from mlops.kernel.web.parsing import parse_json_body, parse_query
 
 M = TypeVar("M", bound=BaseModel)
@@ -43,6 +44,8 @@ class Operation:
     responses: dict[int, Answer]
     # the shape of its 4xx/5xx bodies
     error_model: type[BaseModel]
+    # its requests and answers, declared with the route (kept in the service's examples.py)
+    examples: tuple[Example, ...] = ()
 
 
 class ApiBlueprint(Blueprint):
@@ -63,12 +66,14 @@ class ApiBlueprint(Blueprint):
         query: type[BaseModel] | None = None,
         responses: dict[int, Answer | str],
         reader: Callable[[type[M]], M] | None = None,
+        examples: Sequence[Example] = (),
     ) -> Callable:
         """Route method+rule to the view; a `body`/`query` model is parsed and passed by that name.
 
         `responses` documents each status: an Answer, with the model of its body for every 2xx,
         or for an error a description (its body is the blueprint's error_model). `reader` reads
         the body into its model where the body is not plain JSON (default parse_json_body).
+        `examples` are requests to it and their answers: the OpenAPI document and docs/API.md show them.
         """
         read_body = reader or parse_json_body
         answers = {status: a if isinstance(a, Answer) else Answer(a) for status, a in responses.items()}
@@ -78,7 +83,9 @@ class ApiBlueprint(Blueprint):
 
         def decorator(view: Callable) -> Callable:
             summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
-            self.operations.append(Operation(rule, method.upper(), summary, body, query, answers, self.error_model))
+            self.operations.append(
+                Operation(rule, method.upper(), summary, body, query, answers, self.error_model, tuple(examples))
+            )
 
             @functools.wraps(view)
             def parsed_view(**kwargs: Any) -> Any:
