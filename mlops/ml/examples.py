@@ -32,6 +32,11 @@ STATUS_EXAMPLES = [
                 "set_at": "2026-11-26T18:04:12+00:00",
                 "trained_at": "2026-11-26T18:04:14+00:00",
                 "training_accuracy": 1.0,
+                # deployed with set_model, not pushed by the tracking service: no registry fields
+                "registered_model": None,
+                "registered_version": None,
+                "run_id": None,
+                "training_dataset_id": None,
             },
         },
     ),

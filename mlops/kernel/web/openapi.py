@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of a service, built from the operations its blueprints declare: their
-request models, the model of every success, the error shape of every failure."""
+request models, the model of every success, the error shape of every failure, their examples."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from mlops.kernel.web.auth import OPEN_PATHS, READ_METHODS
+from mlops.kernel.web.openapi_examples import add_examples
 from mlops.kernel.web.operations import JSON, Answer, Operation
 from mlops.kernel.web.state import ServiceState
 
@@ -63,6 +64,7 @@ def openapi_document(state: ServiceState) -> dict[str, Any]:
             item["parameters"] = [
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in path_names
             ] + item.get("parameters", [])
+        add_examples(item, op, openapi_path(op.rule))
         paths.setdefault(openapi_path(op.rule), {})[op.method.lower()] = item
     document: dict[str, Any] = {
         "openapi": "3.1.0",
