@@ -22,6 +22,13 @@ OPTIMIZATION_REQUEST: dict[str, Any] = {
     "cv": 5,
 }
 
+# The tags its experiment is logged with (tracking's optimize tags description and owner), as the
+# walkthrough's experiment information shows them.
+EXPERIMENT_TAGS: dict[str, str] = {
+    "description": OPTIMIZATION_REQUEST["experiment_description"],
+    "owner": OPTIMIZATION_REQUEST["experiment_owner"],
+}
+
 # The walkthrough's alternative deployment: POST /root/ml/set_model
 RANDOM_FOREST_MODEL: dict[str, Any] = {
     "model_name": "RandomForest",

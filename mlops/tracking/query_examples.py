@@ -4,6 +4,7 @@ examples=), and the OpenAPI document and docs/API.md show them."""
 from __future__ import annotations
 
 from mlops.kernel.examples import ABRIDGED, RETRAIN_RUN, Example
+from mlops.kernel.walkthrough import EXPERIMENT_TAGS
 from mlops.tracking.example_run import (
     EXPERIMENT_ID,
     LR_RUN,
@@ -36,10 +37,7 @@ EXPERIMENT_QUERY_EXAMPLES = [
                     "experiment_name": "wine_test_1",
                     "artifact_location": "file:///srv/mlops/var/mlartifacts/1",
                     "lifecycle_stage": "active",
-                    "tags": {
-                        "description": "Grid Search Optimization - Cross Validation Performance",
-                        "owner": "Ale",
-                    },
+                    "tags": EXPERIMENT_TAGS,
                     "data_creation": "2026-11-26 18:04:00",
                     "last_updated": "2026-11-26 18:04:00",
                 },

@@ -12,6 +12,7 @@ import pytest
 
 from mlops.kernel.config import Settings
 from mlops.kernel.examples import ABRIDGED
+from mlops.kernel.walkthrough import EXPERIMENT_TAGS
 from mlops.kernel.web.openapi import openapi_path
 from mlops.kernel.web.openapi_examples import example_names
 from mlops.kernel.web.state import state_of
@@ -21,6 +22,7 @@ from mlops.simulator.app import create_app as simulator_app
 from mlops.simulator.schemas import SetLoaded
 from mlops.tracking.app import create_app as tracking_app
 from mlops.tracking.schemas import ExperimentInformation, OptimizationLogged, RunInformation, RunList
+from tests.support.tracking import WALKTHROUGH_STATISTICS
 
 FACTORIES = {"simulator": simulator_app, "ml": ml_app, "tracking": tracking_app, "monitoring": monitoring_app}
 
@@ -153,7 +155,7 @@ WALKTHROUGH_ANSWERS = [
                     "experiment_name": "wine_test",
                     "artifact_location": "/app/mlruns/1",
                     "lifecycle_stage": "active",
-                    "tags": {"description": "Grid Search Optimization - Cross Validation Performance", "owner": "Ale"},
+                    "tags": EXPERIMENT_TAGS,
                     "data_creation": "2024-10-30 20:44:16",
                     "last_updated": "2024-10-30 20:44:16",
                 },
@@ -185,18 +187,7 @@ WALKTHROUGH_ANSWERS = [
         ExperimentInformation,
         {
             "message": "Statistics Retrieved",
-            "data": {
-                "accuracy": {
-                    "mean": 0.9088050314465409,
-                    "median": 0.9150943396226415,
-                    "std_dev": 0.016034652558467873,
-                    "variance": 0.0002571100826707803,
-                    "min": 0.8867924528301887,
-                    "max": 0.9245283018867925,
-                    "mode": 0.9150943396226415,
-                    "iqr": 0.037735849056603765,
-                }
-            },
+            "data": {"accuracy": WALKTHROUGH_STATISTICS["accuracy"]},
         },
     ),
     (RunInformation, {"message": "Parameters Retrieved", "data": {"C": "[0.1, 1]", "cv_folds": "5"}}),

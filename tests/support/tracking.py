@@ -12,6 +12,61 @@ from tests.support.processes import free_port
 # What the walkthrough's LogisticRegression grid scores, cross-validated on the 106 training rows.
 WALKTHROUGH_LR_ACCURACY = 98 / 106
 
+# The walkthrough's statistics example (POST /root/tracking/experiments, "statistics", filter
+# ["all"]): the five statistics of its three runs, to the last digit.
+WALKTHROUGH_STATISTICS = {
+    "duration": {
+        "mean": 0.3225320180257161,
+        "median": 0.22951197624206543,
+        "std_dev": 0.24966742678439094,
+        "variance": 0.06233382399713921,
+        "min": 0.0740654468536377,
+        "max": 0.6640186309814453,
+        "mode": 0.6640186309814453,
+        "iqr": 0.5899531841278076,
+    },
+    "accuracy": {
+        "mean": 0.9088050314465409,
+        "median": 0.9150943396226415,
+        "std_dev": 0.016034652558467873,
+        "variance": 0.0002571100826707803,
+        "min": 0.8867924528301887,
+        "max": 0.9245283018867925,
+        "mode": 0.9150943396226415,
+        "iqr": 0.037735849056603765,
+    },
+    "f1_score": {
+        "mean": 0.9079266853127027,
+        "median": 0.9145840674968364,
+        "std_dev": 0.016324599192037065,
+        "variance": 0.0002664925387806572,
+        "min": 0.8854538500764916,
+        "max": 0.9237421383647799,
+        "mode": 0.9145840674968364,
+        "iqr": 0.03828828828828834,
+    },
+    "precision": {
+        "mean": 0.9108102003255284,
+        "median": 0.9189476849854208,
+        "std_dev": 0.016590439513733773,
+        "variance": 0.0002752426832588589,
+        "min": 0.8876836503450208,
+        "max": 0.9257992656461439,
+        "mode": 0.9189476849854208,
+        "iqr": 0.03811561530112306,
+    },
+    "recall": {
+        "mean": 0.9088050314465409,
+        "median": 0.9150943396226415,
+        "std_dev": 0.016034652558467873,
+        "variance": 0.0002571100826707803,
+        "min": 0.8867924528301887,
+        "max": 0.9245283018867925,
+        "mode": 0.9150943396226415,
+        "iqr": 0.037735849056603765,
+    },
+}
+
 
 def optimization(name: str | None = None, **changes) -> dict:
     """The walkthrough's optimization body under a fresh experiment name, with changes."""
