@@ -10,11 +10,14 @@ import json
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from gunicorn import util
+
+from mlops.kernel import accept_queue
 
 METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 # A request that took this long has probably handled a big set (loaded, evaluated or reported).
@@ -54,8 +57,13 @@ def import_app_module(server) -> None:
     of the collector, so no worker's collection writes to those pages. The app itself is still made
     in each worker (its connections, caches and metrics), and after the metrics directory is set.
     """
-    importlib.import_module(server.app.app_uri.split(":", 1)[0])
+    importlib.import_module(app_module_name(server.app))
     gc.freeze()
+
+
+def app_module_name(application) -> str:
+    """The module of the app gunicorn serves ("mlops.ml.app" for "mlops.ml.app:create_app()")."""
+    return application.app_uri.split(":", 1)[0]
 
 
 def child_exit(server, worker) -> None:
@@ -73,8 +81,10 @@ def on_exit(server) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Make the requests gunicorn refuses itself answer JSON errors, like everything else, and
-    let a worker close an answered connection without waiting for the client.
+    """Make the requests gunicorn refuses itself answer JSON errors, like everything else, let a
+    worker close an answered connection without waiting for the client, let requests see whether
+    others queue for a worker (accept_queue.py), and start the app module's warm_up(app), if it
+    has one (the ML service loads its served model there, as the worker boots).
 
     A request line over gunicorn's limit, oversized headers or an unparsable request never reach
     Flask; gunicorn writes an HTML page through util.write_error, its only hook for that page.
@@ -82,6 +92,10 @@ def post_worker_init(worker) -> None:
     """
     util.write_error = write_json_error
     util.close_graceful = close_unless_unread(util.close_graceful)
+    accept_queue.watch(worker.sockets)
+    warm_up = getattr(sys.modules.get(app_module_name(worker.app)), "warm_up", None)
+    if warm_up is not None:
+        warm_up(worker.wsgi)  # starts the app's warm-up beside the requests; never waits for it
 
 
 def close_unless_unread(lingering_close):

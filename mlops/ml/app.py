@@ -8,11 +8,12 @@ from typing import Any
 import pandas as pd
 from flask import Flask, request
 
+from mlops.kernel.accept_queue import requests_queued
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
 from mlops.kernel.web.factory import create_service_app
 from mlops.kernel.web.operations import Answer, ApiBlueprint
-from mlops.kernel.web.state import current_settings, dataset_engine, service_resources, service_state
+from mlops.kernel.web.state import EXTENSION, current_settings, dataset_engine, service_resources, service_state
 from mlops.ml.change_signal import ChangeSignal
 from mlops.ml.deployment import DeployedModel, RegisteredPipeline, read_deployed, read_served_pipeline
 from mlops.ml.examples import (
@@ -39,7 +40,7 @@ from mlops.ml.pipeline import (
     train,
 )
 from mlops.ml.pipeline_cache import PipelineCache
-from mlops.ml.readiness import READY_CHECKS
+from mlops.ml.readiness import READY_CHECKS, model_readiness
 from mlops.ml.schemas import (
     MAX_MODEL_BYTES,
     InstallModel,
@@ -266,5 +267,13 @@ def create_app(settings: Settings | None = None) -> Flask:
             kept=KeptPipeline.under(settings.data_dir, settings.dataset_db),
             on_loaded=loaded_model_gauge(state.metrics),
             signal=ChangeSignal.beside(settings.data_dir, settings.dataset_db),
+            requests_queued=requests_queued,
         ),
     )
+
+
+def warm_up(app: Flask) -> None:
+    """Start loading the served model into this worker as it boots (gunicorn_config calls this):
+    from the database, or from the copy kept beside the data while the database is down."""
+    state = app.extensions[EXTENSION]
+    state.resources.warm_up(lambda: model_readiness(state.engine, state.resources))

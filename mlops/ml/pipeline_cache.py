@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from mlops.kernel.db import DATABASE_DOWN
-from mlops.kernel.errors import Conflict
+from mlops.kernel.errors import Conflict, Unavailable
 from mlops.kernel.outages import DATASET_DB, outage
 from mlops.kernel.pipelines import PipelineRefused
 from mlops.kernel.pipelines import load_pipeline as load_trusted_pipeline
@@ -61,6 +61,15 @@ def _unusable(reason: str) -> Conflict:
 RECHECK_SECONDS = 1.0
 # Prediction reads the deployed model's row at least this often, even when no change was announced.
 VERSION_CHECK_SECONDS = 0.25
+# How often a request waiting for the worker's warm-up looks whether others queue behind it, and
+# how long it waits before it gives way to them: answered at once, the clients would send again at
+# once, and answering them would take the CPU the load needs.
+WARM_UP_POLL_SECONDS = 0.05
+GIVE_WAY_AFTER_SECONDS = 0.5
+STILL_LOADING = (
+    "This worker is still loading the served model (it has just started) and other requests are waiting: "
+    "retry in a moment"
+)
 
 
 @dataclass(frozen=True)
@@ -95,8 +104,11 @@ class PipelineCache:
     # told of every pipeline this process starts serving (the previous model, the new one): metrics
     on_loaded: Callable[[DeployedModel | None, DeployedModel], None] | None = None
     loaded_from: str = "the database"  # where the pipeline loaded came from, as the degraded answers say
+    # whether requests queue behind this one for the process (accept_queue.requests_queued under gunicorn)
+    requests_queued: Callable[[], bool] = lambda: False
     _recheck_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _warming: threading.Thread | None = None  # the warm-up loading the model as the process boots
 
     def put(self, model: DeployedModel, pipeline: Any, pipeline_bytes: bytes) -> None:
         """Remember pipeline (stored as pipeline_bytes) as the one trained for model.
@@ -117,8 +129,50 @@ class PipelineCache:
         self._fresh = None
         self.signal.announce()
 
+    def warm_up(self, load: Callable[[], object]) -> threading.Thread:
+        """Run load (which loads the served model through this cache) in a thread of its own, as
+        the process boots, so that no request has to load it.
+
+        Until it ends, a request that needs the model waits for it rather than loading it too,
+        and gives way with a 503 when others queue behind it (see _await_warm_up).
+        """
+
+        def run() -> None:
+            try:
+                load()
+            except Exception:  # the requests meet the same problem and answer it
+                log.exception("loading the served model as the process started failed")
+
+        thread = threading.Thread(target=run, name="warm-up", daemon=True)
+        self._warming = thread
+        thread.start()
+        return thread
+
+    def _await_warm_up(self) -> None:
+        """Wait for the warm-up, if one runs and nothing is loaded yet (not in the warm-up itself).
+
+        A sync worker takes one request at a time: a request waiting here holds all those queued
+        for the worker, the health probe among them, for as long as the load takes (seconds: the
+        first load imports scikit-learn). So while others queue, it answers 503 instead, after
+        GIVE_WAY_AFTER_SECONDS.
+        """
+        warming = self._warming
+        if warming is None or warming is threading.current_thread() or self.compiled is not None:
+            return
+        give_way_at = time.monotonic() + GIVE_WAY_AFTER_SECONDS
+        queued_before = False
+        while warming.is_alive():
+            queued = self.requests_queued()
+            # twice in a row: no free worker took it meanwhile
+            if queued and queued_before and time.monotonic() >= give_way_at:
+                raise Unavailable(STILL_LOADING, error="Model loading")
+            queued_before = queued
+            warming.join(WARM_UP_POLL_SECONDS)
+        self._warming = None
+
     def trained_pipeline(self, connection: Connection) -> tuple[DeployedModel, CompiledPipeline]:
         """The deployed model and its trained pipeline, loaded from the DB only if the version moved."""
+        self._await_warm_up()
         model = require_trained(read_deployed(connection))
         with self._lock:
             if self.key == _cache_key(model):
@@ -172,6 +226,7 @@ class PipelineCache:
         fresh = self._fresh
         if fresh is not None and time.monotonic() < fresh.until and self.signal.read() == fresh.signal:
             return fresh.model, fresh.compiled, None
+        self._await_warm_up()
         loaded = self.model, self.compiled
         degraded = self.degraded
         if degraded is not None and loaded[1] is not None and time.monotonic() < self._recheck_at:
