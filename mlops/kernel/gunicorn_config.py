@@ -83,7 +83,7 @@ def on_exit(server) -> None:
 def post_worker_init(worker) -> None:
     """Make the requests gunicorn refuses itself answer JSON errors, like everything else, let a
     worker close an answered connection without waiting for the client, let requests see whether
-    others queue for a worker (accept_queue.py), and start the app module's warm_up(app), if it
+    others queue for the workers (accept_queue.py; with several workers), and start the app module's warm_up(app), if it
     has one (the ML service loads its served model there, as the worker boots).
 
     A request line over gunicorn's limit, oversized headers or an unparsable request never reach
@@ -92,7 +92,10 @@ def post_worker_init(worker) -> None:
     """
     util.write_error = write_json_error
     util.close_graceful = close_unless_unread(util.close_graceful)
-    accept_queue.watch(worker.sockets)
+    if worker.cfg.workers > 1:
+        # a queue then means every worker is busy; with one worker, a request that gave way would
+        # answer 503 for the sake of any other single request (another service's periodic read)
+        accept_queue.watch(worker.sockets)
     warm_up = getattr(sys.modules.get(app_module_name(worker.app)), "warm_up", None)
     if warm_up is not None:
         warm_up(worker.wsgi)  # starts the app's warm-up beside the requests; never waits for it

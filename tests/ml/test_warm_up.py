@@ -89,16 +89,21 @@ def test_a_request_during_the_warm_up_gives_way_with_503_while_others_queue(work
     assert answer.status_code == 200, answer.get_json()  # loaded: the queue no longer matters
 
 
-def test_nothing_queues_on_a_listening_socket_whose_connections_were_accepted():
+def test_a_connection_queues_while_its_client_waits_for_a_worker_to_accept_it():
     listener = socket.create_server(("127.0.0.1", 0))
     try:
         accept_queue.watch([listener])
         assert not accept_queue.requests_queued()
-        client = socket.create_connection(listener.getsockname())
-        assert accept_queue.requests_queued()
-        accepted, _ = listener.accept()
+        gave_up = socket.create_connection(listener.getsockname())
+        gave_up.close()  # a probe that timed out: its connection is queued, but no one waits
+        time.sleep(0.1)
         assert not accept_queue.requests_queued()
-        for end in (accepted, client):
+        waiting = socket.create_connection(listener.getsockname())
+        time.sleep(0.1)
+        assert accept_queue.requests_queued()
+        ends = [waiting] + [listener.accept()[0] for _ in range(2)]
+        assert not accept_queue.requests_queued()
+        for end in ends:
             end.close()
     finally:
         accept_queue.watch([])
