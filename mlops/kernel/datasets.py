@@ -1,7 +1,8 @@
 """Reading the sets the simulator loaded, and the predictions the ML service stored.
 
-Each read is one SELECT joining a set's samples with its targets (and predictions), so it sees
-one consistent version of the set even while the simulator reloads it.
+Each read is one SELECT of a set's samples, which hold each sample's features and class (joined
+with its predictions when asked), so it sees one consistent version of the set even while the
+simulator reloads it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mlops.kernel.bulk import (
     select_column_blocks,
     select_columns,
 )
-from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, datasets, predictions, samples, targets
+from mlops.kernel.db import FEATURE_COLUMNS, FEATURES, datasets, predictions, samples
 from mlops.kernel.errors import Conflict
 
 # Stands for "no prediction stored" in reads (classes are 0, 1, 2).
@@ -135,15 +136,10 @@ def _set_query(row, with_predictions: bool) -> tuple[Select, dict[str, str]]:
     columns = [
         samples.c.sample_index,
         *(func.coalesce(samples.c[c], literal(float("nan"), Float(precision=53))).label(c) for c in FEATURE_COLUMNS),
-        targets.c.target,
+        samples.c.target,
     ]
     dtypes = {"sample_index": "int32", **dict.fromkeys(FEATURE_COLUMNS, "float64"), "target": "int32"}
-    query = select(*columns).select_from(
-        samples.join(
-            targets,
-            and_(targets.c.dataset_id == samples.c.dataset_id, targets.c.sample_index == samples.c.sample_index),
-        )
-    )
+    query = select(*columns).select_from(samples)
     if with_predictions:
         query = query.add_columns(func.coalesce(predictions.c.prediction, NO_PREDICTION).label("prediction")).outerjoin(
             predictions,

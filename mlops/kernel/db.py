@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
+from mlops.kernel.schema_upgrades import move_targets_into_samples
+
 log = logging.getLogger(__name__)
 # What a statement raises when the database does not answer (down, unreachable, pool exhausted).
 DATABASE_DOWN = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
@@ -64,7 +66,7 @@ FEATURE_COLUMNS = tuple(feature_column(f) for f in FEATURES)
 metadata = MetaData()
 
 # One row per loaded set; a reload deletes the row and inserts a new one, so the id is the
-# set's version and everything that refers to it (samples, targets, predictions) goes with it.
+# set's version and everything that refers to it (samples, predictions, scenario) goes with it.
 datasets = Table(
     "datasets",
     metadata,
@@ -76,19 +78,15 @@ datasets = Table(
     sqlite_autoincrement=True,
 )
 
+# A sample's features and its true class, in one row: a set is written as one table with one
+# primary-key index and read without a join (the class once had a `targets` table of its own;
+# mlops.kernel.schema_upgrades moves an older database's classes here).
 samples = Table(
     "samples",
     metadata,
     Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
     Column("sample_index", Integer, primary_key=True),
     *(Column(column, Float(precision=53), nullable=True) for column in FEATURE_COLUMNS),
-)
-
-targets = Table(
-    "targets",
-    metadata,
-    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
-    Column("sample_index", Integer, primary_key=True),
     Column("target", Integer, nullable=False),
 )
 
@@ -241,6 +239,7 @@ def ensure_schema(engine: Engine) -> None:
             # Another worker created the same table between our check and our CREATE.
             log.info("schema created concurrently by another process; checking again")
             metadata.create_all(engine)
+        move_targets_into_samples(engine, samples)
         add_missing_columns(engine)
         widen_integer_columns(engine)
         _engines_with_schema.add(engine)

@@ -21,7 +21,6 @@ from mlops.kernel.db import (
     predictions,
     samples,
     set_scenarios,
-    targets,
 )
 from mlops.kernel.read_ahead import read_ahead
 
@@ -92,7 +91,7 @@ def _replace_set_once(
 ) -> int:
     """Replace the stored set `name` with the blocks' rows in one transaction; return its new id.
 
-    The old set, its targets and any predictions made on it are deleted in the same transaction,
+    The old set, its scenario and any predictions made on it are deleted in the same transaction,
     so readers see either the old set or the new one in full, never a mix or a duplicate.
     Missing values are stored as SQL NULL. On PostgreSQL the rows go in by binary COPY.
     """
@@ -101,7 +100,7 @@ def _replace_set_once(
             connection.execute(select(func.pg_advisory_xact_lock(LOAD_LOCK, SET_NAMES.index(name))))
         old = connection.execute(select(datasets.c.id).where(datasets.c.name == name)).scalar()
         if old is not None:
-            for table in (predictions, targets, samples, set_scenarios):
+            for table in (predictions, samples, set_scenarios):
                 connection.execute(delete(table).where(table.c.dataset_id == old))
             connection.execute(delete(datasets).where(datasets.c.id == old))
         dataset_id = connection.execute(
@@ -116,31 +115,25 @@ def _replace_set_once(
             raise ValueError(f"the {name} set was announced with {n_rows} rows but {written} came")
         if seed is not None or scenario is not None:
             connection.execute(insert(set_scenarios).values(dataset_id=dataset_id, seed=seed, scenario=scenario))
-        refresh_statistics(connection, n_rows, samples, targets)
+        refresh_statistics(connection, n_rows, samples)
     return dataset_id
 
 
 def _insert_block(connection, dataset_id: int, first_index: int, features: pd.DataFrame, target: pd.Series) -> int:
     """Insert one block of a set's rows, numbered from first_index; return how many."""
     n_rows = len(target)
-    sample_index = np.arange(first_index, first_index + n_rows, dtype=np.int32)
-    set_id = np.full(n_rows, dataset_id, dtype=np.int32)
     insert_columns(
         connection,
         samples,
         {
-            "dataset_id": set_id,
-            "sample_index": sample_index,
+            "dataset_id": np.full(n_rows, dataset_id, dtype=np.int32),
+            "sample_index": np.arange(first_index, first_index + n_rows, dtype=np.int32),
             **{
                 column: features[feature].to_numpy(dtype=np.float64)
                 for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)
             },
+            "target": target.to_numpy(dtype=np.int32),
         },
-    )
-    insert_columns(
-        connection,
-        targets,
-        {"dataset_id": set_id, "sample_index": sample_index, "target": target.to_numpy(dtype=np.int32)},
     )
     return n_rows
 

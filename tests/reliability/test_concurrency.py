@@ -7,7 +7,7 @@ How consistency is checked: production is reloaded alternately with its default 
 version has one true accuracy, measured beforehand. Every evaluation must answer one of those
 two scores; every report must say which version it used and carry that version's row count and
 that version's accuracy; and a watcher reading the database in single statements must never see
-a set whose samples, targets or predictions are partly there.
+a set whose samples or predictions are partly there.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 import requests
 from sqlalchemy import distinct, func, select
 
-from mlops.kernel.db import datasets, make_engine, predictions, samples, targets
+from mlops.kernel.db import datasets, make_engine, predictions, samples
 from mlops.kernel.walkthrough import WINE_SAMPLE
 from tests.support.clients import Clients, Probe, describe, is_json_error
 from tests.support.processes import ServiceProcess, settings_on_free_ports
@@ -103,7 +103,6 @@ class SetWatcher:
             d.c.id,
             d.c.n_samples,
             count(samples),
-            count(targets),
             count(predictions),
             count(predictions, predictions.c.model_version),
         ).where(d.c.name == "production")
@@ -117,9 +116,9 @@ class SetWatcher:
                 continue
             self.snapshots += 1
             if row is not None:
-                dataset_id, n, n_samples, n_targets, n_predictions, model_versions = row
+                dataset_id, n, n_samples, n_predictions, model_versions = row
                 self.versions[dataset_id] = n
-                if not (n_samples == n_targets == n and n_predictions in (0, n) and model_versions <= 1):
+                if not (n_samples == n and n_predictions in (0, n) and model_versions <= 1):
                     self.inconsistent.append(tuple(row))
             time.sleep(0.03)
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import func, select, text
 
-from mlops.kernel.db import datasets, make_engine, predictions, samples, targets
+from mlops.kernel.db import datasets, make_engine, predictions, samples
 from mlops.kernel.walkthrough import WINE_SAMPLE
 from tests.support.processes import ServiceProcess, free_port, settings_on_free_ports
 from tests.support.reliability import ALL_SERVICES, LONG, pick
@@ -105,14 +105,14 @@ def in_background(method: str, url: str, **kwargs) -> threading.Thread:
 
 
 def set_state(engine, name: str) -> dict | None:
-    """A set as stored: its id, n_samples, rows of samples / targets / predictions, and a checksum."""
+    """A set as stored: its id, n_samples, rows of samples / predictions, and a checksum."""
     with engine.connect() as connection:
         row = connection.execute(select(datasets).where(datasets.c.name == name)).first()
         if row is None:
             return None
         count = {
             table.name: connection.execute(select(func.count()).where(table.c.dataset_id == row.id)).scalar_one()
-            for table in (samples, targets, predictions)
+            for table in (samples, predictions)
         }
         checksum = connection.execute(
             select(func.coalesce(func.sum(predictions.c.prediction * (predictions.c.sample_index % 97 + 1)), 0)).where(
@@ -124,7 +124,7 @@ def set_state(engine, name: str) -> dict | None:
 
 def assert_whole(state: dict, name: str) -> None:
     assert state is not None, f"the {name} set vanished"
-    assert state["samples"] == state["targets"] == state["n_samples"], f"{name} set half-written: {state}"
+    assert state["samples"] == state["n_samples"], f"{name} set half-written: {state}"
     assert state["predictions"] in (0, state["n_samples"]), f"{name} predictions half-written: {state}"
 
 

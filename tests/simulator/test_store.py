@@ -17,7 +17,6 @@ from mlops.kernel.db import (
     make_engine,
     predictions,
     samples,
-    targets,
 )
 from mlops.simulator import store
 from mlops.simulator.splits import MISSING_FRACTION, load_split
@@ -75,8 +74,7 @@ def test_replacing_a_big_set_drops_its_rows_and_predictions(engine, small_copy_b
     small = load_split("production")
     replace_set(engine, "production", small.features, small.target)
     with engine.connect() as connection:
-        for table in (samples, targets):
-            assert connection.execute(select(func.count()).select_from(table)).scalar() == 36
+        assert connection.execute(select(func.count()).select_from(samples)).scalar() == 36
         assert connection.execute(select(func.count()).select_from(predictions)).scalar() == 0
         assert connection.execute(select(datasets.c.n_samples)).scalar_one() == 36
 
@@ -89,12 +87,11 @@ def test_a_load_that_fails_midway_leaves_the_old_set(engine, monkeypatch):
     big = load_split("production", 5_000)
     real_insert = store.insert_columns
 
-    def die_before_the_targets(connection, table, columns):
-        if table is targets:
-            raise RuntimeError("the process died here")
+    def die_after_the_first_block(connection, table, columns):
         real_insert(connection, table, columns)
+        raise RuntimeError("the process died here")
 
-    monkeypatch.setattr(store, "insert_columns", die_before_the_targets)
+    monkeypatch.setattr(store, "insert_columns", die_after_the_first_block)
     with pytest.raises(RuntimeError):
         replace_set(engine, "production", big.features, big.target)
     with engine.connect() as connection:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import requests
 from sqlalchemy import func, select
 
-from mlops.kernel.db import datasets, deployed_model, make_engine, predictions, samples, targets
+from mlops.kernel.db import datasets, deployed_model, make_engine, predictions, samples
 from mlops.kernel.walkthrough import OPTIMIZATION_REQUEST as WALKTHROUGH_OPTIMIZATION
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL as WALKTHROUGH_MODEL
 from mlops.kernel.walkthrough import SUMMARY_REQUEST
@@ -184,7 +184,7 @@ def run_walkthrough(stack: dict, *, experiment_name: str = "wine_test_1") -> dic
 
 
 def stored_state(url: str) -> dict:
-    """Per set (n_samples, samples rows, targets rows, predictions rows), and the deployed model."""
+    """Per set (n_samples, samples rows, predictions rows), and the deployed model."""
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
@@ -192,7 +192,7 @@ def stored_state(url: str) -> dict:
             for row in connection.execute(select(datasets.c.id, datasets.c.name, datasets.c.n_samples)):
                 counts = [
                     connection.execute(select(func.count()).where(table.c.dataset_id == row.id)).scalar_one()
-                    for table in (samples, targets, predictions)
+                    for table in (samples, predictions)
                 ]
                 sets[row.name] = (row.n_samples, *counts)
             model = connection.execute(
