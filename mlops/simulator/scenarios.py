@@ -60,6 +60,13 @@ class Faults:
     rows_from: Pool = DEFAULT_POOL
 
 
+def relative(weights) -> np.ndarray:
+    """Weights as probabilities; scaled by the largest first, so that weights near the float maximum
+    do not sum to infinity (nor subnormal ones lose their ratios)."""
+    scaled = np.asarray(weights, dtype=float) / np.max(weights)
+    return scaled / np.sum(scaled)
+
+
 @cache
 def feature_moments() -> tuple[np.ndarray, np.ndarray]:
     """Each feature's mean and standard deviation over the whole wine data (178 rows): the units
@@ -91,7 +98,7 @@ def draw_clean(
 ) -> tuple[np.ndarray, np.ndarray]:
     """`size` rows (features, classes) from the population of the pool's rows: see the module's docstring."""
     features, classes = _pool(rows_from)
-    priors = class_priors(rows_from) if class_weights is None else np.asarray(class_weights) / np.sum(class_weights)
+    priors = class_priors(rows_from) if class_weights is None else relative(class_weights)
     drawn_classes = rng.choice(N_CLASSES, size=size, p=priors)
     drawn = np.empty((size, features.shape[1]))
     for label in range(N_CLASSES):

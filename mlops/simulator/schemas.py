@@ -20,6 +20,15 @@ MAX_SCENARIO_SIZE = 1_000_000
 MAX_SD_UNITS = 1_000.0
 
 
+def by_feature(low: float) -> dict[str, Any]:
+    """What _known_features checks, stated in the schema: known feature names, values from low to
+    MAX_SD_UNITS."""
+    return {
+        "propertyNames": {"enum": list(FEATURES)},
+        "additionalProperties": {"type": "number", "minimum": low, "maximum": MAX_SD_UNITS},
+    }
+
+
 class MissingScenario(BaseModel):
     """Values to blank in every feature: a share, completely at random or depending on another feature."""
 
@@ -38,20 +47,26 @@ class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     shift: dict[str, float] = Field(
-        default_factory=dict, description="feature -> mean shift in units of the feature's sd in the wine data"
+        default_factory=dict,
+        description="feature -> mean shift in units of the feature's sd in the wine data",
+        json_schema_extra=by_feature(-MAX_SD_UNITS),
     )
     scale: dict[str, float] = Field(
-        default_factory=dict, description="feature -> factor on each value's deviation from the feature's mean (>= 0)"
+        default_factory=dict,
+        description="feature -> factor on each value's deviation from the feature's mean (>= 0)",
+        json_schema_extra=by_feature(0.0),
     )
     noise_sd: float = Field(
         0.0, ge=0, le=MAX_SD_UNITS, allow_inf_nan=False, description="Gaussian noise on every feature, in sd units"
     )
     missing: MissingScenario | None = None
-    class_weights: list[float] | None = Field(
+    class_weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
         None,
         min_length=N_CLASSES,
         max_length=N_CLASSES,
-        description="relative class priors of the draw, classes 0, 1, 2",
+        description="relative class priors of the draw, classes 0, 1, 2 (at least one > 0)",
+        # the schema states the validator's rules too: no weight < 0, not all 0
+        json_schema_extra={"contains": {"exclusiveMinimum": 0}},
     )
     fouling: bool = Field(False, description="add the walkthrough's own fouling (noise, shift, ~3 % missing values)")
     rows_from: Pool = Field(
@@ -85,11 +100,9 @@ class Scenario(BaseModel):
     @field_validator("class_weights")
     @classmethod
     def _usable_weights(cls, value: list[float] | None) -> list[float] | None:
-        """Refuse negative weights and weights that sum to 0."""
+        """Refuse weights that sum to 0 (each is a finite number >= 0 by its type)."""
         if value is None:
             return value
-        if any(not math.isfinite(w) or w < 0 for w in value):
-            raise PydanticCustomError("bad_weights", f"each weight must be a finite number >= 0 (got {value})")
         if sum(value) <= 0:
             raise PydanticCustomError(
                 "bad_weights", f"the weights sum to 0: give at least one class a weight > 0 (got {value})"

@@ -87,6 +87,13 @@ def test_each_fault_does_what_it_says():
     assert fouled.isna().mean().to_numpy() == pytest.approx(np.full(13, 0.03), abs=0.005)
 
 
+def test_class_weights_near_the_float_maximum_or_subnormal_keep_their_ratios(client):
+    assert load(client, seed=2, scenario={"class_weights": [1e308, 1e308, 1e308]}).status_code == 200
+    assert set(stored_production(client).target) == {0, 1, 2}
+    assert load(client, seed=2, scenario={"class_weights": [0, 1e-320, 0]}).status_code == 200
+    assert set(stored_production(client).target) == {1}
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -100,7 +107,7 @@ def test_each_fault_does_what_it_says():
         ({"scenario": {"missing": {"rate": 1.5}}}, "scenario.missing.rate"),
         ({"scenario": {"missing": {"rate": 0.1, "mechanism": "MNAR"}}}, "scenario.missing.mechanism"),
         ({"scenario": {"class_weights": [0, 0, 0]}}, "scenario.class_weights"),
-        ({"scenario": {"class_weights": [1, -1, 1]}}, "scenario.class_weights"),
+        ({"scenario": {"class_weights": [1, -1, 1]}}, "scenario.class_weights.1"),
         ({"scenario": {"class_weights": [1, 1]}}, "scenario.class_weights"),
         ({"scenario": {"fouling": "yes"}}, "scenario.fouling"),
         ({"scenario": {"drift": 1}}, "scenario.drift"),
