@@ -83,8 +83,9 @@ def on_exit(server) -> None:
 def post_worker_init(worker) -> None:
     """Make the requests gunicorn refuses itself answer JSON errors, like everything else, let a
     worker close an answered connection without waiting for the client, let requests see whether
-    others queue for the workers (accept_queue.py; with several workers), and start the app module's warm_up(app), if it
-    has one (the ML service loads its served model there, as the worker boots).
+    others queue for the workers (accept_queue.py; with several workers), and start the app
+    module's warm_up(app), if it has one (the ML service loads its served model there as the
+    worker boots).
 
     A request line over gunicorn's limit, oversized headers or an unparsable request never reach
     Flask; gunicorn writes an HTML page through util.write_error, its only hook for that page.
