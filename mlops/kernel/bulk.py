@@ -8,13 +8,14 @@ executemany and ordinary fetches: the same functions give the same rows on both 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
 from sqlalchemy import Connection, Select, Table, exc, func, insert, select
 
 from mlops.kernel.copy_format import COPY_HEADER, COPY_TRAILER, ColumnBuffer, Columns, RowDecoder, encode_blocks
+from mlops.kernel.read_ahead import write_behind
 
 EXECUTEMANY_CHUNK_ROWS = 50_000
 # Below this many rows the planner's estimates hardly matter and ANALYZE would cost more than it saves.
@@ -33,15 +34,61 @@ def insert_columns(connection: Connection, table: Table, columns: Mapping[str, n
 
     Integer columns must be int32 (SQL INTEGER), float columns float64 (double precision).
     """
-    lengths = {len(values) for values in columns.values()}
-    if len(lengths) > 1:
-        raise ValueError(f"columns of different lengths: {sorted(lengths)}")
-    if not columns or lengths == {0}:
+    if not columns or all(len(values) == 0 for values in columns.values()):
         return
-    if is_postgresql(connection):
-        _copy_in(connection, table, columns)
-    else:
-        _executemany(connection, table, columns)
+    with columns_writer(connection, table, list(columns)) as write:
+        write(columns)
+
+
+@contextmanager
+def columns_writer(
+    connection: Connection, table: Table, names: Sequence[str]
+) -> Iterator[Callable[[Mapping[str, np.ndarray]], None]]:
+    """Insert rows given a block at a time: yields write(columns), to call once per block with
+    equally long column arrays of these columns (as insert_columns takes them).
+
+    On PostgreSQL every block goes into one binary COPY, sent from a thread of its own
+    (write_behind): the server stores a block while the caller makes and encodes the next, where
+    a COPY per block would leave it idle in between. Elsewhere each block is one executemany.
+    Nothing else may run on the connection inside the block: the COPY holds it until the end.
+    """
+    names = list(names)
+
+    def rows_of(columns: Mapping[str, np.ndarray]) -> int:
+        if list(columns) != names:
+            raise ValueError(f"columns {list(columns)} given to a writer of {names}")
+        lengths = {len(values) for values in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"columns of different lengths: {sorted(lengths)}")
+        return lengths.pop() if lengths else 0
+
+    if not is_postgresql(connection):
+
+        def execute(columns: Mapping[str, np.ndarray]) -> None:
+            if rows_of(columns):
+                _executemany(connection, table, columns)
+
+        yield execute
+        return
+    from psycopg import sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    with (
+        _driver_cursor(connection, statement) as cursor,
+        cursor.copy(statement) as copy,
+        write_behind(copy.write, name=f"copy-{table.name}") as send,
+    ):
+
+        def encode(columns: Mapping[str, np.ndarray]) -> None:
+            if rows_of(columns):
+                for block in encode_blocks(columns):
+                    send(block)
+
+        send(COPY_HEADER)
+        yield encode
+        send(COPY_TRAILER)
 
 
 def select_columns(connection: Connection, query: Select, dtypes: Mapping[str, str], *, rows: int = 0) -> Columns:
@@ -153,21 +200,6 @@ def _driver_cursor(connection: Connection, statement: object) -> Iterator:
         raise exc.DBAPIError.instance(
             statement.as_string(driver), None, error, connection.dialect.loaded_dbapi.Error, dialect=connection.dialect
         ) from error
-
-
-def _copy_in(connection: Connection, table: Table, columns: Mapping[str, np.ndarray]) -> None:
-    from psycopg import sql
-
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
-    # The server works on one block while the next is encoded (a queued writer thread would let
-    # the encoder run ahead by up to psycopg's 128 MB queue: memory for no gain here).
-    with _driver_cursor(connection, statement) as cursor, cursor.copy(statement) as copy:
-        copy.write(COPY_HEADER)
-        for block in encode_blocks(columns):
-            copy.write(block)
-        copy.write(COPY_TRAILER)
 
 
 def _executemany(connection: Connection, table: Table, columns: Mapping[str, np.ndarray]) -> None:

@@ -84,28 +84,43 @@ def row_dtype(dtypes: Mapping[str, np.dtype | str]) -> np.dtype:
 
 
 def encode_blocks(columns: Mapping[str, np.ndarray]) -> Iterator[bytes]:
-    """Encode the rows as binary COPY tuples, COPY_BLOCK_ROWS at a time."""
+    """Encode the rows as binary COPY tuples, COPY_BLOCK_ROWS at a time.
+
+    One buffer of rows serves every block: the field count and lengths are written into it once,
+    and only a NULL's length (-1) is set and then put back. The bytes of a NULL's value are left
+    out by a mask of 2-byte words (every field of the layout starts at an even offset).
+    """
+    odd = [name for name, values in columns.items() if values.dtype.itemsize % 2]
+    if odd:
+        raise ValueError(f"columns of 1-byte types cannot be encoded: {odd}")
     layout = row_dtype({name: values.dtype for name, values in columns.items()})
     n_rows = len(next(iter(columns.values())))
+    buffer = np.empty(min(n_rows, COPY_BLOCK_ROWS), layout)
+    buffer["_count"] = len(columns)
+    for name, values in columns.items():
+        buffer[f"_length_{name}"] = values.dtype.itemsize
+    words = layout.itemsize // 2
     for start in range(0, n_rows, COPY_BLOCK_ROWS):
         stop = min(n_rows, start + COPY_BLOCK_ROWS)
-        rows = np.empty(stop - start, layout)
-        rows["_count"] = len(columns)
-        keep = None  # which bytes to send: a NULL sends its length (-1) and no value bytes
+        rows = buffer[: stop - start]
+        keep = None  # which words to send: a NULL sends its length and no value
+        nulls_of = {}
         for name, values in columns.items():
             block = values[start:stop]
             rows[name] = block
-            rows[f"_length_{name}"] = block.dtype.itemsize
             if block.dtype.kind == "f":
                 nulls = np.isnan(block)
                 if nulls.any():
+                    nulls_of[name] = nulls
                     rows[f"_length_{name}"][nulls] = -1
                     if keep is None:
-                        keep = np.ones((stop - start, layout.itemsize), dtype=bool)
-                    offset = layout.fields[name][1]
-                    keep[nulls, offset : offset + block.dtype.itemsize] = False
-        raw = rows.view(np.uint8).reshape(stop - start, layout.itemsize)
+                        keep = np.ones((stop - start, words), dtype=bool)
+                    offset = layout.fields[name][1] // 2
+                    keep[nulls, offset : offset + block.dtype.itemsize // 2] = False
+        raw = rows.view(np.uint16).reshape(stop - start, words)
         yield (raw if keep is None else raw[keep]).tobytes()
+        for name, nulls in nulls_of.items():
+            rows[f"_length_{name}"][nulls] = columns[name].dtype.itemsize
 
 
 class RowDecoder:

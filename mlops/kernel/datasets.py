@@ -8,7 +8,7 @@ simulator reloads it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import Connection, Float, Select, and_, delete, func, literal, select
 
 from mlops.kernel.bulk import (
-    insert_columns,
+    columns_writer,
     is_postgresql,
     parent_checked_by_caller,
     refresh_statistics,
@@ -200,7 +200,8 @@ def predictions_writer(
     connection: Connection, dataset_id: int, model_version: int
 ) -> Iterator[Callable[[Any, Any], None]]:
     """Replace the predictions for one version of a set with those written inside the block:
-    yields write(sample_index, predicted), to call once per block of rows.
+    yields write(sample_index, predicted), to call once per block of rows (and no other statement
+    on the connection until the block ends: see bulk.columns_writer).
 
     Two of these for the same set at once (two evaluations) take turns: otherwise, on
     PostgreSQL, the second one's DELETE cannot see the rows the first one is inserting and the
@@ -209,31 +210,29 @@ def predictions_writer(
     if is_postgresql(connection):
         connection.execute(select(func.pg_advisory_xact_lock(PREDICTIONS_LOCK, dataset_id)))
     connection.execute(delete(predictions).where(predictions.c.dataset_id == dataset_id))
-    written = 0
-
-    def write(sample_index, predicted) -> None:
-        nonlocal written
-        n_rows = len(sample_index)
-        insert_columns(
-            connection,
-            predictions,
-            {
-                "dataset_id": np.full(n_rows, dataset_id, dtype=np.int32),
-                "sample_index": np.asarray(sample_index, dtype=np.int32),
-                "prediction": np.asarray(predicted, dtype=np.int32),
-                "model_version": np.full(n_rows, model_version, dtype=np.int32),
-            },
-        )
-        written += n_rows
-
     # Hold the set's row (as each row's foreign-key check would) so that a reload waits for us;
     # if the set is gone, the plain insert lets the foreign key refuse the rows as always.
     held = connection.execute(
         select(datasets.c.id).where(datasets.c.id == dataset_id).with_for_update(key_share=True)
     ).scalar()
-    if held is None:
-        yield write
-        return
-    with parent_checked_by_caller(connection):
+    written = 0
+    with (
+        parent_checked_by_caller(connection) if held is not None else nullcontext(),
+        columns_writer(connection, predictions, predictions.columns.keys()) as write_columns,
+    ):
+
+        def write(sample_index, predicted) -> None:
+            nonlocal written
+            n_rows = len(sample_index)
+            write_columns(
+                {
+                    "dataset_id": np.full(n_rows, dataset_id, dtype=np.int32),
+                    "sample_index": np.asarray(sample_index, dtype=np.int32),
+                    "prediction": np.asarray(predicted, dtype=np.int32),
+                    "model_version": np.full(n_rows, model_version, dtype=np.int32),
+                }
+            )
+            written += n_rows
+
         yield write
     refresh_statistics(connection, written, predictions)

@@ -1,17 +1,19 @@
-"""Producing the next block of a bulk job while the current one is consumed.
+"""Producing the next block of a bulk job while the current one is consumed, and writing the last
+one while the next is made.
 
-A set of millions of rows goes through three workers that can run at once: the Python code that
-makes (or decodes) a block, the Python code that consumes it, and the database server's own
-process that stores (or sends) the rows. Done in turn, each waits for the others; with the next
-block made in a thread while the current one is written, the two cores both work. numpy and the
-database driver release the GIL during their long calls, which is what lets the thread run.
+A set of millions of rows goes through workers that can run at once: the Python code that makes
+(or decodes) a block, the Python code that consumes it, and the database server's own processes
+that store (or send) the rows. Done in turn, each waits for the others; with the next block made
+in a thread (`read_ahead`) and the last one sent in another (`write_behind`), the two cores both
+work. numpy and the database driver release the GIL during their long calls, which is what lets
+the threads run.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -80,3 +82,65 @@ def read_ahead(items: Iterable[T], depth: int = 1, *, name: str = "read-ahead") 
     finally:
         stop.set()
         producer.join()
+
+
+_END = object()  # what write_behind's caller puts last
+
+
+@contextmanager
+def write_behind(
+    write: Callable[[T], object], depth: int = 2, *, name: str = "write-behind"
+) -> Iterator[Callable[[T], None]]:
+    """Yield a function that hands an item over to `write`, called in a thread of its own, in order,
+    at most `depth` items behind the caller (the memory held: `depth` items and the one written).
+
+    An exception raised by write is raised to the caller at its next hand-off, or when the block
+    ends; nothing handed over after it is written. The block ends once every item handed over is
+    written, so whatever write writes to (a COPY) can be finished after it; leaving it on an
+    exception of the caller's drops the items not yet written and waits only for the one being
+    written.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        while (item := handoff.get()) is not _END:
+            try:
+                write(item)
+            except BaseException as error:  # handed to the caller, raised there
+                failed.append(error)
+                return
+
+    writer = threading.Thread(target=run, name=name, daemon=True)
+
+    def offer(item: object) -> None:
+        while writer.is_alive():
+            try:
+                handoff.put(item, timeout=POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def hand_over(item: T) -> None:
+        if failed:
+            raise failed[0]
+        offer(item)
+        if failed:
+            raise failed[0]
+
+    writer.start()
+    try:
+        yield hand_over
+    except BaseException:
+        while True:  # what is still queued is not written
+            try:
+                handoff.get_nowait()
+            except queue.Empty:
+                break
+        offer(_END)
+        writer.join()
+        raise
+    offer(_END)
+    writer.join()
+    if failed:
+        raise failed[0]

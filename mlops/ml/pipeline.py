@@ -112,26 +112,29 @@ def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
 
     The set is read, predicted and its predictions written a block of rows at a time (read on
     one connection, written in one transaction on another), so memory does not grow with the set;
-    the next block is read in a thread while this one is predicted and written.
+    the next block is read in a thread while this one is predicted, and the last one written in
+    another (the predictions are one COPY on PostgreSQL: see bulk.columns_writer).
     """
     retry = f'evaluate again with POST /root/ml {{"dataset": "{set_name}"}}'
     correct = total = 0
     with engine.connect() as reading:
         model, compiled = cache.trained_pipeline(reading)
         row, blocks = read_set_blocks(reading, set_name, CHUNK_ROWS)
-        with (
-            _predictions_transaction(engine, set_name, row.id, retry=retry) as writing,
-            predictions_writer(writing, row.id, model.version) as write,
-            read_ahead(blocks, name="evaluate-read") as blocks_read,
-        ):
-            for block in blocks_read:
-                try:
-                    predicted = compiled.predict_classes(block.features)
-                except NonFiniteValues as error:
-                    raise Conflict(f"The {set_name} set cannot be predicted: {error}", error="Invalid values") from None
-                write(block.features.index, predicted)
-                correct += int(np.count_nonzero(np.asarray(predicted) == block.target.to_numpy()))
-                total += len(predicted)
+        with _predictions_transaction(engine, set_name, row.id, retry=retry) as writing:
+            with (
+                predictions_writer(writing, row.id, model.version) as write,
+                read_ahead(blocks, name="evaluate-read") as blocks_read,
+            ):
+                for block in blocks_read:
+                    try:
+                        predicted = compiled.predict_classes(block.features)
+                    except NonFiniteValues as error:
+                        raise Conflict(
+                            f"The {set_name} set cannot be predicted: {error}", error="Invalid values"
+                        ) from None
+                    write(block.features.index, predicted)
+                    correct += int(np.count_nonzero(np.asarray(predicted) == block.target.to_numpy()))
+                    total += len(predicted)
             if total != row.n_samples:  # the set was replaced under the read
                 raise _set_reloaded(set_name, retry)
             accuracy = correct / total if total else float("nan")

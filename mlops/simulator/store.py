@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, delete, exc, func, insert, select
 
-from mlops.kernel.bulk import insert_columns, is_postgresql, parent_checked_by_caller, refresh_statistics
+from mlops.kernel.bulk import columns_writer, is_postgresql, parent_checked_by_caller, refresh_statistics
 from mlops.kernel.db import (
     FEATURE_COLUMNS,
     FEATURES,
@@ -108,9 +108,14 @@ def _replace_set_once(
         ).scalar_one()
         written = 0
         # This transaction inserted the parent datasets row: every row below refers to it.
-        with parent_checked_by_caller(connection), read_ahead(blocks, name="load-blocks") as blocks_made:
+        with (
+            parent_checked_by_caller(connection),
+            columns_writer(connection, samples, samples.columns.keys()) as write,
+            read_ahead(blocks, name="load-blocks") as blocks_made,
+        ):
             for features, target in blocks_made:
-                written += _insert_block(connection, dataset_id, written, features, target)
+                write(_block_columns(dataset_id, written, features, target))
+                written += len(target)
         if written != n_rows:
             raise ValueError(f"the {name} set was announced with {n_rows} rows but {written} came")
         if seed is not None or scenario is not None:
@@ -119,23 +124,20 @@ def _replace_set_once(
     return dataset_id
 
 
-def _insert_block(connection, dataset_id: int, first_index: int, features: pd.DataFrame, target: pd.Series) -> int:
-    """Insert one block of a set's rows, numbered from first_index; return how many."""
+def _block_columns(
+    dataset_id: int, first_index: int, features: pd.DataFrame, target: pd.Series
+) -> dict[str, np.ndarray]:
+    """One block of a set's rows, numbered from first_index, as the samples table's columns."""
     n_rows = len(target)
-    insert_columns(
-        connection,
-        samples,
-        {
-            "dataset_id": np.full(n_rows, dataset_id, dtype=np.int32),
-            "sample_index": np.arange(first_index, first_index + n_rows, dtype=np.int32),
-            **{
-                column: features[feature].to_numpy(dtype=np.float64)
-                for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)
-            },
-            "target": target.to_numpy(dtype=np.int32),
+    return {
+        "dataset_id": np.full(n_rows, dataset_id, dtype=np.int32),
+        "sample_index": np.arange(first_index, first_index + n_rows, dtype=np.int32),
+        **{
+            column: features[feature].to_numpy(dtype=np.float64)
+            for feature, column in zip(FEATURES, FEATURE_COLUMNS, strict=True)
         },
-    )
-    return n_rows
+        "target": target.to_numpy(dtype=np.int32),
+    }
 
 
 def loaded_sets(engine: Engine) -> dict[str, dict[str, Any]]:

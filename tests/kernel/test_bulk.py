@@ -8,9 +8,10 @@ import uuid
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, exc, func, select, text
+from sqlalchemy import create_engine, event, exc, func, select, text
 
 from mlops.kernel import bulk, copy_format
+from mlops.kernel import datasets as datasets_module
 from mlops.kernel.datasets import read_set, read_set_blocks, replace_predictions
 from mlops.kernel.db import FEATURE_COLUMNS, datasets, ensure_schema, make_engine, normalize_url, predictions, samples
 from mlops.kernel.errors import Conflict
@@ -55,6 +56,37 @@ def test_predictions_for_a_set_that_is_gone_are_refused(engine):
         replace_predictions(connection, loaded.dataset_id, loaded.features.index, np.zeros(36), 1)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(predictions)).scalar() == 0
+
+
+def test_predictions_written_a_block_at_a_time_are_one_statement(engine, monkeypatch):
+    monkeypatch.setattr(copy_format, "COPY_BLOCK_ROWS", 1_500)
+    loaded = load(engine, 10_000)
+    predicted = (loaded.target.to_numpy() + 2) % 3
+    statements = []
+    with engine.begin() as connection:
+        spy = lambda *args, **kwargs: statements.append(args[2])  # noqa: E731 (conn, cursor, statement, ...)
+        event.listen(engine, "before_cursor_execute", spy)
+        try:
+            with datasets_module.predictions_writer(connection, loaded.dataset_id, model_version=3) as write:
+                for start in range(0, 10_000, 2_500):
+                    write(loaded.features.index[start : start + 2_500], predicted[start : start + 2_500])
+        finally:
+            event.remove(engine, "before_cursor_execute", spy)
+    with engine.connect() as connection:
+        stored = read_set(connection, "production", with_predictions=True)
+    assert stored.prediction.tolist() == predicted.tolist()
+    # on SQLite one executemany per block; on PostgreSQL the blocks go through the COPY statement
+    # (run on the driver's cursor, which SQLAlchemy does not see), not one statement each
+    inserts = [statement for statement in statements if statement.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == (0 if engine.dialect.name == "postgresql" else 4)
+
+
+def test_an_error_of_the_server_during_a_streamed_write_is_raised_as_sqlalchemys(engine):
+    columns = {"dataset_id": np.full(3, 999, dtype=np.int32), "sample_index": np.arange(3, dtype=np.int32)}
+    with pytest.raises(exc.IntegrityError), engine.begin() as connection:
+        with bulk.columns_writer(connection, predictions, ["dataset_id", "sample_index"]) as write:
+            write(columns)
+            write(columns)
 
 
 def test_foreign_keys_are_checked_again_after_a_bulk_write(engine):

@@ -18,9 +18,8 @@ from mlops.kernel.db import (
     predictions,
     samples,
 )
-from mlops.simulator import store
 from mlops.simulator.splits import MISSING_FRACTION, load_split
-from mlops.simulator.store import replace_set
+from mlops.simulator.store import replace_set, replace_set_blocks
 
 
 @pytest.fixture
@@ -79,21 +78,19 @@ def test_replacing_a_big_set_drops_its_rows_and_predictions(engine, small_copy_b
         assert connection.execute(select(datasets.c.n_samples)).scalar_one() == 36
 
 
-def test_a_load_that_fails_midway_leaves_the_old_set(engine, monkeypatch):
+def test_a_load_that_fails_midway_leaves_the_old_set(engine):
     small = load_split("production")
     replace_set(engine, "production", small.features, small.target)
     with engine.connect() as connection:
         before = read_set(connection, "production")
     big = load_split("production", 5_000)
-    real_insert = store.insert_columns
 
-    def die_after_the_first_block(connection, table, columns):
-        real_insert(connection, table, columns)
+    def die_after_the_first_block():
+        yield big.features.iloc[:2_500], big.target.iloc[:2_500]
         raise RuntimeError("the process died here")
 
-    monkeypatch.setattr(store, "insert_columns", die_after_the_first_block)
     with pytest.raises(RuntimeError):
-        replace_set(engine, "production", big.features, big.target)
+        replace_set_blocks(engine, "production", 5_000, die_after_the_first_block)
     with engine.connect() as connection:
         after = read_set(connection, "production")
         assert connection.execute(select(func.count()).select_from(samples)).scalar() == 36
