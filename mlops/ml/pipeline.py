@@ -128,7 +128,8 @@ def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
                 for block in blocks_read:
                     try:
                         predicted = compiled.predict_classes(block.features)
-                    except NonFiniteValues as error:
+                    except NonFiniteValues as error:  # its rows counted from the set's first
+                        error = NonFiniteValues(error.step, error.features, [total + row for row in error.rows])
                         raise Conflict(
                             f"The {set_name} set cannot be predicted: {error}", error="Invalid values"
                         ) from None

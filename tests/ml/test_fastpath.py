@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from mlops.kernel.pipelines import make_pipeline
 from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL
 from mlops.ml import fastpath
-from mlops.ml.fastpath import compile_pipeline
+from mlops.ml.fastpath import NonFiniteValues, compile_pipeline
 from mlops.simulator.splits import load_split
 
 MODELS = [
@@ -53,6 +55,35 @@ def test_batch_classes_in_chunks_equal_the_pipeline(data, model_name, hyperparam
     monkeypatch.setattr(fastpath, "CHUNK_ROWS", 701)  # 3000 rows: four full chunks and a short one
     classes = compile_pipeline(pipeline).predict_classes(production.features)
     assert classes.tolist() == pipeline.predict(production.features).tolist()
+
+
+def test_batch_classes_on_every_core_equal_the_pipeline(data, monkeypatch):
+    training, production = data
+    pipeline = make_pipeline("RandomForest", {"n_estimators": 30}).fit(training.features, training.target)
+    monkeypatch.setattr(fastpath, "PARALLEL_MIN_ROWS", 1_000)
+    monkeypatch.setattr(fastpath.os, "cpu_count", lambda: 4)
+    threads = set()
+    real_predict = fastpath.CompiledPipeline.predict
+
+    def predict(self, rows):
+        threads.add(threading.current_thread().name)
+        return real_predict(self, rows)
+
+    monkeypatch.setattr(fastpath.CompiledPipeline, "predict", predict)
+    classes = compile_pipeline(pipeline).predict_classes(production.features)  # 3000 rows: 4 parts of 750
+    assert classes.tolist() == pipeline.predict(production.features).tolist()
+    assert len(threads) > 1 and all(name.startswith("predict") for name in threads)
+
+
+def test_a_refused_row_is_named_by_its_place_in_the_whole_batch(data, monkeypatch):
+    training, production = data
+    pipeline = make_pipeline("RandomForest", {"n_estimators": 5}).fit(training.features, training.target)
+    monkeypatch.setattr(fastpath, "CHUNK_ROWS", 701)
+    rows = production.features.copy()
+    rows.iloc[2_500, 0] = np.finfo(np.float64).max  # in the fourth part
+    with pytest.raises(NonFiniteValues) as refused:
+        compile_pipeline(pipeline).predict_classes(rows)
+    assert refused.value.rows == [2_500]
 
 
 @pytest.mark.parametrize("n_rows", [1, 7, 19, 20, 21, 300])
