@@ -284,6 +284,19 @@ def group_pids(leader: int) -> list[int]:
     return pids
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU time used so far by the live processes of the PostgreSQL server (the
+    postmaster, its backends and helpers): what the database did for a phase, beside the services."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().startswith("postgres"):
+                total += cpu_seconds(int(entry))
+        except OSError:
+            continue
+    return total
+
+
 def reset_peak_rss(leaders: list[int]) -> None:
     """Reset the peak RSS (VmHWM) of every process in these groups (Linux: clear_refs 5)."""
     for leader in leaders:

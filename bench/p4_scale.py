@@ -28,8 +28,10 @@ from bench.harness import (
     bench_settings,
     call,
     fmt,
+    group_cpu_seconds,
     peak_pss,
     peak_rss_bytes,
+    postgres_cpu_seconds,
     postgres_database,
     profiled,
     reset_peak_rss,
@@ -158,9 +160,10 @@ def compare_writes(url: str, rows: int, result: Result) -> None:
 def database_alone(engine, set_name: str) -> dict[str, float]:
     """What the database server alone takes for the rows of a stored set, with no Python in the
     way: the server writes the set's samples to a file in binary COPY format, then reads it back
-    into an empty copy of the table (same columns, keys and indexes). The load through the
-    simulator can be no faster than that write; the evaluation reads a set (the read) and writes
-    as many predictions.
+    into an empty copy of the table (same columns, keys and indexes). That write is the server's
+    own speed at this moment, a reference rather than a bound: a COPY streamed from a client
+    (replace_set) has been measured faster than the server's COPY from its file. The evaluation
+    reads a set (the read) and writes as many predictions.
 
     Side by side, the layout before the class moved into samples: the features and the classes
     in two tables (each with its primary key), written one after the other and read joined."""
@@ -226,7 +229,7 @@ def database_alone(engine, set_name: str) -> dict[str, float]:
     evaluate_s = seconds["read_s"] + seconds["write_predictions_s"]
     say(
         f"p4: the database alone (server-side binary COPY, no Python), {rows:,} rows: write the samples "
-        f"{write_s:.2f} s ({rows / write_s:,.0f} rows/s, the fastest a load can be); read them "
+        f"{write_s:.2f} s ({rows / write_s:,.0f} rows/s); read them "
         f"{seconds['read_s']:.2f} s + write the predictions {seconds['write_predictions_s']:.2f} s "
         f"= {evaluate_s:.2f} s (an evaluation's database work). The two-table layout before it: write "
         f"samples + targets {seconds['write_old_samples_s']:.2f} + {seconds['write_old_targets_s']:.2f} = "
@@ -262,6 +265,7 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
         for rows in sizes:
             largest = profile and rows == sizes[-1]
             reset_peak_rss(list(leaders))
+            cpu_before = (postgres_cpu_seconds(), services_cpu_seconds(leaders))
             with (
                 peak_pss(list(leaders)) as load_pss,
                 profiled("p4-load", {"simulator": running["simulator"].process.pid}, largest),
@@ -272,13 +276,16 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
                     )
                 )
             load_peaks_bytes = peak_rss_bytes(list(leaders))
+            load_cpu = postgres_cpu_seconds() - cpu_before[0], services_cpu_seconds(leaders) - cpu_before[1]
             reset_peak_rss(list(leaders))
+            cpu_before = (postgres_cpu_seconds(), services_cpu_seconds(leaders))
             with (
                 peak_pss(list(leaders)) as evaluate_pss,
                 profiled("p4-evaluate", {"ml": running["ml"].process.pid}, largest),
             ):
                 evaluate_s, scored = timed(lambda: call("POST", ml + "/root/ml", json={"dataset": "production"}))
             evaluate_peaks = {leaders[pid]: peak for pid, peak in peak_rss_bytes(list(leaders)).items()}
+            evaluate_cpu = postgres_cpu_seconds() - cpu_before[0], services_cpu_seconds(leaders) - cpu_before[1]
             reset_peak_rss(list(leaders))
             with (
                 peak_pss(list(leaders)) as report_pss,
@@ -323,6 +330,9 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
                     "evaluate_peak_rss_bytes": sum(evaluate_peaks.values()),
                     "evaluate_peak_rss_bytes_by_service": evaluate_peaks,
                     "score": scored.get("message"),
+                    # CPU seconds of the PostgreSQL server's processes and of the services' during the phase
+                    "load_cpu_s": {"database": load_cpu[0], "services": load_cpu[1]},
+                    "evaluate_cpu_s": {"database": evaluate_cpu[0], "services": evaluate_cpu[1]},
                 }
             )
             say(
@@ -334,7 +344,9 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
                 f"{sum(evaluate_peaks.values()) / 1e6:,.0f} MB while evaluating "
                 f"({', '.join(f'{name} {peak / 1e6:,.0f}' for name, peak in evaluate_peaks.items())}); "
                 f"peak PSS (worst phase) {max(phase_pss.values()) / 1e6:,.0f} MB "
-                f"({', '.join(f'{phase} {peak / 1e6:,.0f}' for phase, peak in phase_pss.items())})"
+                f"({', '.join(f'{phase} {peak / 1e6:,.0f}' for phase, peak in phase_pss.items())}); "
+                f"CPU seconds of the database server / the services: load {load_cpu[0]:.1f} / {load_cpu[1]:.1f}, "
+                f"evaluate {evaluate_cpu[0]:.1f} / {evaluate_cpu[1]:.1f} ({os.cpu_count()} cores)"
             )
     result.figures["by_size"] = by_size
     say(
@@ -368,6 +380,11 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
             ],
         )
     )
+
+
+def services_cpu_seconds(leaders) -> float:
+    """CPU time used so far by every live process of the services (their gunicorn groups)."""
+    return sum(group_cpu_seconds(leader) for leader in leaders)
 
 
 def plot(by_size: list[dict], path: Path) -> Path | None:
