@@ -28,6 +28,10 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+# gunicorn's --keep-alive, for the threaded workers (the ML service's sync workers close every connection)
+KEEP_ALIVE_SECONDS = 30
+
+
 def worker_count(service: str, settings: Settings) -> int:
     """How many gunicorn workers serve `service` (the ML service at least ML_WORKERS)."""
     return max(settings.workers, settings.ml_workers) if service == "ml" else settings.workers
@@ -69,6 +73,11 @@ def gunicorn_command(service: str, settings: Settings, *, workers: int | None = 
         # gthread workers wait for idle keep-alive connections until this runs out, so keep it short
         "--graceful-timeout",
         "5",
+        # An idle keep-alive connection is closed after this long. A client that reuses it just as
+        # the server closes it gets a reset, not an answer (newman did, after the 2-s pause of a
+        # model load, with gunicorn's default of 2 s): longer than a script's pauses between requests.
+        "--keep-alive",
+        str(KEEP_ALIVE_SECONDS),
         # no gunicorn access log: the app logs one line per request itself (mlops.<service>.access)
         "--error-logfile",
         "-",

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
+import time
+from urllib.parse import urlsplit
+
 import pytest
 import requests
+
+from mlops.kernel.launch import KEEP_ALIVE_SECONDS
 
 pytestmark = pytest.mark.e2e
 
@@ -24,3 +30,22 @@ def test_simulator_serves_health_openapi_and_loads_over_http(start_service, serv
     missing = requests.get(simulator.url + "/no/such/path", timeout=5)
     assert missing.status_code == 404
     assert set(missing.json()) == {"error", "message"}
+
+
+def test_a_keep_alive_connection_idle_for_seconds_is_still_open(start_service, service_settings):
+    # gunicorn's default closed it after 2 s: a client reusing it at that moment got a reset
+    simulator = start_service("simulator", service_settings)
+    address = urlsplit(simulator.url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=5)
+    connection.request("GET", "/health")
+    first = connection.getresponse()
+    first.read()
+    assert first.status == 200 and first.getheader("Connection", "").lower() != "close"
+    socket_before = connection.sock
+    time.sleep(3.5)
+    connection.request("GET", "/health")  # http.client does not reconnect: a closed socket raises here
+    second = connection.getresponse()
+    second.read()
+    assert second.status == 200 and connection.sock is socket_before
+    assert KEEP_ALIVE_SECONDS > 3.5
+    connection.close()
