@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mlops.kernel.catalogue import MODEL_NAMES, UNKNOWN_MODEL_MESSAGE, build_estimator
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
+from mlops.kernel.imports import import_heavy
 from mlops.tracking.schemas import OptimizationRequest
 
 if TYPE_CHECKING:  # pandas (behind LoadedSet) is imported when a request needs it, not at start-up
@@ -34,6 +35,9 @@ class ModelSearch:
 
 def plan_searches(request: OptimizationRequest, settings: Settings) -> list[ModelSearch]:
     """Check the models, grids, scoring and size of the request (no data needed); 400 on a problem."""
+    # through the import lock: the warm-up may be importing scikit-learn (with MLflow) right now,
+    # and a second thread importing it at once can meet it half-done (ImportError, a 500)
+    import_heavy("sklearn.metrics")
     from sklearn.metrics import get_scorer_names
 
     if len(set(request.models)) != len(request.models):

@@ -64,9 +64,12 @@ def test_batch_classes_on_every_core_equal_the_pipeline(data, monkeypatch):
     monkeypatch.setattr(fastpath.os, "cpu_count", lambda: 4)
     threads = set()
     real_predict = fastpath.CompiledPipeline.predict
+    # every part waits until another one runs beside it: broken (an error) if they ran one by one
+    side_by_side = threading.Barrier(2, timeout=30)
 
     def predict(self, rows):
         threads.add(threading.current_thread().name)
+        side_by_side.wait()
         return real_predict(self, rows)
 
     monkeypatch.setattr(fastpath.CompiledPipeline, "predict", predict)
