@@ -51,6 +51,11 @@ class NonFiniteValues(ValueError):
             f"{'it overflows' if one else 'they overflow'} {step} (row{'' if len(self.rows) == 1 else 's'} {shown})"
         )
 
+    def shifted(self, offset: int) -> NonFiniteValues:
+        """The same refusal for rows counted from `offset` rows earlier (a part's rows, named by their
+        place in the whole)."""
+        return NonFiniteValues(self.step, self.features, [offset + row for row in self.rows])
+
 
 def require_finite(X: np.ndarray, features: Sequence[str], step: str, blame: np.ndarray | None = None) -> None:
     """Raise NonFiniteValues unless every value of X is finite.
@@ -129,7 +134,7 @@ class CompiledPipeline:
                     return self.model.predict(self._scaled(part))
                 return self.predict(part)[0]
             except NonFiniteValues as error:  # name the rows by their place in all the rows
-                raise NonFiniteValues(error.step, error.features, [start + row for row in error.rows]) from None
+                raise error.shifted(start) from None
 
         if threads == 1:
             return np.concatenate([predict_part(start) for start in starts])

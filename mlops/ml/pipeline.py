@@ -129,9 +129,8 @@ def evaluate(engine: Engine, cache: PipelineCache, set_name: str) -> Score:
                     try:
                         predicted = compiled.predict_classes(block.features)
                     except NonFiniteValues as error:  # its rows counted from the set's first
-                        error = NonFiniteValues(error.step, error.features, [total + row for row in error.rows])
                         raise Conflict(
-                            f"The {set_name} set cannot be predicted: {error}", error="Invalid values"
+                            f"The {set_name} set cannot be predicted: {error.shifted(total)}", error="Invalid values"
                         ) from None
                     write(block.features.index, predicted)
                     correct += int(np.count_nonzero(np.asarray(predicted) == block.target.to_numpy()))
