@@ -36,6 +36,20 @@ Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 # may hold no control character.
 HyperparameterScalar = bool | Int64 | float | Name | None
 
+# The scikit-learn modules that building, searching and training these models import (a search's
+# and a re-training's besides the models' own), for import_heavy to import them together: two
+# threads importing parts of scikit-learn at once can meet a module half-done (ImportError).
+SCIKIT_LEARN_MODULES = (
+    "sklearn.base",
+    "sklearn.dummy",
+    "sklearn.ensemble",
+    "sklearn.impute",
+    "sklearn.metrics",
+    "sklearn.model_selection",
+    "sklearn.svm",
+    "mlops.kernel.liblinear",
+)
+
 # Set by the service, never by a request: a client's n_jobs of 100,000 would start as many threads.
 SERVICE_CONTROLLED = frozenset({"n_jobs", "verbose"})
 

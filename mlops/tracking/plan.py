@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops.kernel.catalogue import MODEL_NAMES, UNKNOWN_MODEL_MESSAGE, build_estimator
+from mlops.kernel.catalogue import MODEL_NAMES, SCIKIT_LEARN_MODULES, UNKNOWN_MODEL_MESSAGE, build_estimator
 from mlops.kernel.config import Settings
 from mlops.kernel.errors import BadRequest
 from mlops.kernel.imports import import_heavy
@@ -36,8 +36,10 @@ class ModelSearch:
 def plan_searches(request: OptimizationRequest, settings: Settings) -> list[ModelSearch]:
     """Check the models, grids, scoring and size of the request (no data needed); 400 on a problem."""
     # through the import lock: the warm-up may be importing scikit-learn (with MLflow) right now,
-    # and a second thread importing it at once can meet it half-done (ImportError, a 500)
-    import_heavy("sklearn.metrics")
+    # and a second thread importing it at once can meet it half-done (ImportError, a 500). Every
+    # part the request goes on to import (check_against_data, the search, a re-training's imputer):
+    # taken the lock first, the warm-up would otherwise import the rest beside them.
+    import_heavy(*SCIKIT_LEARN_MODULES)
     from sklearn.metrics import get_scorer_names
 
     if len(set(request.models)) != len(request.models):

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, exc, inspect, text
 from sqlalchemy.engine import make_url
 
+from mlops.kernel.catalogue import SCIKIT_LEARN_MODULES
 from mlops.kernel.config import Settings
 from mlops.kernel.db import normalize_url
 from mlops.kernel.errors import BadRequest, NotFound, Unavailable
@@ -52,12 +53,7 @@ def import_libraries() -> None:
         "numpy",
         "pandas",
         "skops.io",
-        "sklearn.dummy",
-        "sklearn.ensemble",
-        "sklearn.metrics",
-        "sklearn.model_selection",
-        "sklearn.svm",
-        "mlops.kernel.liblinear",
+        *SCIKIT_LEARN_MODULES,
     )
     # MLflow logs each failed query with two chained tracebacks; an outage is logged once, by us
     logging.getLogger("mlflow.store.db.utils").addFilter(_QUIET_OUTAGES)
