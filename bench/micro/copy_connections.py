@@ -1,7 +1,8 @@
 """What bounds a big set's load on PostgreSQL: the same rows, encoded beforehand (no Python in the
 timed part but sending), written by binary COPY into a fresh table laid out as `samples`, on one
-connection or two at once, with its primary-key index, without it, and with it built after the rows (docs/performance.md, P4,
-"What a COPY costs the server"). Run: .venv/bin/python bench/micro/copy_connections.py [rows]
+connection or two at once, with its primary-key index, without it, with it built after the rows,
+and as a partition of its own attached after that (docs/performance.md, P4,
+"What a COPY costs the server"). Run: .venv/bin/python -m bench.micro.copy_connections [rows]
 """
 
 from __future__ import annotations
@@ -52,12 +53,28 @@ def copy_in(dsn: str, blocks: list[bytes]) -> None:
         connection.commit()
 
 
-def timed_copy(dsn: str, parts: list[list[bytes]], *, indexed: bool, index_after: bool = False) -> float:
-    """Seconds to COPY the parts at once, one connection each, into a fresh table (and to build
-    its primary key after the rows, if index_after)."""
+# How the rows go in: into the indexed table; into one without an index; into one without an index
+# whose primary key is built after the rows; or that, then attached as the partition of a
+# partitioned table (what a partition per set would do; a CHECK matching the partition's bound
+# lets ATTACH skip scanning the rows).
+MODES = ("indexed", "no index", "index after", "partition")
+
+
+def timed_copy(dsn: str, parts: list[list[bytes]], mode: str) -> float:
+    """Seconds to COPY the parts at once, one connection each, into a fresh table, and to do what
+    `mode` does after the rows."""
     with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute("DROP TABLE IF EXISTS copied")
-        connection.execute(f"CREATE TABLE copied (LIKE samples {'INCLUDING ALL' if indexed else ''})")
+        connection.execute("DROP TABLE IF EXISTS copied, partitioned")
+        if mode == "indexed":
+            connection.execute("CREATE TABLE copied (LIKE samples INCLUDING ALL)")
+        elif mode == "partition":
+            connection.execute(
+                "CREATE TABLE partitioned (LIKE samples INCLUDING DEFAULTS, PRIMARY KEY (dataset_id, sample_index)) "
+                "PARTITION BY LIST (dataset_id)"
+            )
+            connection.execute("CREATE TABLE copied (LIKE samples, CHECK (dataset_id IS NOT NULL AND dataset_id = 7))")
+        else:
+            connection.execute("CREATE TABLE copied (LIKE samples)")
         connection.execute("CHECKPOINT")
     started = time.monotonic()
     threads = [threading.Thread(target=copy_in, args=(dsn, part)) for part in parts]
@@ -65,22 +82,27 @@ def timed_copy(dsn: str, parts: list[list[bytes]], *, indexed: bool, index_after
         thread.start()
     for thread in threads:
         thread.join()
-    if index_after:
+    if mode in ("index after", "partition"):
         with psycopg.connect(dsn, autocommit=True) as connection:
             connection.execute("ALTER TABLE copied ADD PRIMARY KEY (dataset_id, sample_index)")
+            if mode == "partition":
+                connection.execute("ALTER TABLE partitioned ATTACH PARTITION copied FOR VALUES IN (7)")
     return time.monotonic() - started
 
 
 def main(n_rows: int) -> None:
     blocks = encoded_blocks(n_rows)
     half = len(blocks) // 2
+    one, halves, in_turn = [blocks], [blocks[:half], blocks[half:]], [blocks[0::2], blocks[1::2]]
     ways = {
-        "1 connection": ([blocks], True),
-        "2 connections, first and second half": ([blocks[:half], blocks[half:]], True),
-        "2 connections, blocks taken in turn": ([blocks[0::2], blocks[1::2]], True),
-        "1 connection, no index": ([blocks], False),
-        "2 connections, no index": ([blocks[:half], blocks[half:]], False),
-        "1 connection, no index, then the index": ([blocks], False, True),
+        "1 connection": (one, "indexed"),
+        "2 connections, first and second half": (halves, "indexed"),
+        "2 connections, blocks taken in turn": (in_turn, "indexed"),
+        "1 connection, no index": (one, "no index"),
+        "2 connections, no index": (halves, "no index"),
+        "1 connection, no index, then the index": (one, "index after"),
+        "1 connection, then index, attach": (one, "partition"),
+        "2 connections, then index, attach": (halves, "partition"),
     }
     with postgres_database() as url:
         engine = make_engine(url)
@@ -88,8 +110,8 @@ def main(n_rows: int) -> None:
         engine.dispose()
         dsn = make_url(normalize_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
         for round_ in (1, 2):
-            for name, (parts, indexed, *index_after) in ways.items():
-                seconds = timed_copy(dsn, parts, indexed=indexed, index_after=bool(index_after))
+            for name, (parts, mode) in ways.items():
+                seconds = timed_copy(dsn, parts, mode)
                 print(f"round {round_}, {name:38} {seconds:6.2f} s {n_rows / seconds:10,.0f} rows/s", flush=True)
 
 
