@@ -42,10 +42,15 @@ def insert_columns(connection: Connection, table: Table, columns: Mapping[str, n
 
 @contextmanager
 def columns_writer(
-    connection: Connection, table: Table, names: Sequence[str]
+    connection: Connection, table: Table, names: Sequence[str], *, frozen: bool = False
 ) -> Iterator[Callable[[Mapping[str, np.ndarray]], None]]:
     """Insert rows given a block at a time: yields write(columns), to call once per block with
     equally long column arrays of these columns (as insert_columns takes them).
+
+    frozen (PostgreSQL; only for a table this transaction created, which no one else can see
+    yet): COPY writes the rows already frozen and their pages marked all-visible, so neither the
+    first read (which would set every row's hint bits and write every page again) nor autovacuum
+    has to go over them afterwards.
 
     On PostgreSQL every block goes into one binary COPY, sent from a thread of its own
     (write_behind): the server stores a block while the caller makes and encodes the next, where
@@ -72,8 +77,10 @@ def columns_writer(
         return
     from psycopg import sql
 
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY{})").format(
+        sql.Identifier(table.name),
+        sql.SQL(", ").join(map(sql.Identifier, names)),
+        sql.SQL(", FREEZE" if frozen else ""),
     )
     with (
         _driver_cursor(connection, statement) as cursor,

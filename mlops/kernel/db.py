@@ -16,6 +16,7 @@ from sqlalchemy import (
     Engine,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     LargeBinary,
     MetaData,
@@ -29,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
-from mlops.kernel.schema_upgrades import move_targets_into_samples
+from mlops.kernel.schema_upgrades import move_targets_into_samples, partition_samples
 
 log = logging.getLogger(__name__)
 # What a statement raises when the database does not answer (down, unreachable, pool exhausted).
@@ -78,16 +79,21 @@ datasets = Table(
     sqlite_autoincrement=True,
 )
 
-# A sample's features and its true class, in one row: a set is written as one table with one
-# primary-key index and read without a join (the class once had a `targets` table of its own;
-# mlops.kernel.schema_upgrades moves an older database's classes here).
+# A sample's features and its true class, in one row: a set is read without a join (the class
+# once had a `targets` table of its own; mlops.kernel.schema_upgrades moves an older database's
+# classes here). On PostgreSQL each version of a set is a partition of its own, written without
+# an index and attached whole, and dropped whole when the set is replaced
+# (mlops.kernel.set_partitions): it has no foreign key there, since a cascade would delete the
+# old version row by row. SQLite keeps one plain table, whose rows go with their datasets row.
 samples = Table(
     "samples",
     metadata,
-    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("dataset_id", Integer, primary_key=True),
     Column("sample_index", Integer, primary_key=True),
     *(Column(column, Float(precision=53), nullable=True) for column in FEATURE_COLUMNS),
     Column("target", Integer, nullable=False),
+    ForeignKeyConstraint(["dataset_id"], ["datasets.id"], ondelete="CASCADE").ddl_if(dialect="sqlite"),
+    postgresql_partition_by="LIST (dataset_id)",
 )
 
 predictions = Table(
@@ -240,6 +246,7 @@ def ensure_schema(engine: Engine) -> None:
             log.info("schema created concurrently by another process; checking again")
             metadata.create_all(engine)
         move_targets_into_samples(engine, samples)
+        partition_samples(engine, samples)
         add_missing_columns(engine)
         widen_integer_columns(engine)
         _engines_with_schema.add(engine)

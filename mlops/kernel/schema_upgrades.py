@@ -29,11 +29,14 @@ from sqlalchemy import (
 )
 
 from mlops.kernel.errors import Unavailable
+from mlops.kernel.set_partitions import attach_partition, new_partition
 
 log = logging.getLogger(__name__)
 
 # Where releases before the samples' `target` column kept each sample's true class.
 OLD_TARGETS = table("targets", column("dataset_id"), column("sample_index"), column("target"))
+# What the samples table of releases before a partition per set is renamed to while its rows move.
+UNPARTITIONED_SUFFIX = "_unpartitioned"
 # pg_advisory_xact_lock's key for "upgrading the schema": processes starting at once take turns.
 UPGRADE_LOCK = 0x6D6C7567
 # SQLite lets one writer in at a time: a process that finds another one upgrading waits this
@@ -165,3 +168,52 @@ def _rebuild_samples_with_target(connection, samples: Table) -> None:
     connection.execute(insert(upgraded).from_select([*features, "target"], rows))
     connection.execute(text(f"DROP TABLE {samples.name}"))
     connection.execute(text(f"ALTER TABLE {upgraded.name} RENAME TO {samples.name}"))
+
+
+def partition_samples(engine: Engine, samples: Table) -> None:
+    """PostgreSQL: move the rows of an older release's plain samples table into a partition per
+    set version (mlops.kernel.set_partitions), in one transaction, then drop the plain table."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as connection:
+        if not _is_plain_table(connection, samples):
+            return
+    started = time.perf_counter()
+    with _upgrade_transaction(engine) as connection:
+        connection.execute(select(func.pg_advisory_xact_lock(UPGRADE_LOCK)))
+        if not _is_plain_table(connection, samples):
+            return  # another process did it while we waited for the lock
+        old_name = samples.name + UNPARTITIONED_SUFFIX
+        connection.execute(text(f'ALTER TABLE "{samples.name}" RENAME TO "{old_name}"'))
+        key = inspect(connection).get_pk_constraint(old_name)["name"]
+        # the new table's key index takes the old one's name
+        connection.execute(text(f'ALTER TABLE "{old_name}" RENAME CONSTRAINT "{key}" TO "{old_name}_pkey"'))
+        samples.create(connection)
+        columns = ", ".join(f'"{c.name}"' for c in samples.columns)
+        versions = connection.execute(text(f'SELECT DISTINCT dataset_id FROM "{old_name}" ORDER BY 1')).scalars().all()
+        rows = 0
+        for dataset_id in versions:
+            partition = new_partition(connection, samples, dataset_id)
+            rows += connection.execute(
+                text(
+                    f'INSERT INTO "{partition.name}" ({columns}) SELECT {columns} FROM "{old_name}" '
+                    f"WHERE dataset_id = :dataset_id ORDER BY sample_index"
+                ),
+                {"dataset_id": dataset_id},
+            ).rowcount
+            attach_partition(connection, samples, partition, dataset_id)
+        connection.execute(text(f'DROP TABLE "{old_name}"'))
+    log.info(
+        "moved %d samples of %d set versions into a partition each in %.1f s",
+        rows,
+        len(versions),
+        time.perf_counter() - started,
+    )
+
+
+def _is_plain_table(connection: Connection, table: Table) -> bool:
+    """PostgreSQL: whether `table` exists as an ordinary table (not a partitioned one)."""
+    kind = connection.execute(
+        text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:name)"), {"name": table.name}
+    ).scalar()
+    return kind == "r"

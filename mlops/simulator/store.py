@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, delete, exc, func, insert, select
 
-from mlops.kernel.bulk import columns_writer, is_postgresql, parent_checked_by_caller, refresh_statistics
+from mlops.kernel.bulk import columns_writer, is_postgresql, refresh_statistics
 from mlops.kernel.db import (
     FEATURE_COLUMNS,
     FEATURES,
@@ -23,6 +23,7 @@ from mlops.kernel.db import (
     set_scenarios,
 )
 from mlops.kernel.read_ahead import read_ahead
+from mlops.kernel.set_partitions import attach_partition, drop_replaced_partitions, new_partition
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,15 @@ def replace_set_blocks(
     """
     for attempt in range(1, LOAD_ATTEMPTS + 1):
         try:
-            return _replace_set_once(engine, name, n_rows, blocks(), seed, scenario)
+            dataset_id = _replace_set_once(engine, name, n_rows, blocks(), seed, scenario)
         except (exc.IntegrityError, exc.OperationalError) as error:
             if attempt == LOAD_ATTEMPTS or not _lost_a_race(engine, error):
                 raise
             log.info("load of the %s set raced another load (%s); starting again", name, type(error).__name__)
             time.sleep(0.05 * attempt)
+            continue
+        _drop_replaced_samples(engine)
+        return dataset_id
     raise AssertionError("unreachable")
 
 
@@ -93,24 +97,29 @@ def _replace_set_once(
 
     The old set, its scenario and any predictions made on it are deleted in the same transaction,
     so readers see either the old set or the new one in full, never a mix or a duplicate.
-    Missing values are stored as SQL NULL. On PostgreSQL the rows go in by binary COPY.
+    Missing values are stored as SQL NULL. On PostgreSQL the rows go in by binary COPY, into a
+    partition of their own attached before the commit; the old version's partition, no longer
+    seen by new reads once this commits, is dropped afterwards (mlops.kernel.set_partitions).
     """
     with engine.begin() as connection:
-        if is_postgresql(connection):
+        partitioned = is_postgresql(connection)
+        if partitioned:
             connection.execute(select(func.pg_advisory_xact_lock(LOAD_LOCK, SET_NAMES.index(name))))
         old = connection.execute(select(datasets.c.id).where(datasets.c.name == name)).scalar()
         if old is not None:
-            for table in (predictions, samples, set_scenarios):
+            # On PostgreSQL the old samples are a partition, dropped whole once this commits.
+            for table in (predictions, set_scenarios) if partitioned else (predictions, samples, set_scenarios):
                 connection.execute(delete(table).where(table.c.dataset_id == old))
             connection.execute(delete(datasets).where(datasets.c.id == old))
         dataset_id = connection.execute(
             insert(datasets).values(name=name, n_samples=n_rows, loaded_at=datetime.now(UTC)).returning(datasets.c.id)
         ).scalar_one()
+        if seed is not None or scenario is not None:
+            connection.execute(insert(set_scenarios).values(dataset_id=dataset_id, seed=seed, scenario=scenario))
+        written_into = new_partition(connection, samples, dataset_id) if partitioned else samples
         written = 0
-        # This transaction inserted the parent datasets row: every row below refers to it.
         with (
-            parent_checked_by_caller(connection),
-            columns_writer(connection, samples, samples.columns.keys()) as write,
+            columns_writer(connection, written_into, samples.columns.keys(), frozen=partitioned) as write,
             read_ahead(blocks, name="load-blocks") as blocks_made,
         ):
             for features, target in blocks_made:
@@ -118,10 +127,19 @@ def _replace_set_once(
                 written += len(target)
         if written != n_rows:
             raise ValueError(f"the {name} set was announced with {n_rows} rows but {written} came")
-        if seed is not None or scenario is not None:
-            connection.execute(insert(set_scenarios).values(dataset_id=dataset_id, seed=seed, scenario=scenario))
-        refresh_statistics(connection, n_rows, samples)
+        refresh_statistics(connection, n_rows, written_into)
+        if partitioned:
+            attach_partition(connection, samples, written_into, dataset_id)
     return dataset_id
+
+
+def _drop_replaced_samples(engine: Engine) -> None:
+    """Drop the samples of the versions a load replaced (PostgreSQL). The load has committed: a
+    database that stops answering now leaves them to the next load, and the load still succeeded."""
+    try:
+        drop_replaced_partitions(engine, samples, datasets)
+    except (exc.OperationalError, exc.InterfaceError) as error:
+        log.warning("the replaced samples stay until the next load: %s", error)
 
 
 def _block_columns(

@@ -23,7 +23,7 @@ from mlops.kernel.db import (
     samples,
     set_scenarios,
 )
-from mlops.kernel.schema_upgrades import UpgradeRefused, move_targets_into_samples
+from mlops.kernel.schema_upgrades import UpgradeRefused, move_targets_into_samples, partition_samples
 from mlops.kernel.web.state import state_of
 from mlops.simulator.app import create_app
 from mlops.simulator.splits import load_split
@@ -59,6 +59,11 @@ def old_layout() -> MetaData:
 def old_database(db_url):
     """A database in the old layout holding a training and a production set (with NULL features),
     the production set's predictions and scenario; yields its URL and what it holds."""
+    return write_old_database(db_url)
+
+
+def write_old_database(db_url: str) -> tuple[str, dict]:
+    """Create the old layout at db_url, fill it as old_database says; return the URL and what it holds."""
     old = old_layout()
     engine = make_engine(db_url)
     old.create_all(engine)
@@ -144,15 +149,16 @@ def test_the_upgraded_table_refuses_a_sample_without_its_class(old_database):
     engine.dispose()
 
 
-def test_processes_starting_at_once_upgrade_once(old_database):
-    url, written = old_database
+def errors_of_upgrades_at_once(url: str, upgrade) -> list[Exception]:
+    """Run upgrade(engine, samples) in three threads at once, as processes starting together
+    would, each with its own engine; return what they raised."""
     engines = [make_engine(url) for _ in range(3)]
     errors = []
 
     def start(engine):
         try:
-            move_targets_into_samples(engine, samples)
-        except Exception as error:  # reported below, with the others
+            upgrade(engine, samples)
+        except Exception as error:  # reported by the caller, with the others
             errors.append(error)
 
     threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
@@ -162,7 +168,12 @@ def test_processes_starting_at_once_upgrade_once(old_database):
         thread.join(timeout=120)
     for engine in engines:
         engine.dispose()
-    assert not errors
+    return errors
+
+
+def test_processes_starting_at_once_upgrade_once(old_database):
+    url, written = old_database
+    assert not errors_of_upgrades_at_once(url, move_targets_into_samples)
     assert_upgraded_with_every_row(url, written)
 
 
@@ -237,4 +248,75 @@ def test_an_upgrade_that_dies_midway_leaves_the_old_layout_whole(old_database, m
     monkeypatch.undo()
     ensure_schema(engine)
     engine.dispose()
+    assert_upgraded_with_every_row(url, written)
+
+
+def samples_layout(url: str) -> tuple[str, list[str]]:
+    """PostgreSQL: samples' kind ('r' plain, 'p' partitioned) and the tables named as its partitions."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            kind = connection.execute(text("SELECT relkind FROM pg_class WHERE relname = 'samples'")).scalar_one()
+            parts = connection.execute(
+                text("SELECT relname FROM pg_class WHERE relkind = 'r' AND relname ~ '^samples_' ORDER BY 1")
+            ).scalars()
+            return kind, list(parts)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def plain_samples_database(postgres_database):
+    """PostgreSQL: a database as the release before a partition per set left it (the classes in
+    samples already, one plain samples table)."""
+    url, written = write_old_database(postgres_database())
+    engine = make_engine(url)
+    move_targets_into_samples(engine, samples)
+    engine.dispose()
+    assert samples_layout(url) == ("r", [])
+    return url, written
+
+
+def test_a_plain_samples_table_becomes_a_partition_per_set_without_losing_a_row(plain_samples_database):
+    url, written = plain_samples_database
+    engine = make_engine(url)
+    ensure_schema(engine)
+    engine.dispose()
+    assert samples_layout(url) == ("p", sorted(f"samples_{set_id}" for set_id, _ in written.values()))
+    assert_upgraded_with_every_row(url, written)
+    # a reload after the upgrade replaces its set's partition
+    engine = make_engine(url)
+    split = load_split("training")
+    new_id = replace_set(engine, "training", split.features, split.target)
+    engine.dispose()
+    assert samples_layout(url) == ("p", sorted([f"samples_{new_id}", f"samples_{written['production'][0]}"]))
+
+
+def test_processes_starting_at_once_partition_once(plain_samples_database):
+    url, written = plain_samples_database
+    assert not errors_of_upgrades_at_once(url, partition_samples)
+    assert samples_layout(url)[0] == "p"
+    assert_upgraded_with_every_row(url, written)
+
+
+def test_partitioning_that_dies_midway_leaves_the_plain_table_whole(plain_samples_database, monkeypatch):
+    url, written = plain_samples_database
+    attached = []
+
+    def attach_then_die(connection, table, partition, dataset_id):
+        schema_upgrades_attach(connection, table, partition, dataset_id)
+        attached.append(dataset_id)
+        if len(attached) == 2:
+            raise RuntimeError("the process died here")
+
+    schema_upgrades_attach = schema_upgrades.attach_partition
+    monkeypatch.setattr(schema_upgrades, "attach_partition", attach_then_die)
+    engine = make_engine(url)
+    with pytest.raises(RuntimeError, match="died here"):
+        partition_samples(engine, samples)
+    assert samples_layout(url) == ("r", [])
+    monkeypatch.undo()
+    partition_samples(engine, samples)
+    engine.dispose()
+    assert samples_layout(url)[0] == "p"
     assert_upgraded_with_every_row(url, written)
