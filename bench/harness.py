@@ -20,12 +20,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
 from mlops.kernel.config import Settings
 from tests.support.processes import ServiceProcess, free_port, settings_on_free_ports  # noqa: F401 (free_port: for bench modules)
+
+T = TypeVar("T")
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -295,6 +297,16 @@ def postgres_cpu_seconds() -> float:
         except OSError:
             continue
     return total
+
+
+def database_rate(rows: int, action: Callable[[], T]) -> tuple[str, T]:
+    """Run action; return how fast it went through `rows` rows, with the PostgreSQL server's CPU
+    meanwhile ("<s> s <rows/s> rows/s (database server <CPU-s> CPU-s)"), and what it returned."""
+    cpu, started = postgres_cpu_seconds(), time.perf_counter()
+    result = action()
+    seconds = time.perf_counter() - started
+    line = f"{seconds:6.2f} s {rows / seconds:10,.0f} rows/s (database server {postgres_cpu_seconds() - cpu:.1f} CPU-s)"
+    return line, result
 
 
 def reset_peak_rss(leaders: list[int]) -> None:

@@ -5,9 +5,7 @@ alternating (docs/performance.md, P4). Run: .venv/bin/python -m bench.micro.load
 
 from __future__ import annotations
 
-import time
-
-from bench.harness import postgres_cpu_seconds, postgres_database
+from bench.harness import database_rate, postgres_database
 from mlops.kernel.datasets import read_set, replace_predictions
 from mlops.kernel.db import ensure_schema, make_engine
 from mlops.simulator.splits import resampled_production
@@ -16,13 +14,14 @@ from mlops.simulator.store import replace_set_blocks
 SMALL, BIG = 1_000_000, 10_000_000
 
 
-def load(engine, rows: int) -> tuple[float, float]:
-    """Seconds and database server CPU-s to load `rows` resampled production rows."""
-    cpu, started = postgres_cpu_seconds(), time.perf_counter()
-    replace_set_blocks(
-        engine, "production", rows, lambda: ((block.features, block.target) for block in resampled_production(rows))
-    )
-    return time.perf_counter() - started, postgres_cpu_seconds() - cpu
+def load(engine, rows: int) -> str:
+    """Load `rows` resampled production rows; say how fast (bench.harness.database_rate)."""
+
+    def blocks():
+        return ((block.features, block.target) for block in resampled_production(rows))
+
+    rate, _ = database_rate(rows, lambda: replace_set_blocks(engine, "production", rows, blocks))
+    return rate
 
 
 def main() -> None:
@@ -35,12 +34,8 @@ def main() -> None:
                 with engine.begin() as connection:
                     small = read_set(connection, "production")
                     replace_predictions(connection, small.dataset_id, small.features.index, small.target.to_numpy(), 1)
-            seconds, cpu = load(engine, BIG)
-            print(
-                f"{BIG:,} rows replacing {SMALL:,} {'with' if evaluated else 'without'} their predictions: "
-                f"{seconds:6.2f} s {BIG / seconds:10,.0f} rows/s (database server {cpu:.1f} CPU-s)",
-                flush=True,
-            )
+            rate = load(engine, BIG)
+            print(f"{BIG:,} rows replacing {SMALL:,} {'with' if evaluated else 'without'} their predictions: {rate}")
         engine.dispose()
 
 

@@ -7,12 +7,11 @@ them: .venv/bin/python -m bench.micro.loads_in_a_row [rows]
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 
-from bench.harness import postgres_cpu_seconds, postgres_database
+from bench.harness import database_rate, postgres_database
 from mlops.kernel.db import FEATURES, ensure_schema, make_engine
 from mlops.simulator.store import replace_set
 
@@ -25,14 +24,8 @@ def main(n_rows: int) -> None:
         engine = make_engine(url)
         ensure_schema(engine)
         for load in (1, 2, 3):
-            cpu, started = postgres_cpu_seconds(), time.perf_counter()
-            replace_set(engine, "production", features, target)
-            seconds = time.perf_counter() - started
-            print(
-                f"load {load}: {seconds:6.2f} s {n_rows / seconds:10,.0f} rows/s "
-                f"(database server {postgres_cpu_seconds() - cpu:.1f} CPU-s)",
-                flush=True,
-            )
+            rate, _ = database_rate(n_rows, lambda: replace_set(engine, "production", features, target))
+            print(f"load {load}: {rate}", flush=True)
         engine.dispose()
 
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench.harness import bench_settings, call, postgres_cpu_seconds, postgres_database, services
+from bench.harness import bench_settings, call, database_rate, postgres_database, services
 
 SIZES = (1_000_000, 10_000_000)
 
@@ -21,14 +20,13 @@ def main(loads: int) -> None:
         with services(settings, ["simulator", "ml", "monitoring"]) as running:
             simulator = running["simulator"].url
             for rows in [SIZES[0]] + [SIZES[1]] * loads:
-                cpu, started = postgres_cpu_seconds(), time.perf_counter()
-                call("POST", simulator + "/root/simulator", json={"set_name": "production", "size": rows})
-                seconds = time.perf_counter() - started
-                print(
-                    f"{rows:>10,} rows: {seconds:6.2f} s {rows / seconds:10,.0f} rows/s "
-                    f"(database server {postgres_cpu_seconds() - cpu:.1f} CPU-s)",
-                    flush=True,
+                rate, _ = database_rate(
+                    rows,
+                    lambda rows=rows: call(
+                        "POST", simulator + "/root/simulator", json={"set_name": "production", "size": rows}
+                    ),
                 )
+                print(f"{rows:>10,} rows: {rate}", flush=True)
 
 
 if __name__ == "__main__":
