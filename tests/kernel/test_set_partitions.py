@@ -64,8 +64,9 @@ def test_each_loaded_version_is_a_partition_and_a_replaced_one_is_dropped(pg_eng
 
 
 def test_a_version_still_being_read_is_dropped_by_a_later_load(pg_engine, monkeypatch):
-    """A read that began before a reload keeps the old version whole; the reload does not wait for
-    it longer than DROP_LOCK_TIMEOUT, and a later load drops the old partition."""
+    """A reader whose transaction read the old version before a reload holds that partition: the
+    reload still answers, giving up the drop after DROP_LOCK_TIMEOUT (the reader's next statement
+    sees the old version whole or, once detached, not at all), and a later load drops it."""
     monkeypatch.setattr(set_partitions, "DROP_LOCK_TIMEOUT", "300ms")
     old = load(pg_engine, "production", 3_000)
     reader = pg_engine.connect()
