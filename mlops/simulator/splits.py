@@ -18,8 +18,9 @@ NOISE_SCALE = 0.3
 SHIFT_SCALE = 0.5
 MISSING_FRACTION = 0.03
 NOISE_BLOCK_ROWS = 65_536
-# A resampled production set is made and written this many rows at a time.
-RESAMPLE_BLOCK_ROWS = 262_144
+# A resampled production set is made and written this many rows at a time; about three blocks
+# are held at once (one being made, one waiting, one being encoded), 6 MB of features each.
+RESAMPLE_BLOCK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
