@@ -40,6 +40,12 @@ class ResultCache(Generic[V]):
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    def keep_only(self, wanted: Callable[[Hashable], bool]) -> None:
+        """Drop every entry whose key is not wanted."""
+        with self._lock:
+            for key in [key for key in self._entries if not wanted(key)]:
+                del self._entries[key]
+
     def get_or_compute(self, key: Hashable, compute: Callable[[], V]) -> tuple[V, bool]:
         """The result for key and whether it came from the cache; compute() it (once) when missing."""
         value = self.get(key)
@@ -58,6 +64,11 @@ class ResultCache(Generic[V]):
                 with self._lock:
                     self._computing.pop(key, None)
         return value, False
+
+    def keys(self) -> list[Hashable]:
+        """The keys held, least recently used first."""
+        with self._lock:
+            return list(self._entries)
 
     def __len__(self) -> int:
         with self._lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -163,6 +163,15 @@ class MonitoringCache:
     verdicts: ResultCache[VerdictResult] = field(default_factory=lambda: ResultCache(RESULT_ENTRIES))
     frames: ResultCache[MonitoringData] = field(default_factory=lambda: ResultCache(FRAME_ENTRIES))
 
+    def keep_only(self, version: DataVersion) -> None:
+        """Drop what was computed on other versions of the data. Once a set is reloaded or evaluated
+        again, results of its older versions are no longer asked for (a model deployed again, the
+        rare exception, costs one run), and each holds an Evidently run and the frames it ran on
+        until it would have been pushed out: tens of MB per report of a sampled big set."""
+        self.results.keep_only(lambda key: key.version == version)
+        self.verdicts.keep_only(lambda key: key.version == version)
+        self.frames.keep_only(lambda key: key[0] == version)
+
 
 class _DataChanged(Exception):
     """The sets changed between reading their version and reading them."""
@@ -175,6 +184,7 @@ def run_check(
     return _on_stored_data(
         engine,
         lambda connection: CheckKey(data_version(connection), kind, presets),
+        cache,
         cache.results,
         lambda key: _compute(engine, cache, key, max_rows),
         "The testing or production set (or its predictions)",
@@ -193,6 +203,7 @@ def run_verdict(
     return _on_stored_data(
         engine,
         key_of,
+        cache,
         cache.verdicts,
         lambda key: _compute_verdict(engine, cache, key, max_rows),
         "The training, testing or production set (or its predictions)",
@@ -201,20 +212,25 @@ def run_verdict(
 
 def _on_stored_data(
     engine: Engine,
-    key_of: Callable[[Connection], Hashable],
+    key_of: Callable[[Connection], CheckKey | VerdictKey],
+    cache: MonitoringCache,
     results: ResultCache[R],
     compute: Callable[[Any], R],
     what: str,
 ) -> tuple[R, bool]:
     """The result for the stored data's current versions (key_of reads them), computed once per key;
-    read again when the sets change while being read."""
+    read again when the sets change while being read. A result computed on a new version of the
+    data drops the cache's results of older ones."""
     for _attempt in range(READ_ATTEMPTS):
         with engine.connect() as connection:
             key = key_of(connection)
         try:
-            return results.get_or_compute(key, lambda key=key: compute(key))
+            result, cached = results.get_or_compute(key, lambda key=key: compute(key))
         except _DataChanged:
             continue
+        if not cached:
+            cache.keep_only(key.version)
+        return result, cached
     raise kept_reloading(what)
 
 

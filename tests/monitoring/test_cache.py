@@ -66,3 +66,12 @@ def test_concurrent_requests_for_one_key_share_one_computation_and_other_keys_do
     second.join(30)
     assert calls == ["slow"]
     assert results == {"first": ("slow result", False), "second": ("slow result", True)}
+
+
+def test_keep_only_drops_the_entries_not_wanted():
+    cache = ResultCache[str](max_entries=4)
+    for key in ("old-report", "old-tests", "new-report"):
+        cache.put(key, key.upper())
+    cache.keep_only(lambda key: key.startswith("new"))
+    assert cache.keys() == ["new-report"]
+    assert cache.get("old-report") is None and cache.get("new-report") == "NEW-REPORT"

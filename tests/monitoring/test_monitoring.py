@@ -160,6 +160,12 @@ def test_a_repeat_is_served_from_the_cache_until_the_data_changes(client, evalua
     first_answer, reloaded_answer = first.get_json(), reloaded.get_json()
     assert reloaded_answer["datasets"]["current"]["dataset_id"] > first_answer["datasets"]["current"]["dataset_id"]
     assert reloaded_answer["data"]["timestamp"] != first_answer["data"]["timestamp"]
+    # what was computed on the replaced version is freed, not kept until pushed out
+    cache = state_of(client.application).resources
+    versions = {key.version for key in [*cache.results.keys(), *cache.verdicts.keys()]}
+    versions |= {version for version, _max_rows in cache.frames.keys()}
+    (kept,) = versions
+    assert kept.current_id == reloaded_answer["datasets"]["current"]["dataset_id"]
 
     # So are predictions of another model version, and the answer points out the mismatch.
     evaluate(evaluated, wine_model, "testing", model_version=2)
