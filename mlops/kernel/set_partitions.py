@@ -28,7 +28,12 @@ DROP_LOCK_TIMEOUT = "10s"
 
 def partition_name(table: Table, dataset_id: int) -> str:
     """The name of the partition holding one version of a set (its datasets row id)."""
-    return f"{table.name}_{int(dataset_id)}"
+    return f"{_partition_prefix(table)}{int(dataset_id)}"
+
+
+def _partition_prefix(table: Table) -> str:
+    """What the name of each of table's partitions starts with, before its version."""
+    return f"{table.name}_"
 
 
 def new_partition(connection: Connection, table: Table, dataset_id: int) -> Table:
@@ -96,7 +101,7 @@ def _replaced_partitions(connection: Connection, table: Table, datasets: Table) 
     """The tables named as partitions of `table` whose version has no datasets row: (name,
     attached, detach pending). One statement, so a load committing meanwhile is seen whole or not
     at all (and a load still running has neither its row nor its table visible)."""
-    pattern = f"^{re.escape(table.name)}_[0-9]+$"
+    prefix = _partition_prefix(table)
     rows = connection.execute(
         text(
             f"""
@@ -108,7 +113,7 @@ def _replaced_partitions(connection: Connection, table: Table, datasets: Table) 
             ORDER BY c.relname
             """
         ),
-        {"parent": table.name, "pattern": pattern, "prefix": f"{table.name}_"},
+        {"parent": table.name, "pattern": f"^{re.escape(prefix)}[0-9]+$", "prefix": prefix},
     ).all()
     return [(row[0], row[1], row[2]) for row in rows]
 
