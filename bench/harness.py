@@ -319,37 +319,36 @@ def reset_peak_rss(leaders: list[int]) -> None:
                 pass
 
 
+def memory_bytes(pid: int, fields: tuple[str, ...]) -> dict[str, int]:
+    """These memory fields of one process, in bytes, from /proc/<pid>/status (VmHWM, VmRSS,
+    RssAnon, RssFile, ...) and /proc/<pid>/smaps_rollup (Pss, Private_Dirty, ...); none of a
+    process that has ended."""
+    found: dict[str, int] = {}
+    for source in ("status", "smaps_rollup"):
+        try:
+            lines = Path(f"/proc/{pid}/{source}").read_text().splitlines()
+        except OSError:
+            return {}
+        for line in lines:
+            name = line.split(":", 1)[0]
+            if name in fields and name not in found:
+                found[name] = int(line.split()[1]) * 1024
+    return found
+
+
 def peak_rss_bytes(leaders: list[int]) -> dict[int, int]:
     """Per process group, the sum over its processes of their peak RSS (VmHWM) since the last
     reset; summed over groups, an upper bound of the memory the services held at once."""
-    peaks = {}
-    for leader in leaders:
-        peaks[leader] = 0
-        for pid in group_pids(leader):
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peaks[leader] += int(line.split()[1]) * 1024
-            except OSError:
-                pass
-    return peaks
+    return {
+        leader: sum(memory_bytes(pid, ("VmHWM",)).get("VmHWM", 0) for pid in group_pids(leader)) for leader in leaders
+    }
 
 
 def pss_bytes(leaders: list[int]) -> int:
     """The proportional set size summed over the processes of these groups: a page shared by n
     processes counts 1/n in each, so the sum is the memory they hold together (a sum of RSS
     counts every shared page once per process that maps it)."""
-    total = 0
-    for leader in leaders:
-        for pid in group_pids(leader):
-            try:
-                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-            except OSError:
-                pass
-    return total
+    return sum(memory_bytes(pid, ("Pss",)).get("Pss", 0) for leader in leaders for pid in group_pids(leader))
 
 
 @contextmanager

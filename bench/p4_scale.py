@@ -263,6 +263,20 @@ def database_alone(engine, set_name: str) -> dict[str, float]:
     }
 
 
+def walk_through_small_sets(simulator: str, ml: str, monitoring: str) -> None:
+    """The walkthrough's sets loaded, the model trained and the sets evaluated, and one report:
+    what the big sets then replace. The report comes first on the small production set because
+    the monitoring worker imports Evidently on its first report, no part of how time grows with size."""
+    for set_name in ("training", "testing"):
+        call("POST", simulator + "/root/simulator", json={"set_name": set_name})
+    call("POST", ml + "/root/ml/set_model", json=WALKTHROUGH_MODEL)
+    call("POST", ml + "/root/ml", json={"dataset": "training"})
+    call("POST", ml + "/root/ml", json={"dataset": "testing"})
+    call("POST", simulator + "/root/simulator", json={"set_name": "production"})
+    call("POST", ml + "/root/ml", json={"dataset": "production"})
+    call("POST", monitoring + "/root/monitoring", json={"metric": "report"})
+
+
 def through_services(url: str, data_dir: Path, sizes: list[int], result: Result, profile: bool) -> None:
     """Load, evaluate and report on each size through the services; peak RSS per size."""
     settings = bench_settings(data_dir, dataset_db_url=url)
@@ -270,16 +284,7 @@ def through_services(url: str, data_dir: Path, sizes: list[int], result: Result,
     with services(settings, ["simulator", "ml", "monitoring"]) as running:
         simulator, ml, monitoring = (running[n].url for n in ("simulator", "ml", "monitoring"))
         leaders = {service.process.pid: name for name, service in running.items()}
-        for set_name in ("training", "testing"):
-            call("POST", simulator + "/root/simulator", json={"set_name": set_name})
-        call("POST", ml + "/root/ml/set_model", json=WALKTHROUGH_MODEL)
-        call("POST", ml + "/root/ml", json={"dataset": "training"})
-        call("POST", ml + "/root/ml", json={"dataset": "testing"})
-        # one report on the walkthrough's small production set first: the monitoring worker
-        # imports Evidently on its first report, which is no part of how time grows with size
-        call("POST", simulator + "/root/simulator", json={"set_name": "production"})
-        call("POST", ml + "/root/ml", json={"dataset": "production"})
-        call("POST", monitoring + "/root/monitoring", json={"metric": "report"})
+        walk_through_small_sets(simulator, ml, monitoring)
         for rows in sizes:
             largest = profile and rows == sizes[-1]
             reset_peak_rss(list(leaders))

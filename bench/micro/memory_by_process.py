@@ -15,26 +15,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.harness import bench_settings, call, group_pids, postgres_database, reset_peak_rss, services
-from mlops.kernel.walkthrough import RANDOM_FOREST_MODEL
+from bench.harness import bench_settings, call, group_pids, memory_bytes, postgres_database, reset_peak_rss, services
+from bench.p4_scale import walk_through_small_sets
 
 SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
-STATUS_FIELDS = {"VmHWM": "rss", "RssAnon": "anon", "RssFile": "file"}
-SMAPS_FIELDS = {"Pss": "pss", "Private_Dirty": "private"}
+# /proc's names of the figures printed, and the names they are printed under
+FIELDS = {"VmHWM": "rss", "RssAnon": "anon", "RssFile": "file", "Pss": "pss", "Private_Dirty": "private"}
 
 
 def memory_mb(pid: int) -> dict[str, int]:
     """One process's memory now (its peak RSS since the last reset under "rss"), in MB."""
-    seen = {}
-    try:
-        for source, fields in ((f"/proc/{pid}/status", STATUS_FIELDS), (f"/proc/{pid}/smaps_rollup", SMAPS_FIELDS)):
-            for line in Path(source).read_text().splitlines():
-                field = line.split(":", 1)[0]
-                if field in fields:
-                    seen[fields[field]] = int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return seen
+    return {FIELDS[name]: value // 2**20 for name, value in memory_bytes(pid, tuple(FIELDS)).items()}
 
 
 def phase(name: str, leaders: dict[int, str], action: Callable[[], object]) -> None:
@@ -76,16 +67,12 @@ def main(sizes: list[int]) -> None:
             simulator, ml, monitoring = (running[name].url for name in ("simulator", "ml", "monitoring"))
             leaders = {service.process.pid: name for name, service in running.items()}
 
-            def walkthrough() -> None:
-                for set_name in ("training", "testing", "production"):
-                    call("POST", simulator + "/root/simulator", json={"set_name": set_name})
-                call("POST", ml + "/root/ml/set_model", json=RANDOM_FOREST_MODEL)
-                for set_name in ("training", "testing", "production"):
-                    call("POST", ml + "/root/ml", json={"dataset": set_name})
-                call("POST", monitoring + "/root/monitoring", json={"metric": "report"})
-
             phase("started", leaders, lambda: time.sleep(0.5))
-            phase("the walkthrough's sets: load, train, evaluate, report", leaders, walkthrough)
+            phase(
+                "the walkthrough's sets: load, train, evaluate, report",
+                leaders,
+                lambda: walk_through_small_sets(simulator, ml, monitoring),
+            )
             for rows in sizes:
                 load = {"set_name": "production", "size": rows}
                 phase(
